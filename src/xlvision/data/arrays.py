@@ -1,0 +1,36 @@
+"""The one in-memory form every data source produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+@dataclass
+class DigitArrays:
+    """Digits in the glyph convention: uint8 [N, 28, 28], bright ink on dark, centred by mass."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    groups: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 3:
+            raise ValueError(f"images must be uint8 [N, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} images")
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def subset(self, index: torch.Tensor) -> DigitArrays:
+        groups = None if self.groups is None else self.groups[index]
+        return DigitArrays(self.images[index], self.labels[index], groups)
+
+    def normalized(self) -> torch.Tensor:
+        """Float [N, 1, H, W] with MNIST's mean and std, the models' input."""
+        return ((self.images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
