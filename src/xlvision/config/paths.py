@@ -13,4 +13,6 @@ def config_dir() -> Path:
     for candidate in (PACKAGE_DIR / "conf", PACKAGE_DIR.parent.parent / "conf"):
         if (candidate / "config.yaml").is_file():
             return candidate
-    raise FileNotFoundError(f"xlvision configs not found next to {PACKAGE_DIR}; reinstall the package")
+    raise FileNotFoundError(
+        f"xlvision configs not found next to {PACKAGE_DIR}; reinstall the package"
+    )

@@ -20,9 +20,13 @@ class DigitArrays:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 3:
-            raise ValueError(f"images must be uint8 [N, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 [N, H, W], got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} images")
+            raise ValueError(
+                f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} images"
+            )
 
     def __len__(self) -> int:
         return self.labels.shape[0]

@@ -39,7 +39,7 @@ class Language:
     class_names: tuple[str, ...]
     train_fonts: tuple[str, ...]
     test_fonts: tuple[str, ...]
-    extra_glyphs: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    extra_glyphs: dict[int, tuple[str, ...]] = field(default_factory=dict, hash=False)
     english_names: tuple[str, ...] = ENGLISH_DIGIT_NAMES
 
     @property
@@ -91,8 +91,6 @@ def load_language(code: str) -> Language:
     """The registry entry for `code`, read from its config file."""
     path = _language_dir() / f"{code}.yaml"
     if not path.is_file():
-        raise KeyError(
-            f"unknown language {code!r}; available: {', '.join(available_languages())}"
-        )
+        raise KeyError(f"unknown language {code!r}; available: {', '.join(available_languages())}")
     node = OmegaConf.load(path)
     return language_from_mapping(node)

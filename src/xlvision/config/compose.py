@@ -1,0 +1,146 @@
+"""Composing the shipped configs and checking them, with errors that fit on one line."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from xlvision.config.paths import config_dir
+from xlvision.config.resolvers import register_resolvers
+from xlvision.config.schema import register_schemas
+
+
+class ConfigError(ValueError):
+    """A bad config value: the message names the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def group_options(group: str, conf: Path | None = None) -> list[str]:
+    """Option names of a config group, e.g. `language` → ['ar', 'bn', …]."""
+    folder = (conf or config_dir()) / group
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def check_group_choice(group: str, values: Sequence[str], conf: Path | None = None) -> None:
+    """Refuse `group=value` when no `conf/<group>/<value>.yaml` exists."""
+    options = group_options(group, conf)
+    for value in values:
+        if value not in options and value != "null":
+            raise ConfigError(group, value, f"one of {', '.join(options)}")
+
+
+def _positive(v: Any) -> bool:
+    return isinstance(v, int | float) and v > 0 and math.isfinite(v)
+
+
+def _non_negative(v: Any) -> bool:
+    return isinstance(v, int | float) and v >= 0 and math.isfinite(v)
+
+
+def _positive_or_null(v: Any) -> bool:
+    return v is None or (isinstance(v, int) and v > 0)
+
+
+def _fraction_or_count(v: Any) -> bool:
+    return isinstance(v, int | float) and v > 0 and (v <= 1.0 or float(v).is_integer())
+
+
+# (key, check, what is allowed). Keys absent from a config are skipped.
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("seed", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    ("optimizer.lr", _positive, "a number > 0"),
+    ("optimizer.weight_decay", _non_negative, "a number >= 0"),
+    ("optimizer.momentum", lambda v: v is None or 0 <= v < 1, "a number in [0, 1)"),
+    ("data.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    ("data.shots_per_class", _positive_or_null, "null (all data) or an integer > 0"),
+    ("data.train_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("data.val_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("data.test_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("data.kind", lambda v: v in {"glyphs", "real"}, "glyphs or real"),
+    ("data.augment.noise", _non_negative, "a number >= 0"),
+    ("data.augment.elastic_grid", lambda v: isinstance(v, int) and v >= 2, "an integer >= 2"),
+    ("model.in_channels", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("model.image_size", lambda v: isinstance(v, int) and v >= 8, "an integer >= 8"),
+    ("model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    ("trainer.max_epochs", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("trainer.limit_train_batches", _fraction_or_count, "a fraction in (0, 1] or a count"),
+    ("trainer.limit_val_batches", _fraction_or_count, "a fraction in (0, 1] or a count"),
+    ("trainer.limit_test_batches", _fraction_or_count, "a fraction in (0, 1] or a count"),
+    ("trainer.gradient_clip_val", _non_negative, "a number >= 0"),
+    (
+        "device.accelerator",
+        lambda v: v in {"cpu", "gpu", "cuda", "mps", "auto"},
+        "cpu, gpu, cuda, mps or auto",
+    ),
+    (
+        "device.precision",
+        lambda v: v in {"32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"},
+        "32-true, 16-mixed, bf16-mixed, bf16-true or 64-true",
+    ),
+]
+
+
+def validate_config(cfg: DictConfig) -> DictConfig:
+    """Check value ranges and cross-key consistency; raise `ConfigError` on the first problem."""
+    from xlvision.models.registry import MODELS
+
+    for key, check, allowed in RULES:
+        value = OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=False)
+        if value == "__absent__":
+            continue
+        if not check(value):
+            raise ConfigError(key, value, allowed)
+    if "language" in cfg and not cfg.language:
+        raise ConfigError("language", [], "at least one language")
+    if "model" in cfg and cfg.model.name not in MODELS:
+        raise ConfigError("model.name", cfg.model.name, f"one of {', '.join(sorted(MODELS))}")
+    return cfg
+
+
+def _one_line(err: Exception) -> str:
+    """OmegaConf and Hydra messages span lines (key, type, hints); keep what names the key."""
+    if isinstance(err, OmegaConfBaseException) and getattr(err, "full_key", None):
+        first = str(err).splitlines()[0]
+        return f"{err.full_key}: {first}"
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, OmegaConfBaseException):
+        return _one_line(cause)
+    return " ".join(str(err).split())
+
+
+def compose_config(
+    overrides: Sequence[str] = (), config_name: str = "config", validate: bool = True
+) -> DictConfig:
+    """Compose a shipped primary config with overrides, the way the console scripts do.
+
+    `hydra:` interpolations (the output dir) are resolvable because the Hydra node is kept.
+    """
+    register_resolvers()
+    register_schemas()
+    conf = config_dir()
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if (conf / key).is_dir() and value and not value.startswith("${"):
+            check_group_choice(key, value.strip("[]").split(","), conf)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError("config", list(overrides), _one_line(err)) from err
+    finally:
+        GlobalHydra.instance().clear()
+    return validate_config(cfg) if validate else cfg

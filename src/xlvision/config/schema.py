@@ -1,0 +1,143 @@
+"""Structured configs: the shape of every group, registered so a typo fails at composition.
+
+Each YAML in `conf/` is merged onto these dataclasses; an unknown key or a wrongly typed value
+is refused by OmegaConf before anything runs. Value ranges are checked in `compose.RULES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class LanguageConf:
+    code: str = MISSING
+    name: str = MISSING
+    script: str = MISSING
+    codepoints: list[str] = MISSING
+    class_names: list[str] = MISSING
+    train_fonts: list[str] = MISSING
+    test_fonts: list[str] = MISSING
+    extra_glyphs: dict[int, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class AugmentConf:
+    rotation: float = 12.0
+    shear: float = 0.25
+    scale: list[float] = field(default_factory=lambda: [0.75, 1.1])
+    aspect: float = 0.15
+    translation: float = 1.5
+    stroke: list[float] = field(default_factory=lambda: [-1.0, 2.0])
+    elastic_alpha: float = 1.5
+    elastic_grid: int = 4
+    blur: list[float] = field(default_factory=lambda: [0.0, 0.8])
+    noise: float = 0.05
+
+
+@dataclass
+class DataConf:
+    kind: str = "glyphs"
+    batch_size: int = 128
+    num_workers: int = 0
+    shots_per_class: int | None = None
+    train_per_class: int = 2000
+    val_per_class: int = 200
+    test_per_class: int = 500
+    cache_dir: str | None = None
+    augment: AugmentConf = field(default_factory=AugmentConf)
+    # Reader-specific settings of real datasets (validated by the reader).
+    source: Any = None
+
+
+@dataclass
+class ModelConf:
+    name: str = "net"
+    in_channels: int = 1
+    image_size: int = 28
+    channels: list[int] = field(default_factory=lambda: [64, 64, 128])
+    hidden: int = 512
+    dropout: float = 0.25
+    batch_norm: bool = True
+    small_stem: bool = True
+    weights: str | None = None
+
+
+@dataclass
+class OptimizerConf:
+    """The union of the shipped optimizers' arguments; unset ones are not passed on."""
+
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float | None = None
+    nesterov: bool | None = None
+    betas: list[float] | None = None
+    eps: float | None = None
+
+
+@dataclass
+class SchedulerConf:
+    _target_: str | None = None
+    _partial_: bool = True
+    T_max: int | None = None
+    eta_min: float | None = None
+    max_lr: float | None = None
+    pct_start: float | None = None
+    step_size: int | None = None
+    gamma: float | None = None
+
+
+@dataclass
+class DeviceConf:
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+
+
+@dataclass
+class PathsConf:
+    root_dir: str = "."
+    data_dir: str = "../shared/data"
+    cache_dir: str = "outputs/.cache"
+    log_dir: str = "outputs"
+    output_dir: str = "outputs"
+
+
+@dataclass
+class TrainerConf:
+    max_epochs: int = 4
+    limit_train_batches: float = 1.0
+    limit_val_batches: float = 1.0
+    limit_test_batches: float = 1.0
+    log_every_n_steps: int = 20
+    gradient_clip_val: float = 0.0
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class Config:
+    stage: str = "train"
+    seed: int = 0
+    monitor: str = "val/mean/acc"
+    trainer: TrainerConf = field(default_factory=TrainerConf)
+    language: dict[str, LanguageConf] = field(default_factory=dict)
+    data: DataConf = field(default_factory=DataConf)
+    model: ModelConf = field(default_factory=ModelConf)
+    optimizer: OptimizerConf = field(default_factory=OptimizerConf)
+    scheduler: SchedulerConf = field(default_factory=SchedulerConf)
+    device: DeviceConf = field(default_factory=DeviceConf)
+    logger: dict[str, Any] = field(default_factory=dict)
+    paths: PathsConf = field(default_factory=PathsConf)
+
+
+def register_schemas() -> None:
+    """Make `xlv_schema` available to the defaults lists of the primary configs."""
+    ConfigStore.instance().store(name="xlv_schema", node=Config)

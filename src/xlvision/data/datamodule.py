@@ -1,0 +1,136 @@
+"""One Lightning DataModule for every source: glyphs or real data, one or many languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from xlvision.data.arrays import DigitArrays
+from xlvision.data.cache import cached_arrays, file_digest
+from xlvision.data.glyphs import GENERATOR_VERSION, generate_glyph_digits, split_seed
+from xlvision.data.sampling import sample_shots
+from xlvision.languages import Language
+
+SPLITS = ("train", "val", "test")
+
+
+class LanguageBatches(Dataset):
+    """Images, labels and language indices, fetched a whole batch per index list."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, languages: torch.Tensor):
+        self.images, self.labels, self.languages = images, labels, languages
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index], self.languages[index]
+
+
+def glyph_splits(data: DictConfig, language: Language, seed: int) -> dict[str, DigitArrays]:
+    """Train and val from the training fonts, test from the held-out fonts."""
+    augment = OmegaConf.to_container(data.augment, resolve=True)
+    out = {}
+    for split in SPLITS:
+        role = "test" if split == "test" else "train"
+        per_class = data[f"{split}_per_class"]
+        spec = {
+            "generator": GENERATOR_VERSION,
+            "language": language.code,
+            "glyphs": [language.glyphs(i) for i in range(language.num_classes)],
+            "fonts": [file_digest(p) for p in language.font_paths(role)],
+            "augment": augment,
+            "per_class": per_class,
+            "split": split,
+            "seed": seed,
+        }
+        stream = split_seed(seed, language.code, split)
+        out[split] = cached_arrays(
+            data.cache_dir,
+            spec,
+            lambda per_class=per_class, role=role, stream=stream: generate_glyph_digits(
+                language, role, per_class, data.augment, stream
+            ),
+        )
+    return out
+
+
+def load_splits(
+    data: DictConfig, language: Language, seed: int, data_dir: str | Path
+) -> dict[str, DigitArrays]:
+    """train/val/test arrays of one language from the configured source."""
+    if data.kind == "glyphs":
+        return glyph_splits(data, language, seed)
+    from xlvision.data.real import load_real_splits
+
+    source = OmegaConf.to_container(data.source, resolve=True)
+    declared = source.get("language")
+    if declared and declared != language.code:
+        raise ValueError(
+            f"data.source.language={declared!r} does not match language={language.code!r}; "
+            f"run with language={declared}"
+        )
+    return load_real_splits(source, seed=seed, data_dir=Path(data_dir))
+
+
+class DigitDataModule(L.LightningDataModule):
+    """Batches of (image, label, language index) over the configured languages."""
+
+    def __init__(
+        self, data: DictConfig, languages: list[Language], seed: int, data_dir: str | Path = "."
+    ) -> None:
+        super().__init__()
+        self.data, self.languages, self.seed, self.data_dir = data, languages, seed, data_dir
+        self.datasets: dict[str, LanguageBatches] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        parts: dict[str, list[tuple[DigitArrays, int]]] = {s: [] for s in SPLITS}
+        for index, language in enumerate(self.languages):
+            splits = load_splits(self.data, language, self.seed, self.data_dir)
+            shots = self.data.shots_per_class
+            if shots is not None:
+                train = splits["train"]
+                keep = sample_shots(
+                    train.labels, shots, self.seed, language.num_classes, f"{language.code} train"
+                )
+                splits["train"] = train.subset(keep)
+            for split in SPLITS:
+                parts[split].append((splits[split], index))
+                self.counts.setdefault(language.code, {})[split] = len(splits[split])
+        for split, items in parts.items():
+            self.datasets[split] = LanguageBatches(
+                torch.cat([a.normalized() for a, _ in items]),
+                torch.cat([a.labels for a, _ in items]),
+                torch.cat([torch.full((len(a),), i, dtype=torch.long) for a, i in items]),
+            )
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        order = (
+            RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
+            if shuffle
+            else SequentialSampler(dataset)
+        )
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            sampler=BatchSampler(order, self.data.batch_size, drop_last=False),
+            num_workers=self.data.num_workers,
+            persistent_workers=self.data.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

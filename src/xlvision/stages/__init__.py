@@ -1,0 +1,1 @@
+"""Pipeline stages: pure functions `stage(cfg) -> (metrics, artifacts)`."""

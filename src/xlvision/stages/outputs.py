@@ -1,0 +1,70 @@
+"""What every stage leaves in its run directory: config.yaml and metrics.json."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.yaml"
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_config(cfg: DictConfig, output_dir: Path) -> Path:
+    """The resolved config, without Hydra's own node."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        for key, node in ((k, cfg[k]) for k in cfg if k != "hydra")
+    }
+    path = output_dir / CONFIG_FILE
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
+    return path
+
+
+def write_metrics(
+    output_dir: Path,
+    stage: str,
+    metrics: dict[str, Any],
+    artifacts: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Path:
+    """`{"status", "stage", "metrics", "confusion", "artifacts", "error"}`, written atomically."""
+    artifacts = dict(artifacts or {})
+    record = {
+        "status": "failed" if error else "completed",
+        "stage": stage,
+        "metrics": _clean(metrics),
+        "confusion": _clean(artifacts.pop("confusion", None) or {}),
+        "artifacts": _clean(artifacts),
+        "error": error,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / METRICS_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    tmp.replace(path)
+    return path
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read metrics ({err})") from None

@@ -1,0 +1,93 @@
+"""Config nodes → optimizer and scheduler factories, loggers and the Trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+STEP_SCHEDULERS = {"torch.optim.lr_scheduler.OneCycleLR"}
+
+
+def _without_unset(node: DictConfig) -> DictConfig:
+    """The schema lists every optimizer's arguments; pass on only those a config set."""
+    data = OmegaConf.to_container(node, resolve=True)
+    return OmegaConf.create({k: v for k, v in data.items() if v is not None})
+
+
+def build_optimizer(node: DictConfig):
+    """A partial optimizer: call it with the parameters (or parameter groups)."""
+    return instantiate(_without_unset(node))
+
+
+def build_scheduler(node: DictConfig | None):
+    """(partial scheduler or None, "epoch" or "step")."""
+    if node is None or node.get("_target_") is None:
+        return None, "epoch"
+    interval = "step" if node._target_ in STEP_SCHEDULERS else "epoch"
+    return instantiate(_without_unset(node)), interval
+
+
+def sweep_name() -> str | None:
+    """The multirun sweep directory's name, which groups a sweep's runs in dashboards."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(HydraConfig.get().sweep.dir).name
+    return None
+
+
+def build_loggers(cfg: DictConfig, tags: list[str]) -> list:
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if node is None:
+            continue
+        if node._target_.endswith("WandbLogger"):
+            extra = {"tags": sorted({*node.get("tags", []), *tags})}
+            if node.get("group") is None:
+                extra["group"] = sweep_name()
+            node = OmegaConf.merge(node, extra)
+        loggers.append(instantiate(node))
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path, tags: list[str] = ()) -> L.Trainer:
+    """A Trainer that saves the best checkpoint by `cfg.monitor` and `last.ckpt`."""
+    checkpoint = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints",
+        filename="best",
+        monitor=cfg.monitor,
+        mode="max",
+        save_last=True,
+    )
+    callbacks = [checkpoint]
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(RichProgressBar(leave=False))
+    return L.Trainer(
+        accelerator=cfg.device.accelerator,
+        devices=cfg.device.devices,
+        strategy=cfg.device.strategy,
+        precision=cfg.device.precision,
+        max_epochs=cfg.trainer.max_epochs,
+        limit_train_batches=cfg.trainer.limit_train_batches,
+        limit_val_batches=cfg.trainer.limit_val_batches,
+        limit_test_batches=cfg.trainer.limit_test_batches,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        gradient_clip_val=cfg.trainer.gradient_clip_val or None,
+        deterministic=cfg.trainer.deterministic,
+        enable_progress_bar=cfg.trainer.enable_progress_bar,
+        enable_model_summary=False,
+        logger=build_loggers(cfg, list(tags)) or False,
+        callbacks=callbacks,
+        default_root_dir=output_dir,
+    )
+
+
+def finish_loggers(trainer: L.Trainer) -> None:
+    """Flush and close runs that outlive the Trainer (W&B keeps a process per run)."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger":
+            logger.experiment.finish()

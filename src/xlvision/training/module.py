@@ -1,0 +1,100 @@
+"""The LightningModule: cross-entropy over every language's head, metrics per language."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from xlvision.models import Classifier
+from xlvision.training.metrics import StageMetrics
+
+
+class DigitClassifierModule(L.LightningModule):
+    """Trains a `Classifier` on batches of (image, label, language index)."""
+
+    def __init__(
+        self,
+        model: Classifier,
+        languages: list[str],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., object] | None = None,
+        scheduler_interval: str = "epoch",
+        model_spec: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.model_spec = model_spec or {}
+        self.languages = list(languages)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        classes = {code: model.heads[code].out_features for code in self.languages}
+        self.val_metrics = StageMetrics("val", classes)
+        self.test_metrics = StageMetrics("test", classes, confusion=True)
+        self.final: dict[str, float] = {}
+
+    def forward(self, x: torch.Tensor, language: str) -> torch.Tensor:
+        return self.model(x, language)
+
+    def _loss(self, batch, metrics: StageMetrics | None = None) -> torch.Tensor:
+        x, y, language_index = batch
+        outputs = self.model.forward_mixed(x, language_index, self.languages)
+        loss = x.new_zeros(())
+        for code, (where, logits) in outputs.items():
+            target = y[where]
+            loss = loss + F.cross_entropy(logits, target, reduction="sum")
+            if metrics is not None:
+                metrics.update(code, logits.detach(), target)
+        return loss / len(y)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[1]))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss = self._loss(batch, self.val_metrics)
+        self.log("val/loss", loss, batch_size=len(batch[1]))
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        loss = self._loss(batch, self.test_metrics)
+        self.log("test/loss", loss, batch_size=len(batch[1]))
+
+    def _log_stage(self, metrics: StageMetrics) -> None:
+        values = metrics.compute()
+        self.log_dict(values, prog_bar=False, sync_dist=True)
+        self.final.update(values)
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_stage(self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.confusion = self.test_metrics.confusion_matrices()
+        self._log_stage(self.test_metrics)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Enough to rebuild the architecture from the registry, without unpickling a class.
+        checkpoint["xlvision"] = {
+            "model": self.model_spec,
+            "classes": {code: head.out_features for code, head in self.model.heads.items()},
+        }
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        if self.scheduler_interval == "step":
+            scheduler = self.scheduler_factory(
+                optimizer, total_steps=int(self.trainer.estimated_stepping_batches)
+            )
+        else:
+            scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }

@@ -1,0 +1,110 @@
+"""Every group option composes; bad values fail early with one line naming the key."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_cli
+
+from xlvision.config import ConfigError, compose_config
+from xlvision.config.compose import group_options
+from xlvision.config.paths import config_dir
+from xlvision.languages import available_languages
+
+GROUPS = ["language", "data", "model", "optimizer", "scheduler", "device", "logger", "debug"]
+
+
+def all_choices():
+    for group in GROUPS:
+        for option in group_options(group):
+            yield group, option
+
+
+@pytest.mark.parametrize(("group", "option"), list(all_choices()))
+def test_every_group_option_composes(group, option, tmp_path):
+    cfg = compose_config([f"{group}={option}", f"paths.output_dir={tmp_path}"])
+    if group == "language":
+        assert list(cfg.language) == [option]
+        assert cfg.language[option].code == option
+    elif group in {"model", "device", "data"}:
+        assert cfg[group] is not None
+    assert cfg.optimizer.lr > 0
+
+
+def test_languages_registry_matches_configs():
+    codes = available_languages()
+    assert codes == group_options("language")
+    assert "en" in codes
+
+
+def test_several_languages_select_several_configs(tmp_path):
+    cfg = compose_config(["language=[en,en]", f"paths.output_dir={tmp_path}"])
+    assert list(cfg.language) == ["en"]
+
+
+def test_debug_preset_overrides_trainer(tmp_path):
+    cfg = compose_config(["debug=fast", f"paths.output_dir={tmp_path}"])
+    assert cfg.trainer.max_epochs == 1
+    assert cfg.trainer.limit_train_batches == 5
+    assert cfg.data.train_per_class == 40
+
+
+def test_unknown_language_names_key_value_and_options():
+    with pytest.raises(ConfigError) as err:
+        compose_config(["language=xx"])
+    message = str(err.value)
+    assert "language='xx'" in message and "en" in message
+    assert "\n" not in message
+
+
+def test_misspelt_key_is_refused_with_its_full_name():
+    with pytest.raises(ConfigError) as err:
+        compose_config(["optimizer.lrr=0.1"])
+    assert "optimizer.lrr" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("optimizer.lr=-0.1", "optimizer.lr"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("data.shots_per_class=-5", "data.shots_per_class"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("device.precision=fp8", "device.precision"),
+        ("model.name=vgg", "model.name"),
+    ],
+)
+def test_bad_values_fail_with_key_value_and_allowed(override, key):
+    with pytest.raises(ConfigError) as err:
+        compose_config([override])
+    value = override.split("=", 1)[1]
+    assert str(err.value).startswith(f"{key}=")
+    assert value in str(err.value)
+    assert "allowed" in str(err.value)
+
+
+def test_wrong_type_is_refused():
+    with pytest.raises(ConfigError, match="data.batch_size"):
+        compose_config(["data.batch_size=many"])
+
+
+def test_two_sweeps_in_the_same_second_get_different_dirs(tmp_path):
+    first = compose_config(["hydra.sweep.dir=${paths.log_dir}/x_${xlv.uid:}"])
+    second = compose_config(["hydra.sweep.dir=${paths.log_dir}/x_${xlv.uid:}"])
+    assert first.hydra.sweep.dir != second.hydra.sweep.dir
+    shipped = (config_dir() / "hydra" / "default.yaml").read_text()
+    assert "${xlv.uid:}" in shipped.split("sweep:")[1]
+
+
+def test_cli_reports_a_bad_value_in_one_line(tmp_path):
+    result = run_cli("xlv-train", "optimizer.lr=-1", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["xlv-train: config error: optimizer.lr=-1.0 is not allowed: a number > 0"]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_cli_checks_every_value_of_a_sweep(tmp_path):
+    result = run_cli("xlv-train", "-m", "language=en,xx", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "language='xx'" in result.stderr

@@ -1,0 +1,86 @@
+"""The glyph generator: shapes, MNIST-like centring, determinism and the on-disk cache."""
+
+from __future__ import annotations
+
+import torch
+
+from xlvision.config.schema import AugmentConf
+from xlvision.data.cache import cache_key, cached_arrays
+from xlvision.data.datamodule import DigitDataModule, glyph_splits
+from xlvision.data.glyphs import generate_glyph_digits, glyph_masters
+from xlvision.languages import load_language
+
+EN = load_language("en")
+
+
+def test_shapes_dtype_and_class_balance():
+    arrays = generate_glyph_digits(EN, "train", 30, AugmentConf(), seed=1)
+    assert arrays.images.shape == (300, 28, 28)
+    assert arrays.images.dtype == torch.uint8
+    assert torch.bincount(arrays.labels, minlength=10).tolist() == [30] * 10
+
+
+def test_bright_digit_on_dark_centred_by_mass():
+    arrays = generate_glyph_digits(EN, "train", 50, AugmentConf(translation=0.0), seed=2)
+    img = arrays.images.float() / 255
+    border = torch.cat([img[:, :2].flatten(1), img[:, -2:].flatten(1)], dim=1).mean()
+    assert border < 0.08 < img.mean()
+    coords = torch.arange(28, dtype=torch.float32) + 0.5
+    mass = img.sum(dim=(1, 2))
+    cy = (img.sum(2) * coords).sum(1) / mass
+    cx = (img.sum(1) * coords).sum(1) / mass
+    assert (cx - 14).abs().mean() < 0.8 and (cy - 14).abs().mean() < 0.8
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes():
+    a = generate_glyph_digits(EN, "train", 20, AugmentConf(), seed=7)
+    b = generate_glyph_digits(EN, "train", 20, AugmentConf(), seed=7)
+    c = generate_glyph_digits(EN, "train", 20, AugmentConf(), seed=8)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.images, c.images)
+
+
+def test_test_fonts_are_held_out():
+    train, test = glyph_masters(EN, "train"), glyph_masters(EN, "test")
+    assert set(EN.train_fonts).isdisjoint(EN.test_fonts)
+    assert len(train.labels) == 10 * len(EN.train_fonts)
+    assert len(test.labels) == 10 * len(EN.test_fonts)
+
+
+def test_cache_stores_then_serves_identical_arrays(tmp_path):
+    spec = {"probe": 1}
+    made = []
+
+    def make():
+        made.append(1)
+        return generate_glyph_digits(EN, "train", 5, AugmentConf(), seed=3)
+
+    first = cached_arrays(tmp_path, spec, make)
+    second = cached_arrays(tmp_path, spec, make)
+    assert made == [1]
+    assert torch.equal(first.images, second.images)
+    assert (tmp_path / f"{cache_key(spec)}.safetensors").is_file()
+    assert cache_key(spec) != cache_key({"probe": 2})
+
+
+def test_splits_key_changes_with_config(make_config, tmp_path):
+    cfg = make_config()
+    splits = glyph_splits(cfg.data, EN, seed=0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 400, "val": 100, "test": 200}
+    files = sorted((tmp_path / "cache").glob("*.safetensors"))
+    assert len(files) == 3
+    other = make_config("data.augment.noise=0.1")
+    glyph_splits(other.data, EN, seed=0)
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 6
+
+
+def test_datamodule_batches_and_kshot(make_config):
+    cfg = make_config("data.shots_per_class=3", "data.batch_size=8")
+    dm = DigitDataModule(cfg.data, [EN], seed=0)
+    dm.setup()
+    assert dm.counts["en"] == {"train": 30, "val": 100, "test": 200}
+    x, y, lang = next(iter(dm.train_dataloader()))
+    assert x.shape == (8, 1, 28, 28) and x.dtype == torch.float32
+    assert lang.tolist() == [0] * 8
+    labels = torch.cat([b[1] for b in dm.train_dataloader()])
+    assert torch.bincount(labels, minlength=10).tolist() == [3] * 10

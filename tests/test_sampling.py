@@ -1,0 +1,32 @@
+"""k-shot sampling: exactly k per class, deterministic per seed, different across seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xlvision.data.sampling import sample_shots
+
+LABELS = torch.arange(10).repeat_interleave(50)[
+    torch.randperm(500, generator=torch.Generator().manual_seed(0))
+]
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 50])
+def test_exactly_k_per_class(k):
+    index = sample_shots(LABELS, k, seed=0, num_classes=10)
+    assert torch.bincount(LABELS[index], minlength=10).tolist() == [k] * 10
+    assert len(set(index.tolist())) == 10 * k
+
+
+def test_deterministic_per_seed_and_different_across_seeds():
+    a = sample_shots(LABELS, 5, seed=1, num_classes=10)
+    b = sample_shots(LABELS, 5, seed=1, num_classes=10)
+    c = sample_shots(LABELS, 5, seed=2, num_classes=10)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_too_few_examples_names_the_class():
+    with pytest.raises(ValueError, match="data.shots_per_class=51 but class 0 has only 50"):
+        sample_shots(LABELS, 51, seed=0, num_classes=10, source="en train")

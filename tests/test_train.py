@@ -1,0 +1,92 @@
+"""Training end to end on CPU: the files a run leaves and the numbers in them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from wandb_records import logged_values
+
+from xlvision.cli.app import run_stage
+from xlvision.stages.outputs import read_metrics
+from xlvision.stages.train import train
+
+
+def check_run_dir(run: Path, languages: list[str]) -> dict:
+    record = read_metrics(run)
+    assert record["status"] == "completed" and record["error"] is None
+    metrics = record["metrics"]
+    for code in [*languages, "mean"]:
+        for name in ("acc", "recall", "f1"):
+            assert 0.0 <= metrics[f"test/{code}/{name}"] <= 1.0
+            assert 0.0 <= metrics[f"val/{code}/{name}"] <= 1.0
+    assert (run / "config.yaml").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert Path(record["artifacts"]["checkpoint"]).is_file()
+    assert "train/loss" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
+    return record
+
+
+def test_net_trains_and_beats_chance(make_config, tmp_path):
+    cfg = make_config(
+        "trainer.limit_train_batches=1.0", "trainer.limit_test_batches=1.0", "trainer.max_epochs=2"
+    )
+    metrics = run_stage(train, cfg)
+    record = check_run_dir(tmp_path / "run", ["en"])
+    assert record["metrics"] == pytest.approx(metrics)
+    assert metrics["test/en/acc"] > 0.3  # 10 classes: chance is 0.1
+    confusion = torch.tensor(record["confusion"]["test/en"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 200
+    assert confusion.diag().sum() / 200 == pytest.approx(metrics["test/en/acc"])
+    assert metrics["trainable_params"] > 700_000
+
+
+def test_resnet18_smoke(make_config, tmp_path):
+    cfg = make_config(
+        "model=resnet18",
+        "data.batch_size=16",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+    )
+    metrics = run_stage(train, cfg)
+    check_run_dir(tmp_path / "run", ["en"])
+    assert metrics["trainable_params"] > 11_000_000
+
+
+def test_failed_run_records_its_error(make_config, tmp_path, monkeypatch):
+    cfg = make_config()
+
+    def broken(cfg):
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        run_stage(broken, cfg)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "failed"
+    assert record["error"] == "RuntimeError: disk on fire"
+
+
+def test_checkpoint_names_its_architecture(make_config, tmp_path):
+    cfg = make_config("trainer.limit_train_batches=1")
+    run_stage(train, cfg)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["xlvision"]["model"]["name"] == "net"
+    assert ckpt["xlvision"]["classes"] == {"en": 10}
+
+
+def test_wandb_offline_run_records_the_metrics(make_config, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc key
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = make_config("logger=wandb", "trainer.limit_train_batches=2")
+    assert cfg.logger.wandb.offline is True
+    metrics = run_stage(train, cfg)
+    logs = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 1
+    logged = logged_values(logs[0])
+    assert logged["test/en/acc"] == pytest.approx(metrics["test/en/acc"])
+    assert logged["val/en/f1"] == pytest.approx(metrics["val/en/f1"])
