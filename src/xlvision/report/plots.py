@@ -118,7 +118,8 @@ def plot_bars(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, P
 def plot_confusions(
     matrices: Mapping[str, np.ndarray], stem: Path, title: str, class_names: Sequence[str] = ()
 ) -> dict[str, Path]:
-    """One panel per group: counts summed over its runs, coloured by row-normalised recall."""
+    """One panel per group: counts summed over its runs (zeros left blank), coloured by
+    row-normalised recall."""
     n = len(matrices)
     n_cols = min(n, 3)
     n_rows = math.ceil(n / n_cols)
@@ -129,10 +130,9 @@ def plot_confusions(
         recall = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
         ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
         size = counts.shape[0]
-        for i in range(size):
-            for j in range(size):
-                color = "white" if recall[i, j] > 0.5 else "black"
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6, color=color)
+        for i, j in zip(*np.nonzero(counts), strict=True):
+            color = "white" if recall[i, j] > 0.5 else "black"
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6, color=color)
         ticks = list(class_names) if len(class_names) == size else [str(k) for k in range(size)]
         ax.set_xticks(range(size), ticks, fontsize=7)
         ax.set_yticks(range(size), ticks, fontsize=7)
