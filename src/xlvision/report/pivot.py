@@ -1,0 +1,232 @@
+"""Pivot runs into a rows × cols grid of one metric, aggregating everything else (seeds …).
+
+Each cell keeps its values and the runs that gave none (failed, incomplete, metric absent),
+so a table can say why a cell is empty instead of silently dropping it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from xlvision.report.collect import COMPLETED, FAILED, Run, natural_key
+from xlvision.report.options import LANG, LANG_PLACEHOLDER
+
+log = logging.getLogger(__name__)
+
+Label = tuple[str, ...]
+LANGUAGE_KEYS = ("language", LANG, "source", "target")
+"""Keys whose values are language codes: a pivot with one on each axis is a transfer matrix."""
+
+_LAST = ("mean", "none")
+
+
+@dataclass
+class Cell:
+    """One table cell: the metric's values from completed runs, and the runs that gave none."""
+
+    values: list[float] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    failed: list[Run] = field(default_factory=list)
+    incomplete: list[Run] = field(default_factory=list)
+    without_metric: list[Run] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (n − 1 in the denominator); NaN for fewer than 2 values."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else math.nan
+
+    @property
+    def status(self) -> str:
+        """`ok`, or why there is no value: `failed`, `incomplete`, `no metric`, `missing`."""
+        if self.values:
+            return "ok"
+        if self.failed:
+            return "failed"
+        if self.incomplete:
+            return "incomplete"
+        return "no metric" if self.without_metric else "missing"
+
+
+@dataclass
+class Pivot:
+    """A metric over a rows × cols grid; every row×col pair is a cell, empty or not."""
+
+    metric: str
+    row_keys: tuple[str, ...]
+    col_keys: tuple[str, ...]
+    rows: list[Label]
+    cols: list[Label]
+    cells: dict[tuple[Label, Label], Cell]
+    lower_is_better: bool = False
+
+    def cell(self, row: Label, col: Label) -> Cell:
+        return self.cells.get((row, col)) or Cell()
+
+    def means(self) -> np.ndarray:
+        """Means as a rows × cols array, NaN where a cell has no value."""
+        return np.array([[self.cell(r, c).mean for c in self.cols] for r in self.rows], float)
+
+    def stds(self) -> np.ndarray:
+        return np.array([[self.cell(r, c).std for c in self.cols] for r in self.rows], float)
+
+    def best_rows(self, col: Label, precision: int) -> set[Label]:
+        """Rows holding the best mean of `col` as printed, so printed ties are all bold."""
+        rounded = {
+            row: round(self.cell(row, col).mean, precision)
+            for row in self.rows
+            if self.cell(row, col).n
+        }
+        if not rounded:
+            return set()
+        best = (min if self.lower_is_better else max)(rounded.values())
+        return {row for row, value in rounded.items() if value == best}
+
+    def transposed(self) -> Pivot:
+        cells = {(col, row): cell for (row, col), cell in self.cells.items()}
+        return replace(
+            self,
+            row_keys=self.col_keys,
+            col_keys=self.row_keys,
+            rows=self.cols,
+            cols=self.rows,
+            cells=cells,
+        )
+
+    def missing_cells(self) -> list[tuple[Label, Label]]:
+        """Expected row×col pairs that no completed run filled."""
+        return [(r, c) for r in self.rows for c in self.cols if not self.cell(r, c).n]
+
+
+def label_text(label: Label) -> str:
+    """How a row or col label is printed: `net / full`, or `all` for an axis with no keys."""
+    return " / ".join(label) if label else "all"
+
+
+def build_pivot(
+    runs: Sequence[Run],
+    rows: Sequence[str],
+    cols: Sequence[str],
+    metric: str,
+    lower_is_better: bool = False,
+) -> Pivot:
+    """Group runs by their row and col keys and collect `metric` from each.
+
+    `{lang}` in the metric is the run's language when it has one; with the pseudo key `lang`
+    on an axis it matches every language the run reported, one cell each.
+    """
+    keys = tuple(rows) + tuple(cols)
+    cells: dict[tuple[Label, Label], Cell] = {}
+    ambiguous: list[Run] = []
+    for run in runs:
+        for lang, value in _metric_entries(run, metric, spread=LANG in keys, ambiguous=ambiguous):
+            labels = {key: lang if key == LANG else run.label(key) for key in keys}
+            row = tuple(labels[key] for key in rows)
+            col = tuple(labels[key] for key in cols)
+            cell = cells.setdefault((row, col), Cell())
+            cell.runs.append(run)
+            if run.status == FAILED:
+                cell.failed.append(run)
+            elif run.status != COMPLETED:
+                cell.incomplete.append(run)
+            elif value is None:
+                cell.without_metric.append(run)
+            else:
+                cell.values.append(value)
+    if ambiguous:
+        log.warning(
+            "metric %s: %s is ambiguous for %d run(s) with several languages (e.g. %s); "
+            "add %s to rows= or cols=",
+            metric,
+            LANG_PLACEHOLDER,
+            len(ambiguous),
+            ambiguous[0].path,
+            LANG,
+        )
+    return Pivot(
+        metric=metric,
+        row_keys=tuple(rows),
+        col_keys=tuple(cols),
+        rows=sorted({row for row, _ in cells}, key=_label_order),
+        cols=sorted({col for _, col in cells}, key=_label_order),
+        cells=cells,
+        lower_is_better=lower_is_better,
+    )
+
+
+def _metric_entries(
+    run: Run, metric: str, spread: bool, ambiguous: list[Run]
+) -> Iterator[tuple[str | None, float | None]]:
+    """(language, value) pairs a run contributes; value None when the run has none."""
+    if LANG_PLACEHOLDER not in metric:
+        yield None, run.metrics.get(metric)
+        return
+    if spread:
+        escaped = re.escape(metric).replace(re.escape(LANG_PLACEHOLDER), "([^/]+)", 1)
+        pattern = re.compile(escaped.replace(re.escape(LANG_PLACEHOLDER), r"\1"))
+        found = [(m.group(1), v) for k, v in run.metrics.items() if (m := pattern.fullmatch(k))]
+        yield from found or [(lang, None) for lang in run.languages or ["none"]]
+        return
+    if len(run.languages) == 1:
+        yield None, run.metrics.get(metric.replace(LANG_PLACEHOLDER, run.languages[0]))
+        return
+    if run.status == COMPLETED:
+        ambiguous.append(run)
+    yield None, None
+
+
+def _label_order(label: Label) -> tuple:
+    return tuple((part in _LAST, natural_key(part)) for part in label)
+
+
+def varying_keys(pivot: Pivot) -> dict[str, int]:
+    """Config keys that differ between runs of one cell (seed …), with their most values.
+
+    These are what the table aggregates over; paths and dirs are left out as noise.
+    """
+    axis = pivot.row_keys + pivot.col_keys
+    counts: dict[str, int] = {}
+    for cell in pivot.cells.values():
+        flat = [_flatten(run) for run in cell.runs]
+        for key in set().union(*flat) if flat else ():
+            if any(key == a or key.startswith(a + ".") for a in axis) or _is_path_key(key):
+                continue
+            distinct = len({f.get(key, "<absent>") for f in flat})
+            if distinct > 1:
+                counts[key] = max(counts.get(key, 0), distinct)
+    return dict(sorted(counts.items(), key=lambda item: natural_key(item[0])))
+
+
+def _flatten(run: Run) -> dict[str, str]:
+    container = OmegaConf.to_container(run.config, resolve=False)
+    flat: dict[str, str] = {}
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = repr(node)
+
+    walk(container, "")
+    return flat
+
+
+def _is_path_key(key: str) -> bool:
+    last = key.rsplit(".", 1)[-1].lower()
+    return last.endswith(("dir", "path", "file")) or last in ("cwd", "output", "root")

@@ -1,0 +1,188 @@
+"""Figures for the report, each written as PNG (for the HTML) and SVG (for papers).
+
+Figures are built on `matplotlib.figure.Figure` without pyplot, so no GUI backend or global
+state is touched and reports render on headless machines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from xlvision.report.pivot import Pivot, label_text
+
+FORMATS = ("png", "svg")
+
+
+def save_figure(fig: Figure, stem: Path) -> dict[str, Path]:
+    """Write `stem.png` and `stem.svg`; returns them by file name."""
+    written = {}
+    for fmt in FORMATS:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        fig.savefig(path, format=fmt, dpi=120, bbox_inches="tight")
+        written[path.name] = path
+    return written
+
+
+def plot_heatmap(
+    pivot: Pivot, stem: Path, title: str | None = None, precision: int = 3
+) -> dict[str, Path]:
+    """Any pivot as a colour grid of means, each cell annotated; empty cells say why."""
+    means = pivot.means()
+    n_rows, n_cols = means.shape
+    fig = Figure(figsize=(1.6 + 0.9 * n_cols, 1.2 + 0.55 * n_rows))
+    ax = fig.add_subplot()
+    cmap = "viridis_r" if pivot.lower_is_better else "viridis"
+    image = ax.imshow(np.ma.masked_invalid(means), cmap=cmap, aspect="auto")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    finite = means[np.isfinite(means)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i, row in enumerate(pivot.rows):
+        for j, col in enumerate(pivot.cols):
+            cell = pivot.cell(row, col)
+            if cell.n:
+                text = f"{cell.mean:.{precision}f}"
+                bright = (means[i, j] < middle) != pivot.lower_is_better
+                color = "white" if bright else "black"
+            else:
+                text, color = ("—" if cell.status == "missing" else cell.status), "dimgray"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(n_cols), [label_text(c) for c in pivot.cols], rotation=45, ha="right")
+    ax.set_yticks(range(n_rows), [label_text(r) for r in pivot.rows])
+    ax.set_xlabel(" / ".join(pivot.col_keys))
+    ax.set_ylabel(" / ".join(pivot.row_keys))
+    ax.set_title(title or pivot.metric)
+    return save_figure(fig, stem)
+
+
+def plot_kshot(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, Path]:
+    """Metric against shots per class (the pivot's cols), one line per row, ±std band."""
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    numeric = [(float(col[0]), col) for col in pivot.cols if _is_number(col[0])]
+    numeric.sort()
+    for row in pivot.rows:
+        points = [(x, pivot.cell(row, col)) for x, col in numeric if pivot.cell(row, col).n]
+        if not points:
+            continue
+        xs = np.array([x for x, _ in points])
+        mean = np.array([cell.mean for _, cell in points])
+        std = np.nan_to_num(np.array([cell.std for _, cell in points]))
+        (line,) = ax.plot(xs, mean, marker="o", label=label_text(row))
+        ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    xs_all = [x for x, _ in numeric]
+    if xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs_all, [f"{x:g}" for x in xs_all])
+    ax.set_xlabel(" / ".join(pivot.col_keys))
+    ax.set_ylabel(pivot.metric)
+    ax.set_title(title or f"{pivot.metric} vs shots per class")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(title=" / ".join(pivot.row_keys) or None, fontsize=8)
+    return save_figure(fig, stem)
+
+
+def plot_bars(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, Path]:
+    """Grouped bars: one group per row (a language), one bar per col, std as error bars."""
+    means, stds = pivot.means(), np.nan_to_num(pivot.stds())
+    n_rows, n_cols = means.shape
+    width = 0.8 / max(n_cols, 1)
+    fig = Figure(figsize=(max(4.8, 0.7 * n_rows * max(1, n_cols) ** 0.5 + 2), 4.2))
+    ax = fig.add_subplot()
+    x = np.arange(n_rows)
+    for j, col in enumerate(pivot.cols):
+        offsets = x - 0.4 + width * (j + 0.5)
+        heights = np.nan_to_num(means[:, j])
+        ax.bar(offsets, heights, width, yerr=stds[:, j], capsize=2, label=label_text(col))
+        for i, row in enumerate(pivot.rows):
+            cell = pivot.cell(row, col)
+            if not cell.n:
+                ax.text(
+                    offsets[i], 0, cell.status, rotation=90, ha="center", va="bottom", fontsize=7
+                )
+    ax.set_xticks(x, [label_text(r) for r in pivot.rows])
+    ax.set_xlabel(" / ".join(pivot.row_keys))
+    ax.set_ylabel(pivot.metric)
+    ax.set_title(title or pivot.metric)
+    ax.grid(axis="y", alpha=0.3)
+    if pivot.col_keys:
+        ax.legend(title=" / ".join(pivot.col_keys), fontsize=8)
+    return save_figure(fig, stem)
+
+
+def plot_confusions(
+    matrices: Mapping[str, np.ndarray], stem: Path, title: str, class_names: Sequence[str] = ()
+) -> dict[str, Path]:
+    """One panel per group: counts summed over its runs (zeros left blank), coloured by
+    row-normalised recall."""
+    n = len(matrices)
+    n_cols = min(n, 3)
+    n_rows = math.ceil(n / n_cols)
+    fig = Figure(figsize=(4.2 * n_cols, 4.0 * n_rows))
+    for index, (name, counts) in enumerate(matrices.items(), start=1):
+        ax = fig.add_subplot(n_rows, n_cols, index)
+        totals = counts.sum(axis=1, keepdims=True)
+        recall = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+        ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
+        size = counts.shape[0]
+        for i, j in zip(*np.nonzero(counts), strict=True):
+            color = "white" if recall[i, j] > 0.5 else "black"
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=6, color=color)
+        ticks = list(class_names) if len(class_names) == size else [str(k) for k in range(size)]
+        ax.set_xticks(range(size), ticks, fontsize=7)
+        ax.set_yticks(range(size), ticks, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(title)
+    return save_figure(fig, stem)
+
+
+def plot_training_curves(
+    curves: Mapping[str, Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
+    stem: Path,
+) -> dict[str, Path]:
+    """Training loss by step and validation accuracy by epoch; one colour per group of runs."""
+    fig = Figure(figsize=(11, 4.2))
+    loss_ax, acc_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    colors = [f"C{k % 10}" for k in range(len(curves))]
+    for color, (group, logs) in zip(colors, curves.items(), strict=True):
+        labelled = set()
+        for log in logs:
+            loss = _loss_column(log)
+            if loss:
+                xs, ys = log[loss]
+                kwargs = {"label": group} if "loss" not in labelled else {}
+                loss_ax.plot(xs, ys, color=color, alpha=0.7, lw=1, **kwargs)
+                labelled.add("loss")
+            for column in sorted(c for c in log if c.startswith("val/") and c.endswith("/acc")):
+                xs, ys = log[column]
+                kwargs = {"label": group} if "acc" not in labelled else {}
+                acc_ax.plot(xs, ys, color=color, alpha=0.7, lw=1, marker=".", **kwargs)
+                labelled.add("acc")
+    loss_ax.set(xlabel="step", ylabel="train loss", title="training loss")
+    acc_ax.set(xlabel="epoch", ylabel="val accuracy", title="validation accuracy (per language)")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    return save_figure(fig, stem)
+
+
+def _loss_column(log: Mapping[str, object]) -> str | None:
+    for name in ("train/loss", "train/loss_step", "train/loss_epoch"):
+        if name in log:
+            return name
+    return next((c for c in sorted(log) if c.startswith("train/") and "loss" in c), None)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False

@@ -1,0 +1,189 @@
+"""The `xlv-report` stage: run dirs on disk → tables, figures and one HTML page."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+
+from xlvision.report.collect import (
+    COMPLETED,
+    FAILED,
+    INCOMPLETE,
+    UNSET,
+    Run,
+    collect_runs,
+    natural_key,
+    read_training_log,
+)
+from xlvision.report.html import TableSection, render_html
+from xlvision.report.options import LANG, ReportError, ReportOptions
+from xlvision.report.pivot import LANGUAGE_KEYS, Pivot, build_pivot, label_text, varying_keys
+from xlvision.report.plots import (
+    plot_bars,
+    plot_confusions,
+    plot_heatmap,
+    plot_kshot,
+    plot_training_curves,
+)
+from xlvision.report.tables import markdown_table, metric_slug, write_tables
+
+log = logging.getLogger(__name__)
+
+
+def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
+    """Collect runs, pivot each metric, write tables, figures and report.html into the out dir.
+
+    Reads only config.yaml and metrics.json (and csv/metrics.csv for curves), so a finished
+    sweep is reported without rerunning anything. Returns counts and every artifact's path.
+    """
+    options = ReportOptions.from_config(cfg)
+    out_dir = _out_dir(options)
+    runs = collect_runs(options.runs)
+    slugs = _unique_slugs(options.metrics)
+    artifacts: dict[str, Path] = {}
+    sections = []
+    for metric in options.metrics:
+        pivot = build_pivot(
+            runs, options.rows, options.cols, metric, options.is_lower_better(metric)
+        )
+        files = write_tables(pivot, out_dir, options.precision, slugs[metric])
+        artifacts.update(files)
+        sections.append(TableSection(pivot, list(files.values()), varying_keys(pivot)))
+    artifacts.update(_draw_figures(runs, [s.pivot for s in sections], options, out_dir, slugs))
+    page = out_dir / "report.html"
+    figures = [path for name, path in artifacts.items() if name.endswith(".png")]
+    page.write_text(
+        render_html(
+            options.title, options.runs, runs, sections, figures, options.precision, out_dir
+        ),
+        encoding="utf-8",
+    )
+    artifacts[page.name] = page
+    _print_summary(sections, runs, page, options.precision)
+    metrics = {
+        "report/runs": len(runs),
+        "report/completed": sum(run.status == COMPLETED for run in runs),
+        "report/failed": sum(run.status == FAILED for run in runs),
+        "report/incomplete": sum(run.status == INCOMPLETE for run in runs),
+        "report/missing_cells": sum(len(s.pivot.missing_cells()) for s in sections),
+    }
+    return metrics, artifacts
+
+
+def _out_dir(options: ReportOptions) -> Path:
+    if options.out_dir is None:
+        raise ReportError("report.out_dir is not set; give report.out_dir=<dir>")
+    try:
+        options.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ReportError(f"report.out_dir={options.out_dir}: cannot create it ({err})") from err
+    return options.out_dir
+
+
+def _unique_slugs(metrics: Sequence[str]) -> dict[str, str]:
+    slugs: dict[str, str] = {}
+    for metric in metrics:
+        slug = base = metric_slug(metric)
+        suffix = 2
+        while slug in slugs.values():
+            slug, suffix = f"{base}-{suffix}", suffix + 1
+        slugs[metric] = slug
+    return slugs
+
+
+def _draw_figures(
+    runs: Sequence[Run],
+    pivots: Sequence[Pivot],
+    options: ReportOptions,
+    out_dir: Path,
+    slugs: dict[str, str],
+) -> dict[str, Path]:
+    """Heatmap, per-language bars, and where the sweep has them: transfer, k-shot, confusion,
+    training-curve figures."""
+    written: dict[str, Path] = {}
+    axes = options.rows + options.cols
+    has_transfer = all(any(run.label(k) != UNSET for run in runs) for k in ("source", "target"))
+    shots = {run.label(options.shots_key) for run in runs if run.status == COMPLETED}
+    numeric_shots = {s for s in shots if s.replace(".", "", 1).isdigit()}
+    is_transfer = sum(k in LANGUAGE_KEYS for k in axes) >= 2
+    for pivot in pivots:
+        slug, lower = slugs[pivot.metric], pivot.lower_is_better
+        title = f"transfer: {pivot.metric}" if is_transfer else pivot.metric
+        written.update(plot_heatmap(pivot, out_dir / f"heatmap_{slug}", title, options.precision))
+        if has_transfer and {"source", "target"} - set(axes):
+            matrix = build_pivot(runs, ["source"], ["target"], pivot.metric, lower)
+            written.update(
+                plot_heatmap(matrix, out_dir / f"transfer_{slug}", f"transfer: {pivot.metric}")
+            )
+        if len(numeric_shots) >= 2:
+            series = [k for k in axes if k != options.shots_key]
+            curve = build_pivot(runs, series, [options.shots_key], pivot.metric, lower)
+            written.update(plot_kshot(curve, out_dir / f"kshot_{slug}"))
+        language_axis = next((k for k in axes if k in LANGUAGE_KEYS), None)
+        if language_axis in options.rows:
+            bars = pivot
+        elif language_axis in options.cols:
+            bars = pivot.transposed()
+        else:
+            bars = build_pivot(runs, ["language"], axes, pivot.metric, lower)
+        written.update(plot_bars(bars, out_dir / f"bars_{slug}", f"{pivot.metric} per language"))
+    group_keys = [k for k in axes if k != LANG]
+    written.update(_confusion_figures(runs, group_keys, out_dir))
+    curves: dict[str, list] = defaultdict(list)
+    for run in runs:
+        training_log = read_training_log(run)
+        if training_log:
+            curves[label_text(tuple(run.label(k) for k in group_keys))].append(training_log)
+    if curves:
+        written.update(plot_training_curves(dict(curves), out_dir / "training_curves"))
+    return written
+
+
+def _confusion_figures(
+    runs: Sequence[Run], group_keys: Sequence[str], out_dir: Path
+) -> dict[str, Path]:
+    """One figure per confusion key (`test/kn`), one panel per group, counts summed over seeds."""
+    summed: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    for run in runs:
+        if run.status != COMPLETED:
+            continue
+        group = label_text(tuple(run.label(k) for k in group_keys))
+        for key, matrix in run.confusion.items():
+            counts = np.array(matrix, dtype=np.int64)
+            previous = summed[key].setdefault(group, np.zeros_like(counts))
+            if previous.shape != counts.shape:
+                log.warning(
+                    "%s: confusion[%r] is %s, others %s; skipped",
+                    run.path,
+                    key,
+                    counts.shape,
+                    previous.shape,
+                )
+                continue
+            summed[key][group] = previous + counts
+    written: dict[str, Path] = {}
+    for key in sorted(summed):
+        panels = dict(sorted(summed[key].items(), key=lambda item: natural_key(item[0])))
+        stem = out_dir / f"confusion_{metric_slug(key)}"
+        written.update(plot_confusions(panels, stem, f"confusion {key} (summed over runs)"))
+    return written
+
+
+def _print_summary(
+    sections: Sequence[TableSection], runs: Sequence[Run], page: Path, precision: int
+) -> None:
+    console = Console()
+    for section in sections:
+        console.print(Markdown(markdown_table(section.pivot, precision)))
+    for run in runs:
+        if run.status != COMPLETED:
+            console.print(f"[red]{run.status}[/red] {escape(f'{run.path}: {run.error}')}")
+    console.print(f"report: {page}", highlight=False, soft_wrap=True)

@@ -1,0 +1,376 @@
+"""xlv-report on a fake sweep: aggregation, tables, figures, HTML, config and CLI.
+
+Std is the sample standard deviation (n − 1 denominator), as printed in every table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fake_runs import make_sweep, write_run
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from PIL import Image
+
+import xlvision
+from xlvision.cli.report import escape_placeholder
+from xlvision.config.paths import config_dir
+from xlvision.report import ReportError, ReportOptions, report
+from xlvision.report.collect import collect_runs, find_run_dirs, load_run
+from xlvision.report.pivot import build_pivot, varying_keys
+from xlvision.report.tables import csv_table, latex_table, markdown_table
+
+ACC = "test/{lang}/acc"
+
+
+def report_config(tmp_path: Path, *overrides: str, hydra: bool = False) -> DictConfig:
+    """The real conf/report.yaml, composed with `overrides` and an out dir under tmp_path."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(
+            config_name="report",
+            overrides=[f"report.out_dir={tmp_path / 'out'}", *overrides],
+            return_hydra_config=hydra,
+        )
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    return make_sweep(tmp_path)
+
+
+@pytest.fixture
+def runs(sweep: Path):
+    return collect_runs([str(sweep)])
+
+
+def test_report_yaml_composes_and_validates(tmp_path: Path) -> None:
+    cfg = report_config(tmp_path, "runs=[a/*,b]", "rows=finetune", r"metric=[test/\{lang\}/f1]")
+    options = ReportOptions.from_config(cfg)
+    assert options.runs == ("a/*", "b")
+    assert (options.rows, options.cols) == (("finetune",), ("model",))
+    assert options.metrics == ("test/{lang}/f1",)
+    assert options.out_dir == tmp_path / "out"
+    assert options.precision == 3 and options.shots_key == "data.shots_per_class"
+    assert options.is_lower_better("train_time_s") and options.is_lower_better("val/loss")
+    assert not options.is_lower_better("test/{lang}/acc")
+
+
+def test_report_yaml_puts_the_hydra_run_dir_under_outputs_reports(tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="report", overrides=["runs=x"], return_hydra_config=True)
+    assert cfg.hydra.run.dir == cfg.report.out_dir
+    assert str(cfg.report.out_dir).startswith("outputs/reports/20")
+    assert cfg.hydra.output_subdir is None and cfg.hydra.job.chdir is False
+    assert list(cfg.metric) == [ACC] and list(cfg.rows) == ["language"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ((), "runs= is required"),
+        (("runs=x", "rows=model"), "rows= and cols= both contain model"),
+        (("runs=x", "rows=lang", "metric=train_time_s"), "metric 'train_time_s' has no {lang}"),
+        (("runs=x", "precision=-1"), "precision= must be an integer from 0 to 10, got -1"),
+        (("runs=x", "metric=[]"), "metric= is empty"),
+    ],
+)
+def test_bad_report_config_fails_with_one_line(tmp_path, overrides, message) -> None:
+    with pytest.raises(ReportError, match=message) as caught:
+        ReportOptions.from_config(report_config(tmp_path, *overrides))
+    assert "\n" not in str(caught.value)
+
+
+def test_find_run_dirs_recurses_globs_and_sorts_naturally(sweep: Path, tmp_path: Path) -> None:
+    (sweep / "10").mkdir()
+    (sweep / "10" / "metrics.json").write_text("{}", encoding="utf-8")
+    found = find_run_dirs([str(sweep), str(sweep / "1"), str(tmp_path / "multirun" / "*")])
+    assert [p.name for p in found] == [str(i) for i in range(11)]
+    assert find_run_dirs(["multirun/*/*/3"], base=tmp_path) == [(sweep / "3").resolve()]
+    assert find_run_dirs([str(sweep / "2" / "config.yaml")]) == [(sweep / "2").resolve()]
+
+
+def test_runs_matching_nothing_fail_naming_the_patterns(tmp_path: Path) -> None:
+    with pytest.raises(ReportError) as caught:
+        find_run_dirs([str(tmp_path / "nope" / "*"), "elsewhere"], base=tmp_path)
+    message = str(caught.value)
+    assert "nope/*" in message and "'elsewhere'" in message and "\n" not in message
+
+
+def test_run_status_and_corrupt_metrics_warn_once(sweep: Path, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        runs = collect_runs([str(sweep)])
+    assert [r.status for r in runs] == ["completed"] * 5 + ["failed", "completed", "completed"] + [
+        "failed",
+        "incomplete",
+    ]
+    assert runs[5].error == "CUDA out of memory"
+    assert runs[8].error.startswith("unreadable metrics.json: Unterminated string")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"{sweep / '8' / 'metrics.json'}: unreadable metrics.json")
+    assert runs[0].label("model") == "net" and runs[0].label("language") == "kn"
+    assert runs[0].label("optimizer") == "Adam" and runs[0].label("optimizer.lr") == "0.001"
+    assert runs[0].label("integrate") == "none"
+
+
+def test_config_falls_back_to_hydra_files(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", ["kn"], "resnet18", 4, {"test/kn/acc": 0.5})
+    (run_dir / "config.yaml").rename(run_dir / ".hydra" / "config.yaml")
+    assert load_run(run_dir).label("model") == "resnet18"
+    (run_dir / ".hydra" / "config.yaml").unlink()
+    run = load_run(run_dir)
+    assert (run.label("model"), run.label("seed"), run.languages) == ("resnet18", "4", ["kn"])
+
+
+def test_pivot_aggregates_mean_sample_std_and_n(runs) -> None:
+    pivot = build_pivot(runs, ["language"], ["model"], ACC)
+    assert pivot.rows == [("ar",), ("hi",), ("kn",)]
+    assert pivot.cols == [("net",), ("resnet18",)]
+    kn_net = pivot.cell(("kn",), ("net",))
+    assert kn_net.n == 3
+    assert kn_net.mean == pytest.approx(0.92, abs=1e-12)
+    assert kn_net.std == pytest.approx(0.02, abs=1e-12)
+    kn_resnet = pivot.cell(("kn",), ("resnet18",))
+    assert (kn_resnet.n, len(kn_resnet.failed)) == (2, 1)
+    assert kn_resnet.std == pytest.approx(math.sqrt(2) * 0.01, abs=1e-12)
+    ar_net = pivot.cell(("ar",), ("net",))
+    assert (ar_net.n, len(ar_net.failed), ar_net.mean) == (2, 1, pytest.approx(0.83))
+    assert ar_net.std == pytest.approx(0.03 * math.sqrt(2), abs=1e-12)
+    assert pivot.cell(("ar",), ("resnet18",)).status == "missing"
+    assert pivot.cell(("hi",), ("net",)).status == "incomplete"
+    assert pivot.missing_cells() == [
+        (("ar",), ("resnet18",)),
+        (("hi",), ("net",)),
+        (("hi",), ("resnet18",)),
+    ]
+    assert varying_keys(pivot) == {"seed": 3}
+
+
+def test_best_per_column_follows_the_metric_direction(runs) -> None:
+    acc = build_pivot(runs, ["language"], ["model"], ACC)
+    assert acc.best_rows(("net",), 3) == {("kn",)}
+    seconds = build_pivot(runs, ["language"], ["model"], "train_time_s", lower_is_better=True)
+    assert seconds.best_rows(("net",), 3) == {("ar",)}
+    assert seconds.best_rows(("resnet18",), 3) == {("kn",)}
+    tied = build_pivot(runs, ["language"], ["model"], "trainable_params")
+    assert tied.best_rows(("net",), 3) == {("ar",), ("kn",)}
+
+
+def test_markdown_table(runs) -> None:
+    text = markdown_table(build_pivot(runs, ["language"], ["model"], ACC), 3)
+    lines = text.splitlines()
+    assert lines[0].startswith("**test/{lang}/acc** by language × model — mean ± sample std")
+    assert lines[2:] == [
+        "| language | net | resnet18 |",
+        "|:---|:---:|:---:|",
+        "| ar | 0.830 ± 0.042 (n=2, 1 failed) | — |",
+        "| hi | incomplete (n=1) | — |",
+        "| kn | **0.920 ± 0.020** (n=3) | **0.960 ± 0.014** (n=2, 1 failed) |",
+    ]
+
+
+def test_latex_table_is_booktabs(runs) -> None:
+    pivot = build_pivot(runs, ["language"], ["finetune.name", "model"], "train_time_s", True)
+    text = latex_table(pivot, 1)
+    body = text.splitlines()[1:]
+    assert body[:5] == [
+        r"\begin{tabular}{lcc}",
+        r"\toprule",
+        r"language & full / net & full / resnet18 \\",
+        r"\midrule",
+        r"ar & \textbf{8.5 $\pm$ 0.7} {\scriptsize ($n$=2, 1 failed)} & --- \\",
+    ]
+    assert body[5] == r"hi & incomplete ($n$=1) & --- \\"
+    assert body[6] == (
+        r"kn & 12.0 $\pm$ 2.0 {\scriptsize ($n$=3)} & "
+        r"\textbf{32.0 $\pm$ 2.8} {\scriptsize ($n$=2, 1 failed)} \\"
+    )
+    assert body[7:] == [r"\bottomrule", r"\end{tabular}"]
+    assert text.splitlines()[0].startswith("% train_time_s by language × finetune.name / model")
+
+
+def test_latex_escapes_labels(tmp_path: Path) -> None:
+    extra = {"finetune": {"name": "linear_probe"}, "tag": "50% & #1"}
+    write_run(tmp_path / "0", ["kn"], "net", 0, {"test/kn/acc": 0.5}, extra=extra)
+    pivot = build_pivot(collect_runs([str(tmp_path)]), ["tag"], ["finetune"], ACC)
+    lines = latex_table(pivot, 2).splitlines()
+    assert lines[3] == r"tag & linear\_probe \\"
+    assert lines[5] == r"50\% \& \#1 & \textbf{0.50} {\scriptsize ($n$=1)} \\"
+
+
+def test_csv_table_has_mean_std_n_per_cell(runs) -> None:
+    text = csv_table(build_pivot(runs, ["language"], ["model"], ACC), 3)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == [
+        "language",
+        "model",
+        "metric",
+        "mean",
+        "std",
+        "n",
+        "n_failed",
+        "n_incomplete",
+        "status",
+        "best",
+    ]
+    by_cell = {(r["language"], r["model"]): r for r in rows}
+    assert len(by_cell) == 6
+    kn_net = by_cell["kn", "net"]
+    assert (float(kn_net["mean"]), float(kn_net["std"]), kn_net["n"]) == (0.92, 0.02, "3")
+    assert kn_net["best"] == "1" and by_cell["ar", "net"]["best"] == "0"
+    assert by_cell["kn", "resnet18"]["n_failed"] == "1"
+    assert by_cell["ar", "resnet18"] == {
+        **by_cell["ar", "resnet18"],
+        "mean": "",
+        "std": "",
+        "n": "0",
+        "status": "missing",
+    }
+    assert by_cell["hi", "net"]["status"] == "incomplete"
+
+
+def test_lang_axis_spreads_multilanguage_runs(tmp_path: Path, caplog) -> None:
+    for index, (method, seed, kn, ar) in enumerate(
+        [("average", 0, 0.7, 0.6), ("average", 1, 0.8, 0.6), ("ties", 0, 0.9, 0.5)]
+    ):
+        metrics = {"test/kn/acc": kn, "test/ar/acc": ar, "test/mean/acc": (kn + ar) / 2}
+        extra = {"integrate": {"name": method}, "stage": "integrate"}
+        write_run(tmp_path / str(index), ["kn", "ar"], "net", seed, metrics, extra=extra)
+    write_run(tmp_path / "3", ["kn", "ar"], "net", 0, status="failed", extra=extra)
+    runs = collect_runs([str(tmp_path)])
+    assert runs[0].label("language") == "kn+ar"
+    pivot = build_pivot(runs, ["integrate"], ["lang"], ACC)
+    assert pivot.cols == [("ar",), ("kn",), ("mean",)]
+    assert pivot.cell(("average",), ("kn",)).mean == pytest.approx(0.75)
+    assert pivot.cell(("average",), ("ar",)).std == 0.0
+    assert pivot.cell(("ties",), ("mean",)).mean == pytest.approx(0.7)
+    assert [len(pivot.cell(("ties",), (c,)).failed) for c in ("ar", "kn", "mean")] == [1, 1, 0]
+    with caplog.at_level(logging.WARNING):
+        ambiguous = build_pivot(runs, ["integrate"], [], ACC)
+    assert ambiguous.cell(("average",), ()).status == "no metric"
+    assert "{lang} is ambiguous for 3 run(s)" in caplog.text
+
+
+def _png_ok(path: Path) -> None:
+    assert path.stat().st_size > 1000
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) > 100
+        image.load()
+
+
+def test_report_writes_every_artifact(sweep: Path, tmp_path: Path, capsys) -> None:
+    cfg = report_config(tmp_path, f"runs=[{sweep}]", r"metric=[test/\{lang\}/acc,train_time_s]")
+    metrics, artifacts = report(cfg)
+    assert metrics == {
+        "report/runs": 10,
+        "report/completed": 7,
+        "report/failed": 2,
+        "report/incomplete": 1,
+        "report/missing_cells": 6,
+    }
+    out = tmp_path / "out"
+    expected = {
+        f"table_{slug}.{ext}"
+        for slug in ("test-lang-acc", "train-time-s")
+        for ext in ("md", "tex", "csv")
+    }
+    stems = ["heatmap_test-lang-acc", "bars_test-lang-acc", "heatmap_train-time-s"]
+    stems += ["bars_train-time-s", "confusion_test-kn", "confusion_test-ar", "training_curves"]
+    expected |= {f"{stem}.{ext}" for stem in stems for ext in ("png", "svg")}
+    assert set(artifacts) == expected | {"report.html"}
+    assert all(path.parent == out and path.is_file() for path in artifacts.values())
+    for name, path in artifacts.items():
+        if name.endswith(".png"):
+            _png_ok(path)
+        if name.endswith(".svg"):
+            assert b"<svg" in path.read_bytes()[:2000]
+    printed = capsys.readouterr().out
+    assert "0.920 ± 0.020 (n=3)" in printed and "CUDA out of memory" in printed
+    assert f"report: {out / 'report.html'}" in printed
+    page = artifacts["report.html"].read_text(encoding="utf-8")
+    assert page.count("<table data-metric=") == 2
+    assert "<strong>0.920 ± 0.020</strong>" in page
+    assert (
+        '<td class="failed">' not in page and '<td class="incomplete">incomplete (n=1)</td>' in page
+    )
+    assert page.count('<td class="missing">—</td>') == 4
+    assert "CUDA out of memory" in page and "unreadable metrics.json" in page
+    assert page.count('<details class="run">') == 10
+    assert page.count('src="data:image/png;base64,') == 7
+    assert "aggregated over: seed (3 values)" in page
+    assert "http://" not in page and "https://" not in page
+
+
+def test_report_draws_kshot_and_transfer_figures(tmp_path: Path) -> None:
+    runs_dir = tmp_path / "kshot"
+    index = 0
+    for target, shots, seed in [
+        (t, k, s) for t in ("kn", "ar") for k in (1, 5, 10) for s in (0, 1)
+    ]:
+        acc = 0.5 + 0.04 * shots + 0.01 * seed
+        extra = {"source": {"code": "en", "name": "English"}, "target": target}
+        write_run(
+            runs_dir / str(index),
+            [target],
+            "net",
+            seed,
+            {f"test/{target}/acc": acc},
+            shots=shots,
+            extra=extra,
+        )
+        index += 1
+    cfg = report_config(tmp_path, f"runs=[{runs_dir}]", "cols=[]")
+    _, artifacts = report(cfg)
+    for stem in ("kshot_test-lang-acc", "transfer_test-lang-acc", "bars_test-lang-acc"):
+        _png_ok(artifacts[f"{stem}.png"])
+        assert artifacts[f"{stem}.svg"].stat().st_size > 1000
+    runs = collect_runs([str(runs_dir)])
+    curve = build_pivot(runs, ["language"], ["data.shots_per_class"], ACC)
+    assert curve.cols == [("1",), ("5",), ("10",)]
+    assert curve.cell(("kn",), ("10",)).mean == pytest.approx(0.905)
+    assert curve.cell(("kn",), ("10",)).std == pytest.approx(math.sqrt(0.00005))
+    transfer = build_pivot(runs, ["source"], ["target"], ACC)
+    assert (transfer.rows, transfer.cols) == ([("en",)], [("ar",), ("kn",)])
+    assert transfer.cell(("en",), ("kn",)).n == 6
+
+
+def test_escape_placeholder_lets_lang_through_hydra() -> None:
+    assert escape_placeholder("metric=test/{lang}/acc") == r"metric=test/\{lang\}/acc"
+    assert escape_placeholder(r"metric=test/\{lang\}/acc") == r"metric=test/\{lang\}/acc"
+    assert escape_placeholder('metric="test/{lang}/acc"') == 'metric="test/{lang}/acc"'
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(xlvision.__file__).parents[1])}
+    command = [sys.executable, "-m", "xlvision.cli.report", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_reports_a_sweep_given_relative_globs(sweep: Path, tmp_path: Path) -> None:
+    done = _cli("runs=multirun/*/*", "rows=model", "cols=language", f"metric={ACC}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    reports = list((tmp_path / "outputs" / "reports").glob("*/report.html"))
+    assert len(reports) == 1
+    assert f"report: {reports[0].resolve()}" in done.stdout.replace("\n", "")
+    table = (reports[0].parent / "table_test-lang-acc.md").read_text(encoding="utf-8")
+    assert (
+        "| net | **0.830 ± 0.042** (n=2, 1 failed) | incomplete (n=1) | 0.920 ± 0.020 (n=3) |"
+        in table
+    )
+
+
+def test_cli_fails_with_one_line_when_runs_match_nothing(tmp_path: Path) -> None:
+    done = _cli("runs=[nothing/here/*,gone]", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "xlv-report: runs= matched no run dirs (none holds config.yaml or metrics.json): "
+        "'nothing/here/*', 'gone'"
+    ]
