@@ -1,0 +1,84 @@
+"""Fine-tuning strategies: what trains, what stays bit-identical, L2-SP, LoRA, head init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from xlvision.config import ConfigError
+from xlvision.finetune import (
+    FinetuneConf,
+    init_head,
+    resolve_source_language,
+    validate_finetune,
+)
+from xlvision.models import build_classifier
+
+NET = {"name": "net", "image_size": 28}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: a second thread only adds contention on shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_init_head_copies_zeroes_or_draws():
+    model = build_classifier(NET, {"en": 10})
+    source = resolve_source_language(model, None)
+    assert source == "en"
+    init_head(model, "kn", 10, "source", source)
+    en, kn = model.heads["en"], model.heads["kn"]
+    assert torch.equal(kn.weight, en.weight) and torch.equal(kn.bias, en.bias)
+    assert kn.weight.data_ptr() != en.weight.data_ptr()
+
+    init_head(model, "kn", 10, "zero", source)
+    assert not model.heads["kn"].weight.any() and not model.heads["kn"].bias.any()
+    init_head(model, "ar", 10, "random", source)
+    assert model.heads["ar"].weight.shape == (10, 512)
+    assert not torch.equal(model.heads["ar"].weight, en.weight)
+    assert model.languages == ["en", "kn", "ar"]
+
+
+def test_init_head_refuses_what_it_cannot_copy():
+    model = build_classifier(NET, {"en": 10})
+    with pytest.raises(ValueError) as err:
+        init_head(model, "zh", 12, "source", "en")
+    message = str(err.value)
+    assert "\n" not in message and "10 classes" in message and "12 classes" in message
+    with pytest.raises(ConfigError, match=r"^finetune\.source_language='fr' is not allowed"):
+        init_head(model, "zh", 10, "source", "fr")
+    with pytest.raises(ConfigError, match=r"^finetune\.head_init='copy'"):
+        init_head(model, "zh", 10, "copy", "en")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("name", "dora"),
+        ("head_init", "copy"),
+        ("source_language", ""),
+        ("blocks", 0),
+        ("l2sp_alpha", -1.0),
+        ("lora_rank", 0),
+        ("lora_alpha", 0.0),
+        ("layer_decay", 0.0),
+        ("layer_decay", 1.5),
+        ("lr", -0.1),
+    ],
+)
+def test_bad_finetune_values_fail_on_one_line(key, value):
+    with pytest.raises(ValueError, match=rf"^finetune\.{key}=.+ is not allowed: ") as err:
+        validate_finetune(FinetuneConf(**{key: value}))
+    assert "\n" not in str(err.value)
+
+
+def test_structured_config_refuses_bad_types():
+    schema = OmegaConf.structured(FinetuneConf)
+    validate_finetune(OmegaConf.merge(schema, {"name": "lora", "layer_decay": 0.8, "lr": None}))
+    with pytest.raises(Exception, match="lora_rank"):
+        OmegaConf.merge(schema, {"lora_rank": "four"})
