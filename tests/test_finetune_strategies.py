@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch import nn
 
 from xlvision.config import ConfigError
 from xlvision.finetune import (
     FinetuneConf,
+    LoRAConv2d,
+    LoRALinear,
+    add_lora,
     init_head,
     resolve_source_language,
     validate_finetune,
@@ -25,6 +29,32 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_lora_conv_merge_keeps_stride_padding_and_dilation():
+    torch.manual_seed(0)
+    base = nn.Conv2d(3, 5, 3, stride=2, padding=1, dilation=2)
+    layer = LoRAConv2d(base, rank=2, alpha=3.0)
+    nn.init.normal_(layer.lora_b.weight)
+    x = torch.randn(2, 3, 11, 11)
+    assert torch.allclose(layer.merged()(x), layer(x), atol=1e-5, rtol=0)
+    assert not torch.allclose(base(x), layer(x), atol=1e-3)
+    linear = LoRALinear(nn.Linear(6, 4), rank=3, alpha=1.5)
+    nn.init.normal_(linear.lora_b.weight)
+    v = torch.randn(5, 6)
+    assert torch.allclose(linear.merged()(v), linear(v), atol=1e-5, rtol=0)
+
+
+def test_add_lora_wraps_linear_and_plain_convs_once():
+    module = nn.Sequential(
+        nn.Conv2d(4, 8, 3),
+        nn.Conv2d(8, 8, 3, groups=4),
+        nn.Sequential(nn.Flatten(), nn.Linear(8, 2)),
+    )
+    assert add_lora(module, rank=2, alpha=4.0) == 2
+    assert isinstance(module[0], LoRAConv2d) and isinstance(module[2][1], LoRALinear)
+    assert type(module[1]) is nn.Conv2d
+    assert add_lora(module, rank=2, alpha=4.0) == 0
 
 
 def test_init_head_copies_zeroes_or_draws():

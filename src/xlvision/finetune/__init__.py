@@ -2,5 +2,15 @@
 
 from xlvision.finetune.config import FinetuneConf, validate_finetune
 from xlvision.finetune.heads import init_head, resolve_source_language
+from xlvision.finetune.lora import LoRAConv2d, LoRALinear, add_lora, merge_lora
 
-__all__ = ["FinetuneConf", "init_head", "resolve_source_language", "validate_finetune"]
+__all__ = [
+    "FinetuneConf",
+    "LoRAConv2d",
+    "LoRALinear",
+    "add_lora",
+    "init_head",
+    "merge_lora",
+    "resolve_source_language",
+    "validate_finetune",
+]
