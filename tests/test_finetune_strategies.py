@@ -14,10 +14,12 @@ from xlvision.finetune import (
     LoRALinear,
     add_lora,
     init_head,
+    l2sp_penalty,
     resolve_source_language,
+    snapshot_backbone,
     validate_finetune,
 )
-from xlvision.models import build_classifier
+from xlvision.models import Classifier, build_classifier
 
 NET = {"name": "net", "image_size": 28}
 
@@ -29,6 +31,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_l2sp_penalty_by_hand_and_its_gradient_pulls_back():
+    model = Classifier(nn.Linear(2, 2), {"en": 2})
+    reference = snapshot_backbone(model)
+    delta_w = torch.tensor([[1.0, 0.0], [0.0, -2.0]])
+    delta_b = torch.tensor([0.5, 0.0])
+    with torch.no_grad():
+        model.backbone.weight += delta_w
+        model.backbone.bias += delta_b
+        model.heads["en"].weight += 10.0  # heads are excluded
+
+    penalty = l2sp_penalty(model, reference, alpha=0.1)
+    assert penalty.item() == pytest.approx(0.1 / 2 * (1 + 4 + 0.25))
+    penalty.backward()
+    assert torch.allclose(model.backbone.weight.grad, 0.1 * delta_w)
+    assert model.heads["en"].weight.grad is None
+    torch.optim.SGD(model.parameters(), lr=1.0).step()
+    assert torch.allclose(model.backbone.weight - reference["weight"], 0.9 * delta_w)
+    assert torch.allclose(model.backbone.bias - reference["bias"], 0.9 * delta_b)
 
 
 def test_lora_conv_merge_keeps_stride_padding_and_dilation():
