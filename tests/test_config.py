@@ -10,7 +10,17 @@ from xlvision.config.compose import group_options
 from xlvision.config.paths import config_dir
 from xlvision.languages import available_languages
 
-GROUPS = ["language", "data", "model", "optimizer", "scheduler", "device", "logger", "debug"]
+GROUPS = [
+    "language",
+    "data",
+    "model",
+    "optimizer",
+    "scheduler",
+    "device",
+    "logger",
+    "debug",
+    "finetune",
+]
 
 
 def all_choices():

@@ -9,8 +9,8 @@ import pytest
 import torch
 from wandb_records import logged_values
 
-from xlvision.cli.app import run_stage
 from xlvision.stages.outputs import read_metrics
+from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 
 
@@ -33,7 +33,7 @@ def test_net_trains_and_beats_chance(make_config, tmp_path):
     cfg = make_config(
         "trainer.limit_train_batches=1.0", "trainer.limit_test_batches=1.0", "trainer.max_epochs=2"
     )
-    metrics = run_stage(train, cfg)
+    metrics, _ = run_stage(train, cfg)
     record = check_run_dir(tmp_path / "run", ["en"])
     assert record["metrics"] == pytest.approx(metrics)
     assert metrics["test/en/acc"] > 0.3  # 10 classes: chance is 0.1
@@ -51,7 +51,7 @@ def test_resnet18_smoke(make_config, tmp_path):
         "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1",
     )
-    metrics = run_stage(train, cfg)
+    metrics, _ = run_stage(train, cfg)
     check_run_dir(tmp_path / "run", ["en"])
     assert metrics["trainable_params"] > 11_000_000
 
@@ -84,7 +84,7 @@ def test_wandb_offline_run_records_the_metrics(make_config, tmp_path, monkeypatc
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = make_config("logger=wandb", "trainer.limit_train_batches=2")
     assert cfg.logger.wandb.offline is True
-    metrics = run_stage(train, cfg)
+    metrics, _ = run_stage(train, cfg)
     logs = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(logs) == 1
     logged = logged_values(logs[0])

@@ -5,21 +5,17 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
-from rich.console import Console
-from rich.table import Table
 
-from xlvision.config import ConfigError, compose_config, validate_config
+from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
-from xlvision.stages.outputs import write_config, write_metrics
+from xlvision.stages.runner import Stage, run_stage
 
-Stage = Callable[[DictConfig], tuple[dict, dict]]
 PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve"}
 
 
@@ -51,51 +47,29 @@ def check_command_line(argv: list[str], config_name: str) -> None:
         compose_config(combo, config_name=config_name)
 
 
-def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:
-    """One short per-language table and where the outputs are."""
-    rows = sorted({k.split("/")[1] for k in metrics if k.startswith("test/")})
-    if rows:
-        table = Table(title="test metrics", title_justify="left")
-        for column in ("language", "acc", "recall", "f1"):
-            table.add_column(column, justify="right" if column != "language" else "left")
-        for code in rows:
-            table.add_row(
-                code,
-                *(
-                    f"{metrics[f'test/{code}/{m}']:.4f}" if f"test/{code}/{m}" in metrics else "—"
-                    for m in ("acc", "recall", "f1")
-                ),
-            )
-        console.print(table)
-    console.print(f"outputs: {output_dir}")
+def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
+    """Prepend `key=value` for every default key the command line does not set."""
+    given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
+    return [f"{k}={v}" for k, v in defaults.items() if k not in given] + argv
 
 
-def run_stage(stage: Stage, cfg: DictConfig) -> dict:
-    """Run one stage in its output dir; metrics.json records success or the error."""
-    output_dir = Path(cfg.paths.output_dir)
-    write_config(cfg, output_dir)
-    try:
-        validate_config(cfg)
-        metrics, artifacts = stage(cfg)
-    except BaseException as err:
-        write_metrics(output_dir, cfg.stage, {}, error=f"{type(err).__name__}: {err}")
-        raise
-    write_metrics(output_dir, cfg.stage, metrics, artifacts)
-    print_summary(metrics, output_dir, Console(stderr=True))
-    return metrics
+def console_main(
+    stage: Stage, config_name: str, prog: str, defaults: dict[str, str] | None = None
+) -> Callable[[], None]:
+    """A console script for `stage` composed from `conf/<config_name>.yaml`.
 
-
-def console_main(stage: Stage, config_name: str, prog: str) -> Callable[[], None]:
-    """A console script for `stage` composed from `conf/<config_name>.yaml`."""
+    `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`).
+    """
     register_resolvers()
     register_schemas()
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def job(cfg: DictConfig) -> float | None:
-        metrics = run_stage(stage, cfg)
+        metrics, _ = run_stage(stage, cfg)
         return metrics.get(cfg.get("monitor", ""))
 
     def main() -> None:
+        sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], defaults or {})]
         try:
             check_command_line(sys.argv[1:], config_name)
         except ConfigError as err:

@@ -13,17 +13,10 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
-
-
-class ConfigError(ValueError):
-    """A bad config value: the message names the key, the value and what is allowed."""
-
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
 
 
 def group_options(group: str, conf: Path | None = None) -> list[str]:
@@ -104,6 +97,10 @@ def validate_config(cfg: DictConfig) -> DictConfig:
             raise ConfigError(key, value, allowed)
     if "language" in cfg and not cfg.language:
         raise ConfigError("language", [], "at least one language")
+    if cfg.get("finetune") is not None:
+        from xlvision.finetune.config import validate_finetune
+
+        validate_finetune(cfg.finetune)
     if "model" in cfg and cfg.model.name not in MODELS:
         raise ConfigError("model.name", cfg.model.name, f"one of {', '.join(sorted(MODELS))}")
     return cfg

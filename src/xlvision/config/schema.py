@@ -12,6 +12,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from xlvision.finetune.config import FinetuneConf
+
 
 @dataclass
 class LanguageConf:
@@ -123,9 +125,16 @@ class TrainerConf:
 
 
 @dataclass
+class PipelineConf:
+    sources: list[str] = field(default_factory=lambda: ["en"])
+    targets: list[str] = field(default_factory=lambda: ["kn", "ar", "hi"])
+
+
+@dataclass
 class Config:
     stage: str = "train"
     seed: int = 0
+    base: str | None = None
     monitor: str = "val/mean/acc"
     trainer: TrainerConf = field(default_factory=TrainerConf)
     language: dict[str, LanguageConf] = field(default_factory=dict)
@@ -136,6 +145,8 @@ class Config:
     device: DeviceConf = field(default_factory=DeviceConf)
     logger: dict[str, Any] = field(default_factory=dict)
     paths: PathsConf = field(default_factory=PathsConf)
+    finetune: FinetuneConf | None = None
+    pipeline: PipelineConf | None = None
 
 
 def register_schemas() -> None:

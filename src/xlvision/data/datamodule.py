@@ -81,10 +81,17 @@ class DigitDataModule(L.LightningDataModule):
     """Batches of (image, label, language index) over the configured languages."""
 
     def __init__(
-        self, data: DictConfig, languages: list[Language], seed: int, data_dir: str | Path = "."
+        self,
+        data: DictConfig,
+        languages: list[Language],
+        seed: int,
+        data_dir: str | Path = ".",
+        eval_only: tuple[str, ...] = (),
     ) -> None:
+        """`eval_only` languages get val and test data but no training data (forgetting)."""
         super().__init__()
         self.data, self.languages, self.seed, self.data_dir = data, languages, seed, data_dir
+        self.eval_only = set(eval_only)
         self.datasets: dict[str, LanguageBatches] = {}
         self.counts: dict[str, dict[str, int]] = {}
 
@@ -102,6 +109,8 @@ class DigitDataModule(L.LightningDataModule):
                 )
                 splits["train"] = train.subset(keep)
             for split in SPLITS:
+                if split == "train" and language.code in self.eval_only:
+                    continue
                 parts[split].append((splits[split], index))
                 self.counts.setdefault(language.code, {})[split] = len(splits[split])
         for split, items in parts.items():

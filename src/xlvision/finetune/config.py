@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from xlvision.config.compose import ConfigError
+from xlvision.config.errors import ConfigError
 
 STRATEGIES = ("full", "linear_probe", "partial", "bitfit", "l2sp", "lora")
 HEAD_INITS = ("source", "random", "zero")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xlvision.config.compose import ConfigError
+from xlvision.config.errors import ConfigError
 from xlvision.finetune.config import HEAD_INITS
 from xlvision.models import Classifier
 

@@ -54,7 +54,9 @@ def build_loggers(cfg: DictConfig, tags: list[str]) -> list:
     return loggers
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path, tags: list[str] = ()) -> L.Trainer:
+def build_trainer(
+    cfg: DictConfig, output_dir: Path, tags: list[str] = (), callbacks: list = ()
+) -> L.Trainer:
     """A Trainer that saves the best checkpoint by `cfg.monitor` and `last.ckpt`."""
     checkpoint = ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
@@ -63,7 +65,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, tags: list[str] = ()) -> L.
         mode="max",
         save_last=True,
     )
-    callbacks = [checkpoint]
+    callbacks = [checkpoint, *callbacks]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar(leave=False))
     return L.Trainer(

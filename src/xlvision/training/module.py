@@ -23,10 +23,16 @@ class DigitClassifierModule(L.LightningModule):
         scheduler: Callable[..., object] | None = None,
         scheduler_interval: str = "epoch",
         model_spec: dict | None = None,
+        param_groups: list[dict] | None = None,
+        regularizer: Callable[[torch.nn.Module], torch.Tensor] | None = None,
     ) -> None:
+        """`param_groups` ({"params", "lr_scale"}) override plain parameters; `regularizer`
+        adds a penalty of the model to the training loss (e.g. L2-SP)."""
         super().__init__()
         self.model = model
         self.model_spec = model_spec or {}
+        self.param_groups = param_groups
+        self.regularizer = regularizer
         self.languages = list(languages)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -53,6 +59,10 @@ class DigitClassifierModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[1]))
+        if self.regularizer is not None:
+            penalty = self.regularizer(self.model)
+            self.log("train/penalty", penalty, batch_size=len(batch[1]))
+            loss = loss + penalty
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -84,13 +94,20 @@ class DigitClassifierModule(L.LightningModule):
         }
 
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params)
+        if self.param_groups is None:
+            optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        else:
+            optimizer = self.optimizer_factory([{"params": g["params"]} for g in self.param_groups])
+            for group, spec in zip(optimizer.param_groups, self.param_groups, strict=True):
+                group["lr"] = group["lr"] * spec.get("lr_scale", 1.0)
         if self.scheduler_factory is None:
             return optimizer
         if self.scheduler_interval == "step":
+            # One-cycle sets every group's lr from max_lr: keep the groups' own scales.
             scheduler = self.scheduler_factory(
-                optimizer, total_steps=int(self.trainer.estimated_stepping_batches)
+                optimizer,
+                max_lr=[g["lr"] for g in optimizer.param_groups],
+                total_steps=int(self.trainer.estimated_stepping_batches),
             )
         else:
             scheduler = self.scheduler_factory(optimizer)

@@ -1,0 +1,101 @@
+"""`finetune`: base model → target head → strategy → fit → test target and source languages."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from xlvision.data.datamodule import DigitDataModule
+from xlvision.finetune.heads import init_head
+from xlvision.finetune.l2sp import l2sp_penalty, snapshot_backbone
+from xlvision.finetune.lora import merge_lora
+from xlvision.finetune.strategies import apply_strategy
+from xlvision.languages import load_language
+from xlvision.languages.registry import language_from_mapping
+from xlvision.models import build_classifier
+from xlvision.models.checkpoint import load_classifier, save_classifier
+from xlvision.training.builders import (
+    build_optimizer,
+    build_scheduler,
+    build_trainer,
+    finish_loggers,
+)
+from xlvision.training.callbacks import FrozenBatchNorm
+from xlvision.training.module import DigitClassifierModule
+
+
+def load_base(cfg: DictConfig):
+    """The original model: a checkpoint (`base=`), or `cfg.model` itself (e.g. ImageNet weights)."""
+    if cfg.base:
+        return load_classifier(cfg.base)
+    spec = OmegaConf.to_container(cfg.model, resolve=True)
+    return build_classifier(spec, {}), spec, {}
+
+
+def finetune(cfg: DictConfig) -> tuple[dict, dict]:
+    """Fine-tune the base model on one target language and measure what the source forgot."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    output_dir = Path(cfg.paths.output_dir)
+    (target,) = [language_from_mapping(node) for node in cfg.language.values()]
+    conf = cfg.finetune
+
+    model, spec, base_classes = load_base(cfg)
+    source = conf.source_language or next(iter(base_classes), None)
+    init_head(model, target.code, target.num_classes, conf.head_init, source)
+    groups = apply_strategy(model, conf, target.code)  # lora: adds the adapters here
+    reference = snapshot_backbone(model) if conf.name == "l2sp" else None
+    regularizer = (
+        (lambda m: l2sp_penalty(m, reference, conf.l2sp_alpha)) if reference is not None else None
+    )
+
+    # Source languages are tested after tuning to measure forgetting (glyph data only).
+    sources = [c for c in base_classes if c != target.code] if cfg.data.kind == "glyphs" else []
+    languages = [target, *(load_language(c) for c in sources)]
+    data = DigitDataModule(
+        cfg.data, languages, cfg.seed, cfg.paths.data_dir, eval_only=tuple(sources)
+    )
+    optimizer = (
+        cfg.optimizer if conf.lr is None else OmegaConf.merge(cfg.optimizer, {"lr": conf.lr})
+    )
+    scheduler, interval = build_scheduler(cfg.scheduler)
+    module = DigitClassifierModule(
+        model,
+        [lang.code for lang in languages],
+        build_optimizer(optimizer),
+        scheduler,
+        interval,
+        spec,
+        param_groups=groups,
+        regularizer=regularizer,
+    )
+    tags = [target.code, spec["name"], cfg.stage, conf.name]
+    trainer = build_trainer(cfg, output_dir, tags=tags, callbacks=[FrozenBatchNorm()])
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    train_time = time.perf_counter() - start
+    best = trainer.checkpoint_callback.best_model_path or None
+    trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)
+    trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)
+    finish_loggers(trainer)
+
+    trainable = sum(p.numel() for g in groups for p in g["params"])
+    if conf.name == "lora":
+        merge_lora(model.backbone)
+    final = save_classifier(output_dir / "checkpoints" / "final.ckpt", model, spec)
+    metrics = {
+        **module.final,
+        "train_time_s": round(train_time, 3),
+        "trainable_params": trainable,
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "epochs": trainer.current_epoch,
+    }
+    artifacts = {
+        "checkpoint": str(final),
+        "confusion": module.confusion,
+        "data_counts": data.counts,
+    }
+    return metrics, artifacts

@@ -1,0 +1,70 @@
+"""`pipeline`: pretrain on the sources → fine-tune on every target → report, in one dir."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+
+from xlvision.config.paths import config_dir
+from xlvision.stages.finetune import finetune
+from xlvision.stages.train import train
+
+
+def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path, **updates):
+    """The pipeline's config narrowed to one stage: its languages, its output dir."""
+    sub = copy.deepcopy(cfg)
+    with open_dict(sub):
+        sub.stage = stage
+        sub.language = {c: OmegaConf.load(config_dir() / "language" / f"{c}.yaml") for c in codes}
+        sub.paths.output_dir = str(output_dir)
+        sub.pipeline = None
+        for key, value in updates.items():
+            sub[key] = value
+    return sub
+
+
+def report_config(root: Path, runs: list[Path]) -> DictConfig:
+    cfg = OmegaConf.load(config_dir() / "report.yaml")
+    cfg.pop("hydra", None)
+    cfg.runs = [str(r) for r in runs]
+    cfg.rows = ["language"]
+    cfg.cols = ["stage"]
+    cfg.metric = ["test/{lang}/acc", "test/{lang}/f1"]
+    cfg.report.out_dir = str(root / "report")
+    cfg.report.title = "xlvision pipeline"
+    return cfg
+
+
+def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
+    """Every stage is recorded in its own subdir, so a crash keeps what finished."""
+    from xlvision.report import report
+    from xlvision.stages.runner import run_stage
+
+    console = Console(stderr=True)
+    root = Path(cfg.paths.output_dir)
+    sources, targets = list(cfg.pipeline.sources), list(cfg.pipeline.targets)
+    steps = 1 + len(targets)
+    console.rule(f"[1/{steps}] pretrain on {'+'.join(sources)}")
+    pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None)
+    pretrain_metrics, pretrain_artifacts = run_stage(train, pre)
+    checkpoint = pretrain_artifacts["checkpoint"]
+
+    metrics = {f"pretrain/{k}": v for k, v in pretrain_metrics.items() if k.startswith("test/")}
+    runs = [root / "pretrain"]
+    for i, code in enumerate(targets, start=2):
+        console.rule(f"[{i}/{steps}] fine-tune on {code} ({cfg.finetune.name})")
+        run_dir = root / f"finetune_{code}"
+        tuned, _ = run_stage(
+            finetune, stage_config(cfg, "finetune", [code], run_dir, base=checkpoint)
+        )
+        metrics.update(
+            {f"finetune_{code}/{k}": v for k, v in tuned.items() if k.startswith("test/")}
+        )
+        runs.append(run_dir)
+
+    report(report_config(root, runs))
+    console.print(f"pipeline done: report at {root / 'report' / 'report.html'}")
+    return metrics, {"report": str(root / "report" / "report.html"), "runs": [str(r) for r in runs]}

@@ -1,0 +1,49 @@
+"""Running one stage in its output dir, recording success or failure, printing a summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from xlvision.config import validate_config
+from xlvision.stages.outputs import write_config, write_metrics
+
+Stage = Callable[[DictConfig], tuple[dict, dict]]
+
+
+def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:
+    """One short per-language table and where the outputs are."""
+    rows = sorted({k.split("/")[1] for k in metrics if k.startswith("test/")})
+    if rows:
+        table = Table(title="test metrics", title_justify="left")
+        for column in ("language", "acc", "recall", "f1"):
+            table.add_column(column, justify="right" if column != "language" else "left")
+        for code in rows:
+            table.add_row(
+                code,
+                *(
+                    f"{metrics[f'test/{code}/{m}']:.4f}" if f"test/{code}/{m}" in metrics else "—"
+                    for m in ("acc", "recall", "f1")
+                ),
+            )
+        console.print(table)
+    console.print(f"outputs: {output_dir}")
+
+
+def run_stage(stage: Stage, cfg: DictConfig) -> tuple[dict, dict]:
+    """Run one stage in its output dir; metrics.json records success or the error."""
+    output_dir = Path(cfg.paths.output_dir)
+    write_config(cfg, output_dir)
+    try:
+        validate_config(cfg)
+        metrics, artifacts = stage(cfg)
+    except BaseException as err:
+        write_metrics(output_dir, cfg.stage, {}, error=f"{type(err).__name__}: {err}")
+        raise
+    write_metrics(output_dir, cfg.stage, metrics, artifacts)
+    print_summary(metrics, output_dir, Console(stderr=True))
+    return metrics, artifacts

@@ -1,0 +1,95 @@
+"""xlv-finetune and xlv-pipeline on glyph data with tiny settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from xlvision.config import compose_config
+from xlvision.stages.finetune import finetune
+from xlvision.stages.pipeline import pipeline
+from xlvision.stages.runner import run_stage
+from xlvision.stages.train import train
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory):
+    """A quickly trained English model: the original model every test fine-tunes."""
+    root = tmp_path_factory.mktemp("base")
+    cfg = compose_config(
+        [f"paths.output_dir={root}", f"paths.cache_dir={root / 'cache'}", "debug=fast"]
+    )
+    _, artifacts = run_stage(train, cfg)
+    return artifacts["checkpoint"]
+
+
+def backbone_state(path) -> dict:
+    state = torch.load(path, weights_only=True)["state_dict"]
+    return {k: v for k, v in state.items() if k.startswith("model.backbone.")}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "trainable"), [("linear_probe", 512 * 10 + 10), ("full", None)]
+)
+def test_finetune_trains_what_the_strategy_claims(
+    strategy, trainable, base_checkpoint, make_config, tmp_path
+):
+    cfg = make_config(
+        "stage=finetune", f"finetune={strategy}", "language=kn", f"base={base_checkpoint}"
+    )
+    metrics, artifacts = run_stage(finetune, cfg)
+    assert {"test/kn/acc", "test/kn/f1", "test/en/acc"} <= set(metrics)  # en: forgetting
+    before, after = backbone_state(base_checkpoint), backbone_state(artifacts["checkpoint"])
+    assert before.keys() == after.keys()
+    same = all(torch.equal(before[k], after[k]) for k in before)
+    if strategy == "linear_probe":
+        assert metrics["trainable_params"] == trainable
+        assert same  # frozen backbone, BatchNorm statistics included
+    else:
+        assert metrics["trainable_params"] == metrics["total_params"] - 5130  # en head frozen
+        assert not same
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["stage"] == "finetune" and record["status"] == "completed"
+
+
+def test_lora_checkpoint_is_merged_into_the_plain_architecture(
+    base_checkpoint, make_config, tmp_path
+):
+    cfg = make_config("stage=finetune", "finetune=lora", "language=kn", f"base={base_checkpoint}")
+    metrics, artifacts = run_stage(finetune, cfg)
+    assert backbone_state(artifacts["checkpoint"]).keys() == backbone_state(base_checkpoint).keys()
+    assert metrics["trainable_params"] < metrics["total_params"] / 5
+
+
+def test_missing_base_checkpoint_is_named(make_config, tmp_path):
+    cfg = make_config("stage=finetune", "finetune=full", "language=kn", "base=/nope/x.ckpt")
+    with pytest.raises(FileNotFoundError, match="/nope/x.ckpt"):
+        run_stage(finetune, cfg)
+
+
+def test_pipeline_pretrains_finetunes_and_reports(tmp_path):
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path / 'pipe'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "debug=fast",
+            "pipeline.targets=[kn,ar]",
+        ],
+        config_name="pipeline",
+    )
+    metrics, artifacts = pipeline(cfg)
+    root = tmp_path / "pipe"
+    for stage in ("pretrain", "finetune_kn", "finetune_ar"):
+        record = json.loads((root / stage / "metrics.json").read_text())
+        assert record["status"] == "completed"
+    assert {"pretrain/test/en/acc", "finetune_kn/test/kn/acc", "finetune_ar/test/en/acc"} <= set(
+        metrics
+    )
+    page = (root / "report" / "report.html").read_text()
+    assert "finetune" in page and "kn" in page
+    tables = sorted((root / "report").glob("table_*.md"))
+    assert len(tables) == 2  # acc and f1
+    assert all(code in tables[0].read_text() for code in ("en", "kn", "ar"))
+    assert artifacts["report"].endswith("report.html")
