@@ -30,20 +30,21 @@ def _payloads(path: Path):
             pending = b""
 
 
-def logged_values(path: Path) -> dict[str, float]:
-    """The last value of every key logged to history or summary."""
+def logged_values(path: Path) -> dict[str, object]:
+    """The last value of every key logged to history or summary (numbers, or the JSON of
+    media such as images and tables), plus the run's tags under `_tags`."""
     from wandb.proto import wandb_internal_pb2
 
-    values: dict[str, float] = {}
+    values: dict[str, object] = {}
     for payload in _payloads(path):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
+        if kind == "run":
+            values["_tags"] = list(record.run.tags)
         items = record.history.item if kind == "history" else []
         items = record.summary.update if kind == "summary" else items
         for item in items:
             key = item.key or "/".join(item.nested_key)
-            value = json.loads(item.value_json)
-            if isinstance(value, int | float):
-                values[key] = value
+            values[key] = json.loads(item.value_json)
     return values

@@ -25,6 +25,7 @@ from xlvision.training.builders import (
 )
 from xlvision.training.callbacks import FrozenBatchNorm
 from xlvision.training.module import DigitClassifierModule
+from xlvision.training.tracking import log_confusion_matrices, log_model_artifact
 
 
 def load_base(cfg: DictConfig):
@@ -80,12 +81,13 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     best = trainer.checkpoint_callback.best_model_path or None
     trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)
     trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)
-    finish_loggers(trainer)
-
+    log_confusion_matrices(trainer.loggers, module.confusion)
     trainable = sum(p.numel() for g in groups for p in g["params"])
     if conf.name == "lora":
         merge_lora(model.backbone)
     final = save_classifier(output_dir / "checkpoints" / "final.ckpt", model, spec)
+    log_model_artifact(trainer.loggers, str(final), f"model-{target.code}")
+    finish_loggers(trainer)
     metrics = {
         **module.final,
         "train_time_s": round(train_time, 3),

@@ -25,15 +25,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_config(cfg: DictConfig, output_dir: Path) -> Path:
-    """The resolved config, without Hydra's own node."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    data = {
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain data, interpolations resolved, without Hydra's own node."""
+    return {
         key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
         for key, node in ((k, cfg[k]) for k in cfg if k != "hydra")
     }
+
+
+def write_config(cfg: DictConfig, output_dir: Path) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / CONFIG_FILE
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
     return path
 
 

@@ -18,6 +18,7 @@ from xlvision.training.builders import (
     finish_loggers,
 )
 from xlvision.training.module import DigitClassifierModule
+from xlvision.training.tracking import log_confusion_matrices, log_model_artifact
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
@@ -42,6 +43,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     best = trainer.checkpoint_callback.best_model_path or None
     trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)
     trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)
+    log_confusion_matrices(trainer.loggers, module.confusion)
+    log_model_artifact(trainer.loggers, best, "model")
     finish_loggers(trainer)
 
     metrics = {

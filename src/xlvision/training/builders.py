@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +11,8 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
+
+from xlvision.stages.outputs import resolved_config
 
 STEP_SCHEDULERS = {"torch.optim.lr_scheduler.OneCycleLR"}
 
@@ -50,7 +53,15 @@ def build_loggers(cfg: DictConfig, tags: list[str]) -> list:
             if node.get("group") is None:
                 extra["group"] = sweep_name()
             node = OmegaConf.merge(node, extra)
+        if node._target_.endswith("MLFlowLogger") and str(node.tracking_uri).startswith("file:"):
+            # MLflow 3 refuses its plain-file store unless asked; a run dir is exactly that.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         loggers.append(instantiate(node))
+    if loggers:
+        config = resolved_config(cfg)
+        config.pop("logger", None)
+        for logger in loggers:
+            logger.log_hyperparams(config)
     return loggers
 
 
