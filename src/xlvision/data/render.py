@@ -15,6 +15,10 @@ MASTER_INK = 48
 
 @cache
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    # Pillow falls back to a system font of the same file name when `path` is missing, which
+    # would quietly swap a bundled digit subset for a different font.
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: font file not found")
     try:
         return ImageFont.truetype(path, size)
     except OSError as err:
