@@ -47,8 +47,10 @@ def test_languages_registry_matches_configs():
 
 
 def test_several_languages_select_several_configs(tmp_path):
-    cfg = compose_config(["language=[en,en]", f"paths.output_dir={tmp_path}"])
-    assert list(cfg.language) == ["en"]
+    cfg = compose_config(["language=[en,kn,zh]", f"paths.output_dir={tmp_path}"])
+    assert list(cfg.language) == ["en", "kn", "zh"]
+    assert cfg.language.kn.class_names[7] == "ಏಳು"
+    assert cfg.language.zh.codepoints[0] == "U+96F6"
 
 
 def test_debug_preset_overrides_trainer(tmp_path):

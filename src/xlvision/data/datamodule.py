@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from xlvision.data.arrays import DigitArrays
 from xlvision.data.cache import cached_arrays, file_digest
@@ -16,6 +16,7 @@ from xlvision.data.sampling import sample_shots
 from xlvision.languages import Language
 
 SPLITS = ("train", "val", "test")
+EVAL_ORDER_SEED = 20261127
 
 
 class LanguageBatches(Dataset):
@@ -121,12 +122,11 @@ class DigitDataModule(L.LightningDataModule):
             )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        """Training order follows the seed. Evaluation order is one fixed permutation, so a
+        run limited to a few eval batches still sees every language."""
         dataset = self.datasets[split]
-        order = (
-            RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
-            if shuffle
-            else SequentialSampler(dataset)
-        )
+        seed = self.seed if shuffle else EVAL_ORDER_SEED
+        order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
         return DataLoader(
             dataset,
             batch_size=None,
