@@ -77,6 +77,8 @@ def read_csv_digits(
             f"{path}: {len(pixel_columns)} pixel columns do not make a square image (side² pixels)"
         )
     skip = 1 if has_header else 0
+    if not any(line.strip() for line in text.split("\n")[skip:]):
+        raise DataError(f"{path}: holds no images (no data rows)")
     try:
         table = np.loadtxt(
             io.StringIO(text),
@@ -93,7 +95,5 @@ def read_csv_digits(
             )
     except ValueError as err:
         raise DataError(f"{path}: malformed CSV ({err})") from None
-    if table.shape[0] == 0:
-        raise DataError(f"{path}: holds no images (no data rows)")
     images = table[:, 1:].reshape(-1, side, side)
     return raw_digits(images, table[:, 0], groups, str(path))
