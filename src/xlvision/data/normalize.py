@@ -2,7 +2,7 @@
 
 LeCun et al. fitted each NIST digit's bounding box into 20×20 (antialiased, aspect kept) and
 placed it in 28×28 so that its centre of mass fell on the centre. Doing the same to every
-real set makes them look alike to a model; the glyph generator follows the same convention.
+real set gives the convention of `DigitArrays`, which the synthetic glyphs share.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ MASS_CENTRE = 14.0
 
 LUMA = (0.299, 0.587, 0.114)
 VOTERS = 4096
+"""Images sampled to decide a set's polarity; more would only cost time."""
 
 
 def _gray(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -166,6 +167,8 @@ def normalize_digits(
         batches = _same_size_batches(images)
     count = sum(len(index) for _, index in batches)
     out = torch.zeros(count, CANVAS, CANVAS, dtype=torch.uint8)
+    if count == 0:
+        return out
     with torch.no_grad(), _one_thread():
         set_is_dark = polarity == "dark_on_bright"
         if polarity == "auto":
@@ -185,7 +188,7 @@ def _majority_dark(batches: list[tuple[np.ndarray, torch.Tensor]], count: int) -
     """The polarity most images vote for, from an evenly spread sample of at most VOTERS."""
     step = max(1, -(-count // VOTERS))
     votes = torch.cat([dark_background_votes(_gray(stack[::step])) for stack, _ in batches])
-    return bool(votes.float().mean() > 0.5) if len(votes) else False
+    return bool(votes.float().mean() > 0.5)
 
 
 def _same_size_batches(images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, torch.Tensor]]:

@@ -102,13 +102,76 @@ def _plain(source: Any) -> dict[str, Any]:
         try:
             return OmegaConf.to_container(source, resolve=True, throw_on_missing=True)
         except MissingMandatoryValue as err:
-            raise DataError(f"source.{err.full_key or err.key}: missing value, set it") from None
+            key = err.full_key or f"source.{err.key}"
+            raise DataError(f"{key}: missing value (???), set it") from None
     if not isinstance(source, Mapping):
         raise DataError(f"source must be a mapping, got {type(source).__name__}")
     missing = [k for k, v in source.items() if v == "???"]
     if missing:
         raise DataError(f"source.{missing[0]}: missing value (???), set it")
     return dict(source)
+
+
+def _role_files(fmt: str, data: dict[str, Any]) -> dict[str, Any]:
+    if "files" not in data:
+        raise DataError(
+            f"source.files is required for format {fmt} (e.g. {{images: …, labels: …}})"
+        )
+    return {"parts": _by_split("files", data["files"], _roles)}
+
+
+def _npz_arrays(fmt: str, data: dict[str, Any]) -> dict[str, Any]:
+    if "arrays" not in data:
+        raise DataError("source.arrays is required for format npz (e.g. {images: x, labels: y})")
+    return {
+        "path": _string("path", data.get("path")),
+        "parts": _by_split("arrays", data["arrays"], _roles),
+    }
+
+
+def _one_path_per_split(fmt: str, data: dict[str, Any]) -> dict[str, Any]:
+    if ("path" in data) == ("files" in data):
+        raise DataError(f"format {fmt} needs exactly one of source.path or source.files")
+    if "path" in data:
+        return {"parts": {"train": _string("path", data["path"])}}
+    return {"parts": _by_split("files", data["files"], _string)}
+
+
+def _csv_table(fmt: str, data: dict[str, Any]) -> dict[str, Any]:
+    header = data.get("header", "auto")
+    if header not in HEADER_CHOICES:
+        raise _fail("header", header, "allowed: auto, true, false")
+    group_column = data.get("group_column")
+    return {
+        **_one_path_per_split(fmt, data),
+        "label_column": _column("label_column", data.get("label_column", 0)),
+        "header": header,
+        "group_column": None if group_column is None else _column("group_column", group_column),
+    }
+
+
+def _torchvision_set(fmt: str, data: dict[str, Any]) -> dict[str, Any]:
+    name = data.get("name")
+    if name not in TORCHVISION_SETS:
+        raise _fail("name", name, f"allowed: {', '.join(TORCHVISION_SETS)}")
+    download = data.get("download", False)
+    if not isinstance(download, bool):
+        raise _fail("download", download, "expected true or false")
+    return {
+        "name": name,
+        "download": download,
+        "path": _string("path", data.get("path", "torchvision")),
+    }
+
+
+FORMAT_OPTIONS = {
+    "idx": _role_files,
+    "npy": _role_files,
+    "npz": _npz_arrays,
+    "csv": _csv_table,
+    "folder": _one_path_per_split,
+    "torchvision": _torchvision_set,
+}
 
 
 def parse_real_source(source: Mapping[str, Any]) -> RealSource:
@@ -136,41 +199,5 @@ def parse_real_source(source: Mapping[str, Any]) -> RealSource:
         raise _fail(
             "val_fraction", fractions["val_fraction"], "val_fraction + test_fraction must be < 1"
         )
-    options: dict[str, Any] = {}
-    if fmt in ("idx", "npy"):
-        if "files" not in data:
-            raise DataError(f"source.files is required for format {fmt}")
-        options["parts"] = _by_split("files", data["files"], _roles)
-    elif fmt == "npz":
-        options["path"] = _string("path", data.get("path"))
-        if "arrays" not in data:
-            raise DataError(
-                "source.arrays is required for format npz (e.g. {images: x, labels: y})"
-            )
-        options["parts"] = _by_split("arrays", data["arrays"], _roles)
-    elif fmt in ("csv", "folder"):
-        if ("path" in data) == ("files" in data):
-            raise DataError(f"format {fmt} needs exactly one of source.path or source.files")
-        if "path" in data:
-            options["parts"] = {"train": _string("path", data["path"])}
-        else:
-            options["parts"] = _by_split("files", data["files"], _string)
-    else:
-        name = data.get("name")
-        if name not in TORCHVISION_SETS:
-            raise _fail("name", name, f"allowed: {', '.join(TORCHVISION_SETS)}")
-        download = data.get("download", False)
-        if not isinstance(download, bool):
-            raise _fail("download", download, "expected true or false")
-        options.update(
-            name=name, download=download, path=_string("path", data.get("path", "torchvision"))
-        )
-    if fmt == "csv":
-        options["label_column"] = _column("label_column", data.get("label_column", 0))
-        header = data.get("header", "auto")
-        if header not in HEADER_CHOICES:
-            raise _fail("header", header, "allowed: auto, true, false")
-        options["header"] = header
-        if data.get("group_column") is not None:
-            options["group_column"] = _column("group_column", data["group_column"])
+    options = FORMAT_OPTIONS[fmt](fmt, data)
     return RealSource(format=fmt, language=language, polarity=polarity, **fractions, **options)
