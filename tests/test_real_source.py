@@ -10,8 +10,8 @@ import torch
 from omegaconf import OmegaConf
 
 from xlvision.data.errors import DataError
+from xlvision.data.real import load_real_splits
 from xlvision.data.real_source import parse_real_source
-from xlvision.data.real_splits import load_real_splits
 
 CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data"
 

@@ -97,6 +97,18 @@ def _by_split(key: str, value: Any, per_split) -> dict[str, Any]:
     return {"train": per_split(key, value)}
 
 
+def _unset_key(node: Any, key: str) -> str | None:
+    """The first key still holding OmegaConf's `???` placeholder, nested keys included."""
+    if node == "???":
+        return key
+    if isinstance(node, Mapping):
+        for name, value in node.items():
+            found = _unset_key(value, f"{key}.{name}")
+            if found:
+                return found
+    return None
+
+
 def _plain(source: Any) -> dict[str, Any]:
     if OmegaConf.is_config(source):
         try:
@@ -106,9 +118,9 @@ def _plain(source: Any) -> dict[str, Any]:
             raise DataError(f"{key}: missing value (???), set it") from None
     if not isinstance(source, Mapping):
         raise DataError(f"source must be a mapping, got {type(source).__name__}")
-    missing = [k for k, v in source.items() if v == "???"]
-    if missing:
-        raise DataError(f"source.{missing[0]}: missing value (???), set it")
+    unset = _unset_key(source, "source")
+    if unset:
+        raise DataError(f"{unset}: missing value (???), set it")
     return dict(source)
 
 

@@ -1,4 +1,4 @@
-"""Real handwritten digits from a data preset's `source`, normalized and split."""
+"""Real handwritten digits from a preset's `source`: read, normalized, split."""
 
 from __future__ import annotations
 
