@@ -58,18 +58,19 @@ def test_per_split_files_with_absolute_paths(tmp_path: Path) -> None:
     assert torch.bincount(splits["test"].labels).tolist() == [2] * 10
 
 
-def test_every_shipped_preset_parses() -> None:
-    names = sorted(p.stem for p in CONF_DATA.glob("*.yaml") if p.stem != "glyphs")
-    assert len(names) >= 16
+def test_every_shipped_real_preset_composes_and_parses(make_config) -> None:
+    presets = {p.stem: OmegaConf.load(p) for p in sorted(CONF_DATA.glob("*.yaml"))}
+    real = sorted(name for name, node in presets.items() if node.kind == "real")
+    assert len(real) == 16
     generic = {"idx", "npy", "npz", "csv", "folder"}
-    for name in names:
-        node = OmegaConf.load(CONF_DATA / f"{name}.yaml")
-        assert node.kind == "real" and node.shots_per_class is None
+    for name in real:
+        data = make_config(f"data={name}").data
+        assert data.kind == "real" and data.shots_per_class is None
         if name in generic:
             with pytest.raises(DataError, match="missing value"):
-                parse_real_source(node.source)
+                parse_real_source(data.source)
         else:
-            assert parse_real_source(node.source).language == node.source.language
+            assert parse_real_source(data.source).language == presets[name].source.language
 
 
 GOOD = {
