@@ -20,6 +20,7 @@ GROUPS = [
     "logger",
     "debug",
     "finetune",
+    "experiment",
 ]
 
 

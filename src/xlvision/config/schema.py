@@ -128,6 +128,8 @@ class TrainerConf:
 class PipelineConf:
     sources: list[str] = field(default_factory=lambda: ["en"])
     targets: list[str] = field(default_factory=lambda: ["kn", "ar", "hi"])
+    # false: skip pretraining and fine-tune from random weights (the from-scratch baseline)
+    pretrain: bool = True
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import lightning as L
@@ -24,8 +23,9 @@ from xlvision.training.builders import (
     finish_loggers,
 )
 from xlvision.training.callbacks import FrozenBatchNorm
+from xlvision.training.fit import fit_and_test
 from xlvision.training.module import DigitClassifierModule
-from xlvision.training.tracking import log_confusion_matrices, log_model_artifact
+from xlvision.training.tracking import log_model_artifact
 
 
 def load_base(cfg: DictConfig):
@@ -75,13 +75,15 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     tags = [target.code, spec["name"], cfg.stage, conf.name]
     trainer = build_trainer(cfg, output_dir, tags=tags, callbacks=[FrozenBatchNorm()])
 
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    train_time = time.perf_counter() - start
-    best = trainer.checkpoint_callback.best_model_path or None
-    trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)
-    trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)
-    log_confusion_matrices(trainer.loggers, module.confusion)
+    zero_shot = {}
+    if conf.head_init == "source" and base_classes:
+        # Before any update the target head is the source head: zero-shot transfer.
+        module.test_metrics.stage = "zeroshot"
+        trainer.test(module, datamodule=data, verbose=False)
+        module.test_metrics.stage = "test"
+        zero_shot, module.final = dict(module.final), {}
+
+    train_time, best = fit_and_test(trainer, module, data)
     trainable = sum(p.numel() for g in groups for p in g["params"])
     if conf.name == "lora":
         merge_lora(model.backbone)
@@ -89,6 +91,7 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     log_model_artifact(trainer.loggers, str(final), f"model-{target.code}")
     finish_loggers(trainer)
     metrics = {
+        **zero_shot,
         **module.final,
         "train_time_s": round(train_time, 3),
         "trainable_params": trainable,

@@ -9,7 +9,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
 from xlvision.config.paths import config_dir
+from xlvision.report import report
 from xlvision.stages.finetune import finetune
+from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 
 
@@ -40,26 +42,31 @@ def report_config(root: Path, runs: list[Path]) -> DictConfig:
 
 def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     """Every stage is recorded in its own subdir, so a crash keeps what finished."""
-    from xlvision.report import report
-    from xlvision.stages.runner import run_stage
-
     console = Console(stderr=True)
     root = Path(cfg.paths.output_dir)
     sources, targets = list(cfg.pipeline.sources), list(cfg.pipeline.targets)
-    steps = 1 + len(targets)
-    console.rule(f"[1/{steps}] pretrain on {'+'.join(sources)}")
-    pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None)
-    pretrain_metrics, pretrain_artifacts = run_stage(train, pre)
-    checkpoint = pretrain_artifacts["checkpoint"]
-
-    metrics = {f"pretrain/{k}": v for k, v in pretrain_metrics.items() if k.startswith("test/")}
-    runs = [root / "pretrain"]
-    for i, code in enumerate(targets, start=2):
+    steps = int(cfg.pipeline.pretrain) + len(targets)
+    metrics, runs, checkpoint = {}, [], None
+    finetune_conf = OmegaConf.merge(cfg.finetune, {"source_language": sources[0]})
+    if cfg.pipeline.pretrain:
+        console.rule(f"[1/{steps}] pretrain on {'+'.join(sources)}")
+        pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None)
+        pre.data.shots_per_class = None  # k-shot budgets are for the targets
+        pretrain_metrics, pretrain_artifacts = run_stage(train, pre)
+        checkpoint = pretrain_artifacts["checkpoint"]
+        metrics = {f"pretrain/{k}": v for k, v in pretrain_metrics.items() if k.startswith("test/")}
+        runs.append(root / "pretrain")
+    else:  # the from-scratch baseline: same budget, random initialization
+        finetune_conf = OmegaConf.merge(
+            finetune_conf, {"head_init": "random", "source_language": None}
+        )
+    for i, code in enumerate(targets, start=steps - len(targets) + 1):
         console.rule(f"[{i}/{steps}] fine-tune on {code} ({cfg.finetune.name})")
         run_dir = root / f"finetune_{code}"
-        tuned, _ = run_stage(
-            finetune, stage_config(cfg, "finetune", [code], run_dir, base=checkpoint)
+        sub = stage_config(
+            cfg, "finetune", [code], run_dir, base=checkpoint, finetune=finetune_conf
         )
+        tuned, _ = run_stage(finetune, sub)
         metrics.update(
             {f"finetune_{code}/{k}": v for k, v in tuned.items() if k.startswith("test/")}
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import lightning as L
@@ -17,8 +16,9 @@ from xlvision.training.builders import (
     build_trainer,
     finish_loggers,
 )
+from xlvision.training.fit import fit_and_test
 from xlvision.training.module import DigitClassifierModule
-from xlvision.training.tracking import log_confusion_matrices, log_model_artifact
+from xlvision.training.tracking import log_model_artifact
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
@@ -37,13 +37,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     )
     trainer = build_trainer(cfg, output_dir, tags=[*codes, cfg.model.name, cfg.stage])
 
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    train_time = time.perf_counter() - start
-    best = trainer.checkpoint_callback.best_model_path or None
-    trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)
-    trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)
-    log_confusion_matrices(trainer.loggers, module.confusion)
+    train_time, best = fit_and_test(trainer, module, data)
     log_model_artifact(trainer.loggers, best, "model")
     finish_loggers(trainer)
 

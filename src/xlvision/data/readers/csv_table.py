@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
 from pathlib import Path
@@ -10,23 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from xlvision.data.errors import DataError
-from xlvision.data.readers.raw import RawDigits, raw_digits
+from xlvision.data.readers.raw import RawDigits, file_bytes, raw_digits
 
 HEADER_CHOICES = ("auto", True, False)
 
 
 def _text(path: Path) -> str:
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    try:
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        return data.decode("utf-8-sig")
-    except (EOFError, OSError, UnicodeDecodeError) as err:
+        return file_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as err:
         raise DataError(f"{path}: not a readable text CSV ({err})") from None
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from xlvision.data.errors import DataError
-from xlvision.data.readers.raw import RawDigits, raw_digits
+from xlvision.data.readers.raw import RawDigits, file_bytes, raw_digits
 
 IDX_DTYPES = {
     0x08: np.dtype(">u1"),
@@ -19,27 +17,11 @@ IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _file_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    if data[:2] != GZIP_MAGIC:
-        return data
-    try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as err:
-        raise DataError(f"{path}: corrupt or truncated gzip ({err})") from None
 
 
 def read_idx(path: Path) -> np.ndarray:
     """The array in one IDX file; the header's magic, dtype code, dims and length are checked."""
-    data = _file_bytes(path)
+    data = file_bytes(path)
     if len(data) < 4 or data[:2] != b"\x00\x00":
         raise DataError(f"{path}: not an IDX file (magic number {data[:4].hex() or 'missing'})")
     code, dims = data[2], data[3]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -13,6 +16,25 @@ SPLITS = ("train", "val", "test")
 """Split names a file may provide; a file without any is read as `train` and split by seed."""
 
 CHANNELS = (1, 3, 4)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def file_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when they are gzip; a user's bad file fails in one line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+    if data[:2] != GZIP_MAGIC:
+        return data
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as err:
+        raise DataError(f"{path}: corrupt or truncated gzip ({err})") from None
 
 
 @dataclass
