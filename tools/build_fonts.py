@@ -68,7 +68,6 @@ en | Purisa.ttf                     | Purisa               | fonts-tlwg-purisa-t
 en | KleeOne-Regular.ttf            | Klee One             | fonts-klee                   | OFL-1.1 | truetype/klee/KleeOne-Regular.ttf
 en | Chilanka-Regular.otf           | Chilanka             | fonts-smc-chilanka           | OFL-1.1 | opentype/malayalam/Chilanka-Regular.otf
 en | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
-en | LiberationMono-Regular.ttf     | Liberation Mono      | fonts-liberation             | GPL-2.0 with font exception | truetype/liberation/LiberationMono-Regular.ttf
 en | LiberationSans-Regular.ttf     | Liberation Sans      | fonts-liberation             | GPL-2.0 with font exception | truetype/liberation/LiberationSans-Regular.ttf
 ar | Amiri-Regular.ttf              | Amiri                | fonts-hosny-amiri            | OFL-1.1 | opentype/fonts-hosny-amiri/Amiri-Regular.ttf
 ar | Amiri-Bold.ttf                 | Amiri                | fonts-hosny-amiri            | OFL-1.1 | opentype/fonts-hosny-amiri/Amiri-Bold.ttf
