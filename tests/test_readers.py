@@ -39,7 +39,7 @@ def write_idx(path: Path, array: np.ndarray, *, code: int = 0x08, compress: bool
     return path
 
 
-def fails(call, *fragments: str) -> str:
+def expect_failure(call, *fragments: str) -> str:
     """Run `call`, expecting a one-line DataError containing every fragment."""
     with pytest.raises(DataError) as info:
         call()
@@ -70,39 +70,41 @@ def test_idx_big_endian_types_are_decoded(tmp_path: Path) -> None:
 def test_idx_truncated_file_fails(tmp_path: Path) -> None:
     path = write_idx(tmp_path / "x-idx3-ubyte", IMAGES)
     path.write_bytes(path.read_bytes()[:-100])
-    fails(lambda: read_idx(path), str(path), "truncated", "needs 4704 bytes, found 4604")
+    expect_failure(lambda: read_idx(path), str(path), "truncated", "needs 4704 bytes, found 4604")
 
 
 def test_idx_overlong_file_fails(tmp_path: Path) -> None:
     path = write_idx(tmp_path / "x-idx3-ubyte", IMAGES)
     path.write_bytes(path.read_bytes() + b"\x00")
-    fails(lambda: read_idx(path), str(path), "longer than its header says")
+    expect_failure(lambda: read_idx(path), str(path), "longer than its header says")
 
 
 def test_idx_truncated_gzip_fails(tmp_path: Path) -> None:
     path = write_idx(tmp_path / "x-idx3-ubyte.gz", IMAGES, compress=True)
     path.write_bytes(path.read_bytes()[:-40])
-    fails(lambda: read_idx(path), str(path), "corrupt or truncated gzip")
+    expect_failure(lambda: read_idx(path), str(path), "corrupt or truncated gzip")
 
 
 def test_idx_bad_magic_and_dtype_code_fail(tmp_path: Path) -> None:
     path = tmp_path / "photo.idx"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
-    fails(lambda: read_idx(path), str(path), "not an IDX file", "89504e47")
+    expect_failure(lambda: read_idx(path), str(path), "not an IDX file", "89504e47")
     path.write_bytes(b"\x00\x00\x07\x01" + struct.pack(">I", 3) + bytes(3))
-    fails(lambda: read_idx(path), str(path), "unknown IDX dtype code 0x07")
+    expect_failure(lambda: read_idx(path), str(path), "unknown IDX dtype code 0x07")
 
 
 def test_idx_mismatched_counts_and_bad_labels_fail(tmp_path: Path) -> None:
     images = write_idx(tmp_path / "x", IMAGES)
     short = write_idx(tmp_path / "short", LABELS[:4].astype(np.uint8))
-    fails(lambda: read_idx_digits(images, short), str(short), "4 labels for 6 images")
+    expect_failure(lambda: read_idx_digits(images, short), str(short), "4 labels for 6 images")
     bad = write_idx(tmp_path / "bad", np.array([0, 1, 2, 10, 11, 3], dtype=np.uint8))
-    fails(lambda: read_idx_digits(images, bad), str(bad), "0–9", "found 10, 11 (2 of 6 labels)")
+    expect_failure(
+        lambda: read_idx_digits(images, bad), str(bad), "0–9", "found 10, 11 (2 of 6 labels)"
+    )
     flat = write_idx(tmp_path / "flat", IMAGES.reshape(6, -1))
-    fails(lambda: read_idx_digits(flat, short), str(flat), "N×H×W", "(6, 784)")
+    expect_failure(lambda: read_idx_digits(flat, short), str(flat), "N×H×W", "(6, 784)")
     missing = tmp_path / "absent.gz"
-    fails(lambda: read_idx_digits(missing, short), str(missing), "file not found")
+    expect_failure(lambda: read_idx_digits(missing, short), str(missing), "file not found")
 
 
 def test_npz_split_arrays_with_groups(tmp_path: Path) -> None:
@@ -117,7 +119,7 @@ def test_npz_split_arrays_with_groups(tmp_path: Path) -> None:
 def test_npz_unknown_array_lists_the_names(tmp_path: Path) -> None:
     path = tmp_path / "digits.npz"
     np.savez(path, x_train=IMAGES, y_train=LABELS)
-    fails(
+    expect_failure(
         lambda: read_npz_digits(path, {"images": "images", "labels": "y_train"}),
         str(path),
         "no array 'images'",
@@ -128,13 +130,17 @@ def test_npz_unknown_array_lists_the_names(tmp_path: Path) -> None:
 def test_npz_wrong_shapes_and_corrupt_archive_fail(tmp_path: Path) -> None:
     path = tmp_path / "flat.npz"
     np.savez(path, x=IMAGES.reshape(6, -1), y=LABELS)
-    fails(lambda: read_npz_digits(path, {"images": "x", "labels": "y"}), f"{path}[x]", "(6, 784)")
+    expect_failure(
+        lambda: read_npz_digits(path, {"images": "x", "labels": "y"}), f"{path}[x]", "(6, 784)"
+    )
     np.savez(path, x=IMAGES, y=LABELS.reshape(2, 3))
-    fails(lambda: read_npz_digits(path, {"images": "x", "labels": "y"}), f"{path}[y]", "shape [N]")
+    expect_failure(
+        lambda: read_npz_digits(path, {"images": "x", "labels": "y"}), f"{path}[y]", "shape [N]"
+    )
     broken = tmp_path / "broken.npz"
     np.savez(broken, x=IMAGES, y=LABELS)
     broken.write_bytes(broken.read_bytes()[:300])
-    fails(lambda: read_npz_digits(broken, {"images": "x", "labels": "y"}), str(broken))
+    expect_failure(lambda: read_npz_digits(broken, {"images": "x", "labels": "y"}), str(broken))
 
 
 def test_npy_files_and_channels_first_images(tmp_path: Path) -> None:
@@ -153,9 +159,9 @@ def test_npy_truncated_and_fractional_labels_fail(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", IMAGES)
     np.save(tmp_path / "y.npy", LABELS + 0.5)
     x, y = tmp_path / "x.npy", tmp_path / "y.npy"
-    fails(lambda: read_npy_digits(x, y), str(y), "whole numbers")
+    expect_failure(lambda: read_npy_digits(x, y), str(y), "whole numbers")
     x.write_bytes(x.read_bytes()[:-10])
-    fails(lambda: read_npy_digits(x, y), str(x), "not a readable .npy file")
+    expect_failure(lambda: read_npy_digits(x, y), str(x), "not a readable .npy file")
 
 
 def _csv_rows(images: np.ndarray, labels: np.ndarray, writers: list[str] | None = None) -> str:
@@ -199,16 +205,20 @@ def test_csv_without_header_label_by_index(tmp_path: Path, compress: bool) -> No
 def test_csv_mistakes_fail(tmp_path: Path) -> None:
     path = tmp_path / "digits.csv"
     path.write_text(_csv_rows(IMAGES[:, :3, :5], LABELS))
-    fails(lambda: read_csv_digits(path), str(path), "15 pixel columns do not make a square")
-    fails(lambda: read_csv_digits(path, label_column="label"), str(path), "no header row")
+    expect_failure(
+        lambda: read_csv_digits(path), str(path), "15 pixel columns do not make a square"
+    )
+    expect_failure(lambda: read_csv_digits(path, label_column="label"), str(path), "no header row")
     path.write_text("lbl,p0,p1,p2,p3\n1,0,0,0,0\n")
-    fails(lambda: read_csv_digits(path, label_column="label"), "no column 'label'", "lbl, p0")
+    expect_failure(
+        lambda: read_csv_digits(path, label_column="label"), "no column 'label'", "lbl, p0"
+    )
     path.write_text("3,0,0,0,0\n12,0,0,0,0\n")
-    fails(lambda: read_csv_digits(path), str(path), "0–9", "found 12")
+    expect_failure(lambda: read_csv_digits(path), str(path), "0–9", "found 12")
     path.write_text("3,0,0,0,0\n4,0,x,0,0\n")
-    fails(lambda: read_csv_digits(path), str(path), "malformed CSV")
+    expect_failure(lambda: read_csv_digits(path), str(path), "malformed CSV")
     path.write_text("label,a,b,c,d\n")
-    fails(lambda: read_csv_digits(path), str(path), "no data rows")
+    expect_failure(lambda: read_csv_digits(path), str(path), "no data rows")
 
 
 def _save(image: Image.Image, path: Path) -> None:
@@ -254,28 +264,32 @@ def test_folder_with_mixed_formats_sizes_and_modes(tmp_path: Path) -> None:
 def test_folder_mistakes_fail(tmp_path: Path) -> None:
     root = tmp_path / "digits"
     root.mkdir()
-    fails(lambda: read_image_folder(root), str(root), "empty folder")
+    expect_failure(lambda: read_image_folder(root), str(root), "empty folder")
     (root / "4").mkdir()
-    fails(lambda: read_image_folder(root), str(root / "4"), "empty class folder")
+    expect_failure(lambda: read_image_folder(root), str(root / "4"), "empty class folder")
     (root / "four").mkdir()
-    fails(lambda: read_image_folder(root), str(root), "named 0–9", "four")
+    expect_failure(lambda: read_image_folder(root), str(root), "named 0–9", "four")
     (root / "four").rmdir()
     (root / "4" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
-    fails(lambda: read_image_folder(root), str(root / "4" / "broken.png"), "not a readable image")
-    fails(lambda: read_image_folder(tmp_path / "absent"), "not a folder")
+    expect_failure(
+        lambda: read_image_folder(root), str(root / "4" / "broken.png"), "not a readable image"
+    )
+    expect_failure(lambda: read_image_folder(tmp_path / "absent"), "not a folder")
 
 
 def test_torchvision_missing_offline_names_the_files_and_folder(tmp_path: Path) -> None:
-    fails(
+    expect_failure(
         lambda: read_torchvision("MNIST", tmp_path),
         f"torchvision MNIST not found in {tmp_path / 'MNIST' / 'raw'}",
         "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte",
         "download: true",
     )
-    fails(lambda: read_torchvision("EMNIST", tmp_path), "emnist-digits-test-labels-idx1-ubyte")
-    fails(lambda: read_torchvision("SVHN", tmp_path), f"in {tmp_path}:", "train_32x32.mat")
-    fails(lambda: read_torchvision("USPS", tmp_path), "usps.bz2, usps.t.bz2")
-    fails(lambda: read_torchvision("FashionMNIST", tmp_path), "unknown torchvision set")
+    expect_failure(
+        lambda: read_torchvision("EMNIST", tmp_path), "emnist-digits-test-labels-idx1-ubyte"
+    )
+    expect_failure(lambda: read_torchvision("SVHN", tmp_path), f"in {tmp_path}:", "train_32x32.mat")
+    expect_failure(lambda: read_torchvision("USPS", tmp_path), "usps.bz2, usps.t.bz2")
+    expect_failure(lambda: read_torchvision("FashionMNIST", tmp_path), "unknown torchvision set")
 
 
 def test_torchvision_failed_download_is_one_line(tmp_path: Path, monkeypatch) -> None:
@@ -283,7 +297,7 @@ def test_torchvision_failed_download_is_one_line(tmp_path: Path, monkeypatch) ->
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(datasets.MNIST, "download", offline)
-    fails(
+    expect_failure(
         lambda: read_torchvision("MNIST", tmp_path, download=True),
         "downloading torchvision MNIST failed",
         "name resolution",
