@@ -73,7 +73,10 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
         regularizer=regularizer,
     )
     tags = [target.code, spec["name"], cfg.stage, conf.name]
-    trainer = build_trainer(cfg, output_dir, tags=tags, callbacks=[FrozenBatchNorm()])
+    # The best epoch is the target's: the source languages are only measured, not optimized.
+    trainer = build_trainer(
+        cfg, output_dir, tags=tags, callbacks=[FrozenBatchNorm()], monitor=f"val/{target.code}/acc"
+    )
 
     zero_shot = {}
     if conf.head_init == "source" and base_classes:

@@ -66,13 +66,18 @@ def build_loggers(cfg: DictConfig, tags: list[str]) -> list:
 
 
 def build_trainer(
-    cfg: DictConfig, output_dir: Path, tags: list[str] = (), callbacks: list = ()
+    cfg: DictConfig,
+    output_dir: Path,
+    tags: list[str] = (),
+    callbacks: list = (),
+    monitor: str | None = None,
 ) -> L.Trainer:
-    """A Trainer that saves the best checkpoint by `cfg.monitor` and `last.ckpt`."""
+    """A Trainer that saves `last.ckpt` and the best checkpoint by `monitor` (default
+    `cfg.monitor`)."""
     checkpoint = ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
         filename="best",
-        monitor=cfg.monitor,
+        monitor=monitor or cfg.monitor,
         mode="max",
         save_last=True,
     )
