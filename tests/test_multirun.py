@@ -7,16 +7,15 @@ import json
 from conftest import run_cli
 
 
-def test_two_language_sweep_writes_one_run_dir_each(tmp_path):
-    result = run_cli(
-        "xlv-train",
-        "-m",
-        "language=en,kn",
-        "debug=fast",
-        "trainer.limit_train_batches=2",
-        cwd=tmp_path,
-    )
+def quick_train(*args: str, cwd):
+    """xlv-train with fast settings; it must succeed."""
+    result = run_cli("xlv-train", *args, "debug=fast", "trainer.limit_train_batches=2", cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_two_language_sweep_writes_one_run_dir_each(tmp_path):
+    quick_train("-m", "language=en,kn", cwd=tmp_path)
     sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
     assert len(sweeps) == 1
     runs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
@@ -29,14 +28,7 @@ def test_two_language_sweep_writes_one_run_dir_each(tmp_path):
 
 
 def test_one_model_reads_several_languages(tmp_path):
-    result = run_cli(
-        "xlv-train",
-        "language=[en,kn]",
-        "debug=fast",
-        "trainer.limit_train_batches=2",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = quick_train("language=[en,kn]", cwd=tmp_path)
     (run,) = list((tmp_path / "outputs" / "runs").glob("*/*"))
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
     assert {"test/en/acc", "test/kn/acc", "test/mean/acc"} <= set(metrics)
