@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import run_cli
 
 
@@ -35,3 +36,13 @@ def test_one_model_reads_several_languages(tmp_path):
     mean = (metrics["test/en/acc"] + metrics["test/kn/acc"]) / 2
     assert abs(metrics["test/mean/acc"] - mean) < 1e-6
     assert str(run) in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_ddp_sim_runs_two_cpu_processes_and_records_once(tmp_path):
+    result = quick_train("device=ddp_sim", cwd=tmp_path)
+    (run,) = list((tmp_path / "outputs" / "runs").glob("*/*"))
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "completed"
+    assert 0 <= record["metrics"]["test/en/acc"] <= 1
+    assert (result.stderr + result.stdout).count("outputs: ") == 1

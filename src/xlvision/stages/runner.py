@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,16 +35,25 @@ def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:
     console.print(f"outputs: {output_dir}")
 
 
+def is_main_process() -> bool:
+    """False in the extra ranks of a DDP run, which must not write or print the records."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0
+
+
 def run_stage(stage: Stage, cfg: DictConfig) -> tuple[dict, dict]:
     """Run one stage in its output dir; metrics.json records success or the error."""
     output_dir = Path(cfg.paths.output_dir)
-    write_config(cfg, output_dir)
+    main = is_main_process()
+    if main:
+        write_config(cfg, output_dir)
     try:
         validate_config(cfg)
         metrics, artifacts = stage(cfg)
     except BaseException as err:
-        write_metrics(output_dir, cfg.stage, {}, error=f"{type(err).__name__}: {err}")
+        if main:
+            write_metrics(output_dir, cfg.stage, {}, error=f"{type(err).__name__}: {err}")
         raise
-    write_metrics(output_dir, cfg.stage, metrics, artifacts)
-    print_summary(metrics, output_dir, Console(stderr=True))
+    if main:
+        write_metrics(output_dir, cfg.stage, metrics, artifacts)
+        print_summary(metrics, output_dir, Console(stderr=True))
     return metrics, artifacts
