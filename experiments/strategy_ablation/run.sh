@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Strategy ablation: every fine-tuning strategy from the English-pretrained Net to six target
+# scripts with 50 examples per class; accuracy, trainable parameters, time and forgetting of
+# English; seeds 0, 1, 2.
+#   bash experiments/strategy_ablation/run.sh                 # sweep, report, RESULTS.md
+#   bash experiments/strategy_ablation/run.sh --report-only   # report the finished sweep again
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+here=experiments/strategy_ablation
+sweep=outputs/experiments/strategy_ablation
+report=outputs/experiments/strategy_ablation_report
+
+if [ "${1:-}" != "--report-only" ]; then
+  rm -rf "$sweep"
+  .venv/bin/xlv-pipeline -m experiment=strategy_ablation model=net "hydra.sweep.dir=$sweep"
+fi
+rm -rf "$report" "${report}_cost"
+.venv/bin/xlv-report "runs=[$sweep/*/finetune_*]" rows=language cols=finetune \
+  'metric=[test/{lang}/acc,test/en/acc]' "report.out_dir=$report"
+.venv/bin/xlv-report "runs=[$sweep/*/finetune_*]" rows=model cols=finetune \
+  'metric=[test/{lang}/acc,test/en/acc,zeroshot/en/acc,trainable_params,train_time_s]' \
+  "report.out_dir=${report}_cost"
+
+{
+  cat "$here/header.md"
+  echo
+  echo "Machine: $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
+  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seeds 0, 1, 2 (mean ± sample std)."
+  echo
+  echo "### Target test accuracy after fine-tuning (50 examples per class)"
+  echo
+  cat "$report"/table_*test_lang_acc*.md
+  echo
+  echo "### Forgetting: English test accuracy after tuning on each target (before: zero-shot row below)"
+  echo
+  cat "$report"/table_*test_en_acc*.md
+  echo
+  echo "### Pooled over the six targets: accuracy, English before/after, trainable parameters, time"
+  for table in "${report}_cost"/table_*.md; do
+    echo
+    cat "$table"
+  done
+  cat "$here/discussion.md"
+} > "$here/RESULTS.md"
+echo "wrote $here/RESULTS.md"
