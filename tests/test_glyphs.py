@@ -75,7 +75,7 @@ def test_splits_key_changes_with_config(make_config, tmp_path):
 
 
 def test_datamodule_batches_and_kshot(make_config):
-    cfg = make_config("data.shots_per_class=3", "data.batch_size=8")
+    cfg = make_config("data.shots_per_class=3", "data.batch_size=8", "data.min_train_samples=0")
     dm = DigitDataModule(cfg.data, [EN], seed=0)
     dm.setup()
     assert dm.counts["en"] == {"train": 30, "val": 100, "test": 200}
