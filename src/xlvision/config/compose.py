@@ -101,6 +101,10 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         from xlvision.finetune.config import validate_finetune
 
         validate_finetune(cfg.finetune)
+    if cfg.get("integrate") is not None:
+        from xlvision.integrate.config import validate_integrate
+
+        validate_integrate(cfg.integrate)
     if "model" in cfg and cfg.model.name not in MODELS:
         raise ConfigError("model.name", cfg.model.name, f"one of {', '.join(sorted(MODELS))}")
     return cfg

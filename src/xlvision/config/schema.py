@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from xlvision.finetune.config import FinetuneConf
+from xlvision.integrate.config import IntegrateConf
 
 
 @dataclass
@@ -148,6 +149,10 @@ class Config:
     logger: dict[str, Any] = field(default_factory=dict)
     paths: PathsConf = field(default_factory=PathsConf)
     finetune: FinetuneConf | None = None
+    integrate: IntegrateConf | None = None
+    # xlv-integrate's inputs: fine-tuned checkpoints by language, or a pipeline's output dir.
+    models: Any = None
+    run: str | None = None
     pipeline: PipelineConf | None = None
 
 
