@@ -3,6 +3,7 @@ line or found in a pipeline's output dir, and each fine-tuned model's own test a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def find_run_checkpoints(run_dir: str | Path) -> tuple[Path | None, dict[str, Pa
 def checkpoint_paths(cfg: DictConfig) -> tuple[Path | None, dict[str, Path]]:
     """`base=` and `models=` as given; a `run=` dir fills in whichever of them is not."""
     base = Path(cfg.base) if cfg.get("base") else None
-    models = {str(code): Path(path) for code, path in (cfg.get("models") or {}).items()}
+    given = cfg.get("models") or {}
+    if not isinstance(given, Mapping) or not all(isinstance(p, str) for p in given.values()):
+        raise ConfigError("models", given, "fine-tuned checkpoints as models=[kn=<ckpt>,…]")
+    models = {str(code): Path(path) for code, path in given.items()}
     if cfg.get("run"):
         run_base, run_models = find_run_checkpoints(cfg.run)
         base = base or run_base

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from torch import nn
 
+from xlvision.bundle import LID_HEAD
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.integrate.batchnorm import reestimate_batchnorm
 from xlvision.integrate.evaluate import accuracy_per_language, mean
@@ -34,7 +35,6 @@ from xlvision.training.builders import (
 )
 from xlvision.training.module import DigitClassifierModule
 
-LID = "_lid"
 SHARED = "shared"
 ROUTER = "router"
 
@@ -90,7 +90,7 @@ def shared_member(
     model = Classifier(backbone, {})
     for code in ctx.codes:
         model.heads[code] = heads[code]
-    model.heads[LID] = ctx.lid_head(features, languages)
+    model.heads[LID_HEAD] = ctx.lid_head(features, languages)
     return model
 
 
@@ -255,7 +255,7 @@ def routed(ctx: Context) -> Integrated:
     backbone = copy.deepcopy(reference.backbone)
     features, _, languages = ctx.train_features(backbone)
     router = Classifier(backbone, {})
-    router.heads[LID] = ctx.lid_head(features, languages)
+    router.heads[LID_HEAD] = ctx.lid_head(features, languages)
     members[ROUTER], specs[ROUTER] = router, router_spec
     return Integrated(members, specs, {code: code for code in ctx.codes}, ROUTER)
 
