@@ -151,6 +151,35 @@ class Config:
     pipeline: PipelineConf | None = None
 
 
+@dataclass
+class PredictConfig:
+    """xlv-predict: no `language` lets the bundle's router decide each image's language."""
+
+    bundle: str = MISSING
+    input: str = MISSING
+    language: dict[str, LanguageConf] = field(default_factory=dict)
+    display: list[str] = field(default_factory=lambda: ["en"])
+    output: str | None = None
+    batch_size: int = 256
+    device: DeviceConf = field(default_factory=DeviceConf)
+
+
+@dataclass
+class EvalConfig:
+    """xlv-eval: no `language` evaluates every language of the bundle."""
+
+    stage: str = "eval"
+    seed: int = 0
+    bundle: str = MISSING
+    language: dict[str, LanguageConf] = field(default_factory=dict)
+    data: DataConf = field(default_factory=DataConf)
+    device: DeviceConf = field(default_factory=DeviceConf)
+    paths: PathsConf = field(default_factory=PathsConf)
+
+
 def register_schemas() -> None:
-    """Make `xlv_schema` available to the defaults lists of the primary configs."""
-    ConfigStore.instance().store(name="xlv_schema", node=Config)
+    """Make the schemas available to the defaults lists of the primary configs."""
+    store = ConfigStore.instance()
+    store.store(name="xlv_schema", node=Config)
+    store.store(name="xlv_predict_schema", node=PredictConfig)
+    store.store(name="xlv_eval_schema", node=EvalConfig)
