@@ -200,6 +200,27 @@ def test_predict_mistakes_end_with_one_line(bundle, tmp_path, monkeypatch, capsy
     assert code == 2 and "output='preds.txt'" in err
 
 
+def test_a_bundle_without_router_needs_the_language(bundle, tmp_path, monkeypatch, capsys):
+    model, manifest = load_bundle(bundle)
+    plain = tmp_path / "plain.safetensors"
+    save_bundle(
+        plain,
+        UnifiedModel(dict(model.members), model.routes, model.languages),
+        member_specs={"shared": SPEC},
+        languages={r["code"]: r for r in manifest["languages"]},
+        preprocessing=manifest["preprocessing"],
+        integration=manifest["integration"],
+        metrics=manifest["metrics"],
+    )
+    write_scans(tmp_path / "scans")
+    code, _, err = predict_cli_run(
+        monkeypatch, capsys, f"bundle={plain}", f"input={tmp_path}/scans"
+    )
+    assert code == 2 and "this bundle cannot identify languages" in err
+    metrics, _ = run_stage(evaluate, eval_config(tmp_path, f"bundle={plain}", "language=[hi]"))
+    assert "test/hi/acc" in metrics and "test/hi/routed_acc" not in metrics
+
+
 def eval_config(tmp_path, *overrides: str):
     return compose_config(
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def predict_images(
     input_spec: str,
     *,
     language: str | None = None,
-    display: list[str] = ("en",),
+    display: Sequence[str] = ("en",),
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     progress: bool = True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from xlvision.bundle import load_bundle, model_input
@@ -23,7 +23,7 @@ MEANS = (*METRICS, "normalized_acc", "routed_acc", "lid_acc")
 def eval_languages(cfg: DictConfig, bundle_languages: list[str]) -> list[str]:
     """`language=[…]` if given; else a real-data preset's own language; else all of the bundle's."""
     codes = list(cfg.language)
-    declared = (cfg.data.source or {}).get("language") if cfg.data.kind == "real" else None
+    declared = OmegaConf.select(cfg, "data.source.language", default=None, throw_on_missing=False)
     if not codes:
         codes = [declared] if declared else list(bundle_languages)
     for code in codes:
