@@ -59,6 +59,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     ("data.shots_per_class", _positive_or_null, "null (all data) or an integer > 0"),
+    ("data.min_train_samples", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     ("data.train_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("data.val_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("data.test_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),

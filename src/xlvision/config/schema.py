@@ -47,6 +47,8 @@ class DataConf:
     batch_size: int = 128
     num_workers: int = 0
     shots_per_class: int | None = None
+    # A smaller training set (k-shot) is drawn repeatedly so an epoch has at least this many.
+    min_train_samples: int = 1000
     train_per_class: int = 2000
     val_per_class: int = 200
     test_per_class: int = 500
@@ -130,6 +132,8 @@ class PipelineConf:
     targets: list[str] = field(default_factory=lambda: ["kn", "ar", "hi"])
     # false: skip pretraining and fine-tune from random weights (the from-scratch baseline)
     pretrain: bool = True
+    # Reuse a finished pretraining with the identical config (cached under paths.cache_dir).
+    reuse_pretrain: bool = True
 
 
 @dataclass

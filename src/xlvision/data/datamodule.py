@@ -132,7 +132,12 @@ class DigitDataModule(L.LightningDataModule):
         run limited to a few eval batches still sees every language."""
         dataset = self.datasets[split]
         seed = self.seed if shuffle else EVAL_ORDER_SEED
-        order = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        draws = None
+        if shuffle and self.data.shots_per_class is not None:  # k-shot: a few steps is no epoch
+            draws = max(len(dataset), self.data.get("min_train_samples", 0))
+        order = RandomSampler(
+            dataset, num_samples=draws, generator=torch.Generator().manual_seed(seed)
+        )
         return DataLoader(
             dataset,
             batch_size=None,
