@@ -93,3 +93,29 @@ def test_pipeline_pretrains_finetunes_and_reports(tmp_path):
     assert len(tables) == 2  # acc and f1
     assert all(code in tables[0].read_text() for code in ("en", "kn", "ar"))
     assert artifacts["report"].endswith("report.html")
+
+
+def test_pipeline_reuses_identical_pretraining(tmp_path, capsys):
+    def run(name, *extra):
+        cfg = compose_config(
+            [
+                f"paths.output_dir={tmp_path / name}",
+                f"paths.cache_dir={tmp_path / 'cache'}",
+                "debug=fast",
+                "pipeline.targets=[kn]",
+                *extra,
+            ],
+            config_name="pipeline",
+        )
+        return pipeline(cfg)
+
+    first, _ = run("a", "finetune=full")
+    second, _ = run("b", "finetune=linear_probe")  # differs only downstream of pretraining
+    assert "reused" in capsys.readouterr().err
+    record = json.loads((tmp_path / "b" / "pretrain" / "metrics.json").read_text())
+    assert record["artifacts"]["reused_from"].startswith(str(tmp_path / "cache"))
+    assert (tmp_path / "b" / "pretrain" / "checkpoints" / "best.ckpt").is_file()
+    assert first["pretrain/test/en/acc"] == second["pretrain/test/en/acc"]
+    run("c", "seed=1")  # a different seed is a different source model
+    record = json.loads((tmp_path / "c" / "pretrain" / "metrics.json").read_text())
+    assert "reused_from" not in record["artifacts"]

@@ -30,3 +30,17 @@ def test_deterministic_per_seed_and_different_across_seeds():
 def test_too_few_examples_names_the_class():
     with pytest.raises(ValueError, match="data.shots_per_class=51 but class 0 has only 50"):
         sample_shots(LABELS, 51, seed=0, num_classes=10, source="en train")
+
+
+def test_kshot_epoch_repeats_the_k_examples(make_config):
+    from xlvision.data.datamodule import DigitDataModule
+    from xlvision.languages import load_language
+
+    cfg = make_config("data.shots_per_class=2", "data.min_train_samples=45", "data.batch_size=8")
+    data = DigitDataModule(cfg.data, [load_language("en")], 0, cfg.paths.data_dir)
+    data.setup()
+    labels = torch.cat([batch[1] for batch in data.train_dataloader()])
+    assert len(labels) == 45  # 20 examples drawn 2 full times, then 5 more
+    assert torch.bincount(labels[:20], minlength=10).tolist() == [2] * 10
+    assert torch.bincount(labels[20:40], minlength=10).tolist() == [2] * 10
+    assert len(data.datasets["test"]) == cfg.data.test_per_class * 10  # evaluation stays full

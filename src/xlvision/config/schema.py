@@ -48,6 +48,8 @@ class DataConf:
     batch_size: int = 128
     num_workers: int = 0
     shots_per_class: int | None = None
+    # A smaller training set (k-shot) is drawn repeatedly so an epoch has at least this many.
+    min_train_samples: int = 1000
     train_per_class: int = 2000
     val_per_class: int = 200
     test_per_class: int = 500
@@ -131,6 +133,8 @@ class PipelineConf:
     targets: list[str] = field(default_factory=lambda: ["kn", "ar", "hi"])
     # false: skip pretraining and fine-tune from random weights (the from-scratch baseline)
     pretrain: bool = True
+    # Reuse a finished pretraining with the identical config (cached under paths.cache_dir).
+    reuse_pretrain: bool = True
 
 
 @dataclass
@@ -156,6 +160,35 @@ class Config:
     pipeline: PipelineConf | None = None
 
 
+@dataclass
+class PredictConfig:
+    """xlv-predict: no `language` lets the bundle's router decide each image's language."""
+
+    bundle: str = MISSING
+    input: str = MISSING
+    language: dict[str, LanguageConf] = field(default_factory=dict)
+    display: list[str] = field(default_factory=lambda: ["en"])
+    output: str | None = None
+    batch_size: int = 256
+    device: DeviceConf = field(default_factory=DeviceConf)
+
+
+@dataclass
+class EvalConfig:
+    """xlv-eval: no `language` evaluates every language of the bundle."""
+
+    stage: str = "eval"
+    seed: int = 0
+    bundle: str = MISSING
+    language: dict[str, LanguageConf] = field(default_factory=dict)
+    data: DataConf = field(default_factory=DataConf)
+    device: DeviceConf = field(default_factory=DeviceConf)
+    paths: PathsConf = field(default_factory=PathsConf)
+
+
 def register_schemas() -> None:
-    """Make `xlv_schema` available to the defaults lists of the primary configs."""
-    ConfigStore.instance().store(name="xlv_schema", node=Config)
+    """Make the schemas available to the defaults lists of the primary configs."""
+    store = ConfigStore.instance()
+    store.store(name="xlv_schema", node=Config)
+    store.store(name="xlv_predict_schema", node=PredictConfig)
+    store.store(name="xlv_eval_schema", node=EvalConfig)

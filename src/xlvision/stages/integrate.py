@@ -14,10 +14,11 @@ from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.integrate.config import METHODS as METHOD_NAMES
 from xlvision.integrate.config import validate_integrate
-from xlvision.integrate.evaluate import accuracy_per_language, unified_metrics
+from xlvision.integrate.evaluate import accuracy_per_language
 from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
 from xlvision.integrate.methods import METHODS, Context
 from xlvision.languages import load_language
+from xlvision.stages.evaluate import MEANS, score_language
 
 BUNDLE_FILE = "bundle.safetensors"
 
@@ -36,18 +37,26 @@ def individual_accuracy(sources: Sources, data: DigitDataModule) -> dict[str, di
     return out
 
 
-def normalized(metrics: dict, individual: dict[str, dict]) -> dict[str, float]:
-    """Accuracy ÷ the individual model's accuracy, with the language given and routed."""
-    out = {}
-    for code, record in individual.items():
-        if record["acc"] > 0:
-            out[f"normalized/{code}/acc"] = metrics[f"test/{code}/acc"] / record["acc"]
-            out[f"normalized/{code}/routed_acc"] = metrics[f"routed/{code}/acc"] / record["acc"]
-    for name in ("acc", "routed_acc"):
-        values = [v for k, v in out.items() if k.endswith(f"/{name}")]
+def test_unified(
+    model: UnifiedModel, data: DigitDataModule, codes: list[str], individual: dict[str, dict]
+) -> tuple[dict[str, float], dict]:
+    """xlv-eval's metrics on the test split: with the language given, routed, and normalized
+    by each individual model's accuracy."""
+    test = data.datasets["test"]
+    metrics, confusion = {}, {}
+    for i, code in enumerate(codes):
+        where = test.languages == i
+        scores, confusion[f"test/{code}"] = score_language(
+            model, test.images[where], test.labels[where], code, data.data.batch_size
+        )
+        if individual[code]["acc"] > 0:
+            scores["normalized_acc"] = scores["acc"] / individual[code]["acc"]
+        metrics.update({f"test/{code}/{name}": value for name, value in scores.items()})
+    for name in MEANS:
+        values = [metrics[f"test/{c}/{name}"] for c in codes if f"test/{c}/{name}" in metrics]
         if values:
-            out[f"normalized/mean/{name}"] = sum(values) / len(values)
-    return out
+            metrics[f"test/mean/{name}"] = sum(values) / len(values)
+    return metrics, confusion
 
 
 def integrate(cfg: DictConfig) -> tuple[dict, dict]:
@@ -62,7 +71,9 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     sources = load_sources(cfg)
     codes = sources.codes
     console.print(f"integrate={conf.name}: {', '.join(codes)}")
-    data = DigitDataModule(cfg.data, [load_language(c) for c in codes], cfg.seed, cfg.paths.data_dir)
+    data = DigitDataModule(
+        cfg.data, [load_language(c) for c in codes], cfg.seed, cfg.paths.data_dir
+    )
     data.setup()
     individual = individual_accuracy(sources, data)
 
@@ -73,9 +84,7 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     model = UnifiedModel(result.members, result.routes, codes, result.router).eval()
 
     console.print("  testing the unified model")
-    classes = {code: sources.tuned[code].heads[code].out_features for code in codes}
-    metrics = unified_metrics(model, data.test_dataloader(), classes)
-    metrics.update(normalized(metrics, individual))
+    metrics, confusion = test_unified(model, data, codes, individual)
     bundle = save_bundle(
         output_dir / BUNDLE_FILE,
         model,
@@ -95,6 +104,7 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     console.print(f"  bundle: {bundle} ({metrics['bundle_bytes'] / 1e6:.1f} MB)")
     artifacts = {
         "bundle": str(bundle),
+        "confusion": confusion,
         "individual": individual,
         "params": result.params,
         "checkpoints": sources.checkpoints,

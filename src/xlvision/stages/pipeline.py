@@ -4,6 +4,9 @@ bundle → evaluate it → report, in one dir."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -14,6 +17,7 @@ from xlvision.report import report
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune
 from xlvision.stages.integrate import integrate
+from xlvision.stages.outputs import read_metrics, resolved_config
 from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 
@@ -29,6 +33,44 @@ def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path
         for key, value in updates.items():
             sub[key] = value
     return sub
+
+
+def pretrain_key(cfg: DictConfig) -> str:
+    """A digest of everything that decides the pretrained model (not where it is written)."""
+    spec = resolved_config(cfg)
+    for key in ("paths", "logger", "pipeline"):
+        spec.pop(key, None)
+    spec["trainer"].pop("enable_progress_bar", None)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pretrain_once(cfg: DictConfig, run_dir: Path, reuse: bool, console: Console):
+    """Pretrain into `run_dir`, or copy a finished pretraining with the identical config.
+
+    The cache holds the checkpoint, config.yaml and metrics.json of the first such run, so the
+    jobs of a sweep that differ only downstream (k, strategy) share one source model.
+    """
+    cached = Path(cfg.paths.cache_dir) / "pretrain" / pretrain_key(cfg)
+    if reuse and (cached / "metrics.json").is_file():
+        shutil.copytree(cached, run_dir, dirs_exist_ok=True)
+        record = read_metrics(run_dir)
+        checkpoint = str(run_dir / "checkpoints" / "best.ckpt")
+        record["artifacts"].update(checkpoint=checkpoint, reused_from=str(cached))
+        (run_dir / "metrics.json").write_text(json.dumps(record, indent=2))
+        console.print(f"pretrain: identical config already trained, reused {cached}")
+        return record["metrics"], {"checkpoint": checkpoint}
+    metrics, artifacts = run_stage(train, cfg)
+    checkpoint = Path(artifacts["checkpoint"])
+    if reuse:
+        staging = cached.with_name(cached.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "checkpoints").mkdir(parents=True)
+        shutil.copy2(checkpoint, staging / "checkpoints" / "best.ckpt")
+        for name in ("config.yaml", "metrics.json"):
+            shutil.copy2(run_dir / name, staging / name)
+        shutil.rmtree(cached, ignore_errors=True)
+        staging.rename(cached)
+    return metrics, {"checkpoint": str(checkpoint)}
 
 
 def report_config(root: Path, runs: list[Path]) -> DictConfig:
@@ -56,7 +98,9 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         console.rule(f"[1/{steps}] pretrain on {'+'.join(sources)}")
         pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None, integrate=None)
         pre.data.shots_per_class = None  # k-shot budgets are for the targets
-        pretrain_metrics, pretrain_artifacts = run_stage(train, pre)
+        pretrain_metrics, pretrain_artifacts = pretrain_once(
+            pre, root / "pretrain", cfg.pipeline.reuse_pretrain, console
+        )
         checkpoint = pretrain_artifacts["checkpoint"]
         metrics = {f"pretrain/{k}": v for k, v in pretrain_metrics.items() if k.startswith("test/")}
         runs.append(root / "pretrain")
@@ -70,7 +114,13 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         console.rule(f"[{step}/{steps}] fine-tune on {code} ({cfg.finetune.name})")
         run_dir = root / f"finetune_{code}"
         sub = stage_config(
-            cfg, "finetune", [code], run_dir, base=checkpoint, finetune=finetune_conf, integrate=None
+            cfg,
+            "finetune",
+            [code],
+            run_dir,
+            base=checkpoint,
+            finetune=finetune_conf,
+            integrate=None,
         )
         tuned_metrics, tuned_artifacts = run_stage(finetune, sub)
         tuned[code] = tuned_artifacts["checkpoint"]
@@ -98,5 +148,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
 
     report(report_config(root, runs))
     console.print(f"pipeline done: report at {root / 'report' / 'report.html'}")
-    artifacts.update({"report": str(root / "report" / "report.html"), "runs": [str(r) for r in runs]})
+    artifacts.update(
+        {"report": str(root / "report" / "report.html"), "runs": [str(r) for r in runs]}
+    )
     return metrics, artifacts
