@@ -138,9 +138,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         integrated, integrate_artifacts = run_stage(integrate, sub)
         artifacts["bundle"] = integrate_artifacts["bundle"]
         console.rule(f"[{steps}/{steps}] evaluate the bundle")
-        sub = stage_config(
-            cfg, "eval", targets, root / "eval", bundle=artifacts["bundle"], integrate=None
-        )
+        sub = stage_config(cfg, "eval", targets, root / "eval", bundle=artifacts["bundle"])
         evaluated, _ = run_stage(evaluate, sub)
         for stage, values in (("integrate", integrated), ("eval", evaluated)):
             metrics.update({f"{stage}/{k}": v for k, v in values.items() if k.startswith("test/")})
