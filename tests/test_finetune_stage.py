@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from xlvision.bundle import load_bundle
 from xlvision.config import compose_config
 from xlvision.stages.finetune import finetune
 from xlvision.stages.pipeline import pipeline
@@ -81,14 +82,24 @@ def test_pipeline_pretrains_finetunes_and_reports(tmp_path):
     )
     metrics, artifacts = pipeline(cfg)
     root = tmp_path / "pipe"
-    for stage in ("pretrain", "finetune_kn", "finetune_ar"):
+    for stage in ("pretrain", "finetune_kn", "finetune_ar", "integrate", "eval"):
         record = json.loads((root / stage / "metrics.json").read_text())
         assert record["status"] == "completed"
+    # the pipeline ends with one bundle of every target (routed by default) and its eval
+    assert artifacts["bundle"] == str(root / "integrate" / "bundle.safetensors")
+    model, manifest = load_bundle(artifacts["bundle"])
+    assert sorted(model.languages) == ["ar", "kn"]
+    assert manifest["integration"]["method"] == "routed"
+    for code in ("kn", "ar"):
+        assert metrics[f"eval/test/{code}/acc"] == pytest.approx(
+            metrics[f"integrate/test/{code}/acc"]
+        )
+        assert 0 <= metrics[f"eval/test/{code}/normalized_acc"] <= 2
     assert {"pretrain/test/en/acc", "finetune_kn/test/kn/acc", "finetune_ar/test/en/acc"} <= set(
         metrics
     )
     page = (root / "report" / "report.html").read_text()
-    assert "finetune" in page and "kn" in page
+    assert "finetune" in page and "kn" in page and "eval" in page
     tables = sorted((root / "report").glob("table_*.md"))
     assert len(tables) == 2  # acc and f1
     assert all(code in tables[0].read_text() for code in ("en", "kn", "ar"))
@@ -103,6 +114,7 @@ def test_pipeline_reuses_identical_pretraining(tmp_path, capsys):
                 f"paths.cache_dir={tmp_path / 'cache'}",
                 "debug=fast",
                 "pipeline.targets=[kn]",
+                "~integrate",  # pretraining is what this test is about
                 *extra,
             ],
             config_name="pipeline",

@@ -54,18 +54,27 @@ def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
 
 
 def console_main(
-    stage: Stage, config_name: str, prog: str, defaults: dict[str, str] | None = None
+    stage: Stage,
+    config_name: str,
+    prog: str,
+    defaults: dict[str, str] | None = None,
+    user_errors: tuple[type[Exception], ...] = (),
 ) -> Callable[[], None]:
     """A console script for `stage` composed from `conf/<config_name>.yaml`.
 
-    `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`).
+    `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`);
+    `user_errors` (a bad input file) end the job with their one-line message, no traceback.
     """
     register_resolvers()
     register_schemas()
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def job(cfg: DictConfig) -> float | None:
-        metrics, _ = run_stage(stage, cfg)
+        try:
+            metrics, _ = run_stage(stage, cfg)
+        except user_errors as err:
+            print(f"{prog}: {err}", file=sys.stderr)
+            sys.exit(1)
         return metrics.get(cfg.get("monitor", ""))
 
     def main() -> None:

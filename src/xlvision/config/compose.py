@@ -56,6 +56,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("optimizer.weight_decay", _non_negative, "a number >= 0"),
     ("optimizer.momentum", lambda v: v is None or 0 <= v < 1, "a number in [0, 1)"),
     ("data.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     ("data.shots_per_class", _positive_or_null, "null (all data) or an integer > 0"),
     ("data.min_train_samples", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
@@ -96,12 +97,20 @@ def validate_config(cfg: DictConfig) -> DictConfig:
             continue
         if not check(value):
             raise ConfigError(key, value, allowed)
-    if "language" in cfg and not cfg.language:
+    for key in cfg.keys():
+        if key != "hydra" and OmegaConf.is_missing(cfg, key):
+            raise ConfigError(key, "???", f"a value is required: give {key}=…")
+    # With a bundle (xlv-predict, xlv-eval), no language means: let the bundle decide.
+    if "language" in cfg and not cfg.language and "bundle" not in cfg:
         raise ConfigError("language", [], "at least one language")
     if cfg.get("finetune") is not None:
         from xlvision.finetune.config import validate_finetune
 
         validate_finetune(cfg.finetune)
+    if cfg.get("integrate") is not None:
+        from xlvision.integrate.config import validate_integrate
+
+        validate_integrate(cfg.integrate)
     if "model" in cfg and cfg.model.name not in MODELS:
         raise ConfigError("model.name", cfg.model.name, f"one of {', '.join(sorted(MODELS))}")
     return cfg

@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from xlvision.finetune.config import FinetuneConf
+from xlvision.integrate.config import IntegrateConf
 
 
 @dataclass
@@ -152,9 +153,42 @@ class Config:
     logger: dict[str, Any] = field(default_factory=dict)
     paths: PathsConf = field(default_factory=PathsConf)
     finetune: FinetuneConf | None = None
+    integrate: IntegrateConf | None = None
+    # xlv-integrate's inputs: fine-tuned checkpoints by language, or a pipeline's output dir.
+    models: Any = None
+    run: str | None = None
     pipeline: PipelineConf | None = None
 
 
+@dataclass
+class PredictConfig:
+    """xlv-predict: no `language` lets the bundle's router decide each image's language."""
+
+    bundle: str = MISSING
+    input: str = MISSING
+    language: dict[str, LanguageConf] = field(default_factory=dict)
+    display: list[str] = field(default_factory=lambda: ["en"])
+    output: str | None = None
+    batch_size: int = 256
+    device: DeviceConf = field(default_factory=DeviceConf)
+
+
+@dataclass
+class EvalConfig:
+    """xlv-eval: no `language` evaluates every language of the bundle."""
+
+    stage: str = "eval"
+    seed: int = 0
+    bundle: str = MISSING
+    language: dict[str, LanguageConf] = field(default_factory=dict)
+    data: DataConf = field(default_factory=DataConf)
+    device: DeviceConf = field(default_factory=DeviceConf)
+    paths: PathsConf = field(default_factory=PathsConf)
+
+
 def register_schemas() -> None:
-    """Make `xlv_schema` available to the defaults lists of the primary configs."""
-    ConfigStore.instance().store(name="xlv_schema", node=Config)
+    """Make the schemas available to the defaults lists of the primary configs."""
+    store = ConfigStore.instance()
+    store.store(name="xlv_schema", node=Config)
+    store.store(name="xlv_predict_schema", node=PredictConfig)
+    store.store(name="xlv_eval_schema", node=EvalConfig)

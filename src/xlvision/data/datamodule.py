@@ -32,11 +32,13 @@ class LanguageBatches(Dataset):
         return self.images[index], self.labels[index], self.languages[index]
 
 
-def glyph_splits(data: DictConfig, language: Language, seed: int) -> dict[str, DigitArrays]:
+def glyph_splits(
+    data: DictConfig, language: Language, seed: int, splits: tuple[str, ...] = SPLITS
+) -> dict[str, DigitArrays]:
     """Train and val from the training fonts, test from the held-out fonts."""
     augment = OmegaConf.to_container(data.augment, resolve=True)
     out = {}
-    for split in SPLITS:
+    for split in splits:
         role = "test" if split == "test" else "train"
         per_class = data[f"{split}_per_class"]
         spec = {
@@ -61,11 +63,15 @@ def glyph_splits(data: DictConfig, language: Language, seed: int) -> dict[str, D
 
 
 def load_splits(
-    data: DictConfig, language: Language, seed: int, data_dir: str | Path
+    data: DictConfig,
+    language: Language,
+    seed: int,
+    data_dir: str | Path,
+    splits: tuple[str, ...] = SPLITS,
 ) -> dict[str, DigitArrays]:
-    """train/val/test arrays of one language from the configured source."""
+    """The `splits` arrays of one language from the configured source (real data: all three)."""
     if data.kind == "glyphs":
-        return glyph_splits(data, language, seed)
+        return glyph_splits(data, language, seed, splits)
     from xlvision.data.real import load_real_splits
 
     source = OmegaConf.to_container(data.source, resolve=True)

@@ -1,4 +1,5 @@
-"""`pipeline`: pretrain on the sources → fine-tune on every target → report, in one dir."""
+"""`pipeline`: pretrain on the sources → fine-tune on every target → integrate them into one
+bundle → evaluate it → report, in one dir."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from rich.console import Console
 
 from xlvision.config.paths import config_dir
 from xlvision.report import report
+from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune
+from xlvision.stages.integrate import integrate
 from xlvision.stages.outputs import read_metrics, resolved_config
 from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
@@ -87,12 +90,13 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     console = Console(stderr=True)
     root = Path(cfg.paths.output_dir)
     sources, targets = list(cfg.pipeline.sources), list(cfg.pipeline.targets)
-    steps = int(cfg.pipeline.pretrain) + len(targets)
-    metrics, runs, checkpoint = {}, [], None
+    method = cfg.integrate.name if cfg.get("integrate") is not None else None
+    steps = int(cfg.pipeline.pretrain) + len(targets) + (2 if method else 0)
+    metrics, runs, checkpoint, tuned = {}, [], None, {}
     finetune_conf = OmegaConf.merge(cfg.finetune, {"source_language": sources[0]})
     if cfg.pipeline.pretrain:
         console.rule(f"[1/{steps}] pretrain on {'+'.join(sources)}")
-        pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None)
+        pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None, integrate=None)
         pre.data.shots_per_class = None  # k-shot budgets are for the targets
         pretrain_metrics, pretrain_artifacts = pretrain_once(
             pre, root / "pretrain", cfg.pipeline.reuse_pretrain, console
@@ -104,18 +108,45 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         finetune_conf = OmegaConf.merge(
             finetune_conf, {"head_init": "random", "source_language": None}
         )
-    for i, code in enumerate(targets, start=steps - len(targets) + 1):
-        console.rule(f"[{i}/{steps}] fine-tune on {code} ({cfg.finetune.name})")
+    step = int(cfg.pipeline.pretrain)
+    for code in targets:
+        step += 1
+        console.rule(f"[{step}/{steps}] fine-tune on {code} ({cfg.finetune.name})")
         run_dir = root / f"finetune_{code}"
         sub = stage_config(
-            cfg, "finetune", [code], run_dir, base=checkpoint, finetune=finetune_conf
+            cfg,
+            "finetune",
+            [code],
+            run_dir,
+            base=checkpoint,
+            finetune=finetune_conf,
+            integrate=None,
         )
-        tuned, _ = run_stage(finetune, sub)
+        tuned_metrics, tuned_artifacts = run_stage(finetune, sub)
+        tuned[code] = tuned_artifacts["checkpoint"]
         metrics.update(
-            {f"finetune_{code}/{k}": v for k, v in tuned.items() if k.startswith("test/")}
+            {f"finetune_{code}/{k}": v for k, v in tuned_metrics.items() if k.startswith("test/")}
         )
         runs.append(run_dir)
 
+    artifacts = {}
+    if method:
+        console.rule(f"[{step + 1}/{steps}] integrate {', '.join(targets)} ({method})")
+        sub = stage_config(
+            cfg, "integrate", targets, root / "integrate", base=checkpoint, models=tuned
+        )
+        integrated, integrate_artifacts = run_stage(integrate, sub)
+        artifacts["bundle"] = integrate_artifacts["bundle"]
+        console.rule(f"[{steps}/{steps}] evaluate the bundle")
+        sub = stage_config(cfg, "eval", targets, root / "eval", bundle=artifacts["bundle"])
+        evaluated, _ = run_stage(evaluate, sub)
+        for stage, values in (("integrate", integrated), ("eval", evaluated)):
+            metrics.update({f"{stage}/{k}": v for k, v in values.items() if k.startswith("test/")})
+        runs += [root / "integrate", root / "eval"]
+
     report(report_config(root, runs))
     console.print(f"pipeline done: report at {root / 'report' / 'report.html'}")
-    return metrics, {"report": str(root / "report" / "report.html"), "runs": [str(r) for r in runs]}
+    artifacts.update(
+        {"report": str(root / "report" / "report.html"), "runs": [str(r) for r in runs]}
+    )
+    return metrics, artifacts

@@ -12,23 +12,27 @@ from rich.table import Table
 
 from xlvision.config import validate_config
 from xlvision.stages.outputs import write_config, write_metrics
+from xlvision.training.metrics import METRICS
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
 
 
 def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:
-    """One short per-language table and where the outputs are."""
-    rows = sorted({k.split("/")[1] for k in metrics if k.startswith("test/")})
+    """One short per-language table (a column per test metric) and where the outputs are."""
+    keys = [k.split("/") for k in metrics if k.startswith("test/") and k.count("/") == 2]
+    rows = sorted({language for _, language, _ in keys})
+    columns = list(dict.fromkeys([*METRICS, *(name for _, _, name in keys)]))
     if rows:
         table = Table(title="test metrics", title_justify="left")
-        for column in ("language", "acc", "recall", "f1"):
-            table.add_column(column, justify="right" if column != "language" else "left")
+        table.add_column("language")
+        for column in columns:
+            table.add_column(column, justify="right")
         for code in rows:
             table.add_row(
                 code,
                 *(
                     f"{metrics[f'test/{code}/{m}']:.4f}" if f"test/{code}/{m}" in metrics else "—"
-                    for m in ("acc", "recall", "f1")
+                    for m in columns
                 ),
             )
         console.print(table)

@@ -1,0 +1,189 @@
+"""The bundle file: every tensor in one `.safetensors`, a JSON manifest in its metadata.
+
+Loading reads the manifest as data only: architectures are rebuilt through the model
+registry, nothing is unpickled and no `_target_` is ever instantiated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from xlvision.bundle.model import UnifiedModel
+from xlvision.models.classifier import Classifier
+from xlvision.models.registry import MODELS, build_classifier
+
+FORMAT = "xlvision-bundle"
+FORMAT_VERSION = 1
+METADATA_KEY = "xlvision"
+LANGUAGE_FIELDS = ("name", "script", "class_names", "class_names_en")
+PREPROCESSING_FIELDS = ("mean", "std")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the one-line message starts with the file's path."""
+
+
+def payload_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over (name, dtype, shape, raw bytes) of every tensor, in sorted name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        header = [name, str(tensor.dtype).removeprefix("torch."), list(tensor.shape)]
+        digest.update(json.dumps(header).encode() + b"\0")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _architecture(spec: dict) -> dict:
+    """The registry arguments; pretrained `weights` are dropped, the bundle's tensors replace them."""
+    return {k: v for k, v in spec.items() if k != "weights"}
+
+
+def save_bundle(
+    path: str | Path,
+    model: UnifiedModel,
+    *,
+    member_specs: dict[str, dict],
+    languages: dict[str, dict],
+    preprocessing: dict,
+    integration: dict,
+    metrics: dict,
+) -> Path:
+    """Write `model` and its manifest to one `.safetensors` file (atomically).
+
+    `languages[code]` holds name, script, class_names (in that language) and class_names_en
+    (`language_record` builds one); `preprocessing` holds at least the input's mean and std.
+    """
+    path = Path(path)
+    if set(member_specs) != set(model.members):
+        raise ValueError(f"member_specs {sorted(member_specs)} != members {sorted(model.members)}")
+    if set(languages) != set(model.languages):
+        raise ValueError(f"languages {sorted(languages)} != model languages {model.languages}")
+    for code, record in languages.items():
+        missing = [f for f in LANGUAGE_FIELDS if f not in record]
+        if missing:
+            raise ValueError(f"languages[{code!r}] lacks {', '.join(missing)}")
+    missing = [f for f in PREPROCESSING_FIELDS if f not in preprocessing]
+    if missing:
+        raise ValueError(f"preprocessing lacks {', '.join(missing)}")
+    tensors, members = {}, {}
+    for key, member in model.members.items():
+        if not key or "." in key:
+            raise ValueError(f"member key {key!r} must be non-empty and without '.'")
+        spec = _architecture(member_specs[key])
+        if spec.get("name") not in MODELS:
+            raise ValueError(f"member {key!r}: unknown architecture {spec.get('name')!r}")
+        members[key] = {
+            "model": spec,
+            "heads": {code: head.out_features for code, head in member.heads.items()},
+        }
+        for name, tensor in member.state_dict().items():
+            tensors[f"{key}.{name}"] = tensor.detach().cpu().contiguous().clone()
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "members": members,
+        "routes": dict(model.routes),
+        "router": model.router,
+        "languages": [{"code": code, **languages[code]} for code in model.languages],
+        "preprocessing": preprocessing,
+        "integration": integration,
+        "metrics": metrics,
+        "payload_sha256": payload_sha256(tensors),
+    }
+    text = json.dumps(manifest, ensure_ascii=False, allow_nan=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata={METADATA_KEY: text})
+    tmp.replace(path)
+    return path
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    if not path.is_file():
+        raise BundleError(f"{path}: no such bundle file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise BundleError(f"{path}: not a readable safetensors file ({reason})") from None
+    if METADATA_KEY not in metadata:
+        raise BundleError(f"{path}: no {METADATA_KEY!r} manifest in the metadata (not a bundle)")
+    try:
+        manifest = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{path}: the manifest is not JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: the manifest is not a JSON object")
+    return tensors, manifest
+
+
+def _check_format(path: Path, manifest: dict, tensors: dict[str, torch.Tensor]) -> None:
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: format={manifest.get('format')!r}, expected {FORMAT!r}")
+    version = manifest.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: format_version={version!r} is not supported (this xlvision reads "
+            f"{FORMAT_VERSION})"
+        )
+    if payload_sha256(tensors) != manifest.get("payload_sha256"):
+        raise BundleError(f"{path}: checksum mismatch: the tensors are damaged or were modified")
+
+
+def _build_member(path: Path, key: str, record, tensors: dict[str, torch.Tensor]) -> Classifier:
+    """A member rebuilt from its registry name and arguments, then filled with its tensors."""
+    spec = record.get("model") if isinstance(record, dict) else None
+    heads = record.get("heads") if isinstance(record, dict) else None
+    if not isinstance(spec, dict) or not isinstance(heads, dict):
+        raise BundleError(f"{path}: member {key!r} lacks its model spec or heads")
+    name = spec.get("name")
+    if not isinstance(name, str) or name not in MODELS:
+        raise BundleError(
+            f"{path}: member {key!r} has unknown architecture {name!r} "
+            f"(known: {', '.join(sorted(MODELS))})"
+        )
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in heads.values()):
+        raise BundleError(f"{path}: member {key!r} has a head size that is not a positive integer")
+    try:
+        member = build_classifier(_architecture(spec), heads)
+    except Exception as err:
+        reason = " ".join(str(err).split())
+        raise BundleError(f"{path}: member {key!r}: cannot build {name} ({reason})") from None
+    prefix = f"{key}."
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        member.load_state_dict(state)
+    except RuntimeError as err:
+        reason = " ".join(str(err).splitlines()[1:2]).strip() or str(err).splitlines()[0]
+        raise BundleError(f"{path}: tensors do not fit member {key!r} ({name}): {reason}") from None
+    return member
+
+
+def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
+    """(model in eval mode, manifest) after checking the format, version and checksum."""
+    path = Path(path).expanduser()
+    tensors, manifest = _read(path)
+    _check_format(path, manifest, tensors)
+    records = manifest.get("members")
+    if not isinstance(records, dict) or not records:
+        raise BundleError(f"{path}: the manifest lists no members")
+    members = {key: _build_member(path, key, rec, tensors) for key, rec in records.items()}
+    stray = sorted(k for k in tensors if k.split(".", 1)[0] not in members)
+    if stray:
+        raise BundleError(f"{path}: tensors of no member: {', '.join(stray[:3])}")
+    try:
+        codes = [record["code"] for record in manifest["languages"]]
+        model = UnifiedModel(members, manifest["routes"], codes, manifest.get("router"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise BundleError(f"{path}: inconsistent manifest ({err})") from None
+    return model.eval(), manifest

@@ -1,0 +1,65 @@
+"""`xlv-predict bundle=<file> input=<image|folder|glob> [language=kn] [display=[en,zh]]`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from xlvision.bundle import BundleError, load_bundle
+from xlvision.bundle.images import InputError
+from xlvision.bundle.predict import (
+    inference_device,
+    predict_images,
+    prediction_line,
+    write_predictions,
+)
+from xlvision.config import ConfigError, compose_config
+from xlvision.config.paths import config_dir
+
+PROG = "xlv-predict"
+OUTPUT_SUFFIXES = (".json", ".csv")
+
+
+def run(overrides: list[str]) -> None:
+    """Compose the config, load the bundle, predict, print a line per image, write `output`."""
+    cfg = compose_config(overrides, config_name="predict")
+    codes = list(cfg.language)
+    if len(codes) > 1:
+        raise ConfigError("language", codes, "one language, or none to let the bundle decide")
+    if cfg.output and Path(cfg.output).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError("output", cfg.output, "a path ending in .json or .csv")
+    model, manifest = load_bundle(cfg.bundle)
+    predictions = predict_images(
+        model,
+        manifest,
+        cfg.input,
+        language=codes[0] if codes else None,
+        display=list(cfg.display),
+        batch_size=cfg.batch_size,
+        device=inference_device(cfg.device.accelerator),
+    )
+    for prediction in predictions:
+        print(prediction_line(prediction))
+    if cfg.output:
+        path = write_predictions(predictions, cfg.output)
+        print(f"{PROG}: {len(predictions)} predictions written to {path}", file=sys.stderr)
+
+
+def main() -> None:
+    """Console script `xlv-predict`; every user mistake ends with one line."""
+    args = sys.argv[1:]
+    if {"-h", "--help"} & set(args):
+        print((config_dir() / "predict.yaml").read_text())
+        return
+    try:
+        run(args)
+    except ConfigError as err:
+        print(f"{PROG}: config error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except (BundleError, InputError) as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

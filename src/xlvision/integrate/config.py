@@ -1,0 +1,63 @@
+"""`IntegrateConf`: the shape of the `integrate` config group, and the ranges of its values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from xlvision.config.errors import ConfigError
+
+METHODS = ("multihead", "average", "task_arithmetic", "ties", "joint", "routed")
+
+
+@dataclass
+class IntegrateConf:
+    name: str = "routed"
+    # task_arithmetic / ties: the scale of the merged task vector; null picks it on val data.
+    lam: float | None = None
+    lam_grid: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
+    # ties: the percentage of each task vector's entries kept (largest magnitudes).
+    k: float = 20.0
+    # Training batches that re-estimate BatchNorm statistics after a weight-space merge.
+    bn_batches: int = 10
+    # Linear heads on frozen features: the language-ID head, multihead's probes.
+    probe_epochs: int = 10
+    probe_lr: float = 0.01
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("name", lambda v: v in METHODS, f"one of {', '.join(METHODS)}"),
+    (
+        "lam",
+        lambda v: v is None or (_number(v) and v >= 0),
+        "null (picked on val) or a number >= 0",
+    ),
+    (
+        "lam_grid",
+        lambda v: len(v) > 0 and all(_number(x) and x >= 0 for x in v),
+        "a non-empty list of numbers >= 0",
+    ),
+    ("k", lambda v: _number(v) and 0 < v <= 100, "a percentage in (0, 100]"),
+    ("bn_batches", _count, "an integer >= 1"),
+    ("probe_epochs", _count, "an integer >= 1"),
+    ("probe_lr", lambda v: _number(v) and v > 0, "a number > 0"),
+]
+
+
+def validate_integrate(conf: Any) -> Any:
+    """Refuse a bad `integrate.*` value before any model is loaded."""
+    for key, check, allowed in RULES:
+        value = getattr(conf, key)
+        if not check(value):
+            raise ConfigError(f"integrate.{key}", value, allowed)
+    return conf

@@ -1,0 +1,109 @@
+"""What xlv-integrate starts from: the base and the fine-tuned checkpoints, from the command
+line or found in a pipeline's output dir, and each fine-tuned model's own test accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from xlvision.config.errors import ConfigError
+from xlvision.models import Classifier
+from xlvision.models.checkpoint import load_classifier
+from xlvision.stages.outputs import METRICS_FILE, read_metrics
+
+
+@dataclass
+class Sources:
+    """The base model (None for a from-scratch pipeline) and one fine-tuned model per language."""
+
+    base: Classifier | None
+    base_spec: dict | None
+    tuned: dict[str, Classifier]
+    specs: dict[str, dict]
+    checkpoints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def codes(self) -> list[str]:
+        return list(self.tuned)
+
+    def require_base(self, method: str) -> Classifier:
+        if self.base is None:
+            raise ConfigError("base", None, f"a base checkpoint: integrate={method} starts from it")
+        return self.base
+
+
+def stage_checkpoint(stage_dir: Path, default: str) -> Path | None:
+    """The checkpoint a stage recorded in its metrics.json, else `checkpoints/<default>`."""
+    if (stage_dir / METRICS_FILE).is_file():
+        recorded = read_metrics(stage_dir).get("artifacts", {}).get("checkpoint")
+        if recorded and Path(recorded).is_file():
+            return Path(recorded)
+    path = stage_dir / "checkpoints" / default
+    return path if path.is_file() else None
+
+
+def find_run_checkpoints(run_dir: str | Path) -> tuple[Path | None, dict[str, Path]]:
+    """(base, {code: fine-tuned}) in an `xlv-pipeline` output dir."""
+    root = Path(run_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such pipeline output dir")
+    base = stage_checkpoint(root / "pretrain", "best.ckpt")
+    tuned = {}
+    for stage_dir in sorted(root.glob("finetune_*")):
+        checkpoint = stage_checkpoint(stage_dir, "final.ckpt")
+        if checkpoint is not None:
+            tuned[stage_dir.name.removeprefix("finetune_")] = checkpoint
+    if not tuned:
+        raise FileNotFoundError(f"{root}: no finetune_<language>/checkpoints/final.ckpt in it")
+    return base, tuned
+
+
+def checkpoint_paths(cfg: DictConfig) -> tuple[Path | None, dict[str, Path]]:
+    """`base=` and `models=` as given; a `run=` dir fills in whichever of them is not."""
+    base = Path(cfg.base) if cfg.get("base") else None
+    given = cfg.get("models") or {}
+    if not isinstance(given, Mapping) or not all(isinstance(p, str) for p in given.values()):
+        raise ConfigError("models", given, "fine-tuned checkpoints as models=[kn=<ckpt>,…]")
+    models = {str(code): Path(path) for code, path in given.items()}
+    if cfg.get("run"):
+        run_base, run_models = find_run_checkpoints(cfg.run)
+        base = base or run_base
+        models = models or run_models
+    if not models:
+        raise ConfigError(
+            "models", {}, "fine-tuned checkpoints as models=[kn=<ckpt>,…], or run=<pipeline dir>"
+        )
+    return base, models
+
+
+def load_sources(cfg: DictConfig) -> Sources:
+    """Load every checkpoint; each fine-tuned one must have a head for its language."""
+    base_path, paths = checkpoint_paths(cfg)
+    base, base_spec = None, None
+    if base_path is not None:
+        base, base_spec, _ = load_classifier(base_path)
+    tuned, specs = {}, {}
+    for code, path in paths.items():
+        model, spec, classes = load_classifier(path)
+        if code not in classes:
+            raise ValueError(f"{path}: no head for {code!r} (heads: {', '.join(classes)})")
+        tuned[code], specs[code] = model, spec
+    checkpoints = {code: str(path) for code, path in paths.items()}
+    if base_path is not None:
+        checkpoints["base"] = str(base_path)
+    return Sources(base, base_spec, tuned, specs, checkpoints)
+
+
+def recorded_accuracy(checkpoint: str | Path, code: str) -> dict | None:
+    """`{"acc", "source"}` from the fine-tuning run that wrote `checkpoint`, if it recorded it."""
+    run_dir = Path(checkpoint).parent.parent
+    if not (run_dir / METRICS_FILE).is_file():
+        return None
+    record = read_metrics(run_dir)
+    acc = record.get("metrics", {}).get(f"test/{code}/acc")
+    if record.get("status") != "completed" or acc is None:
+        return None
+    return {"acc": float(acc), "source": str(run_dir / METRICS_FILE)}

@@ -1,0 +1,270 @@
+"""The integration methods: per-language models in, the members of one unified model out.
+
+Shared-backbone methods (multihead, average, task_arithmetic, ties, joint) give one member,
+`shared`, with every language's head and a `_lid` head on the same features. `routed` keeps
+every language's own model and adds a `router` member whose `_lid` head picks one.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+from torch import nn
+
+from xlvision.bundle import LID_HEAD
+from xlvision.data.datamodule import DigitDataModule
+from xlvision.integrate.batchnorm import reestimate_batchnorm
+from xlvision.integrate.evaluate import accuracy_per_language, mean
+from xlvision.integrate.inputs import Sources
+from xlvision.integrate.merge import average, task_arithmetic, ties
+from xlvision.integrate.probe import extract_features, language_id_head, train_linear_head
+from xlvision.models import Classifier, build_classifier
+from xlvision.models.checkpoint import load_classifier
+from xlvision.training.builders import (
+    build_optimizer,
+    build_scheduler,
+    build_trainer,
+    finish_loggers,
+)
+from xlvision.training.module import DigitClassifierModule
+
+SHARED = "shared"
+ROUTER = "router"
+
+
+@dataclass
+class Integrated:
+    """What a method hands to the bundle: members, their specs, and who reads which language."""
+
+    members: dict[str, Classifier]
+    specs: dict[str, dict]
+    routes: dict[str, str]
+    router: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    sources: Sources
+    data: DigitDataModule
+    cfg: DictConfig
+    output_dir: Path
+    console: Console
+
+    @property
+    def conf(self) -> DictConfig:
+        return self.cfg.integrate
+
+    @property
+    def codes(self) -> list[str]:
+        return self.sources.codes
+
+    def train_features(self, backbone: nn.Module):
+        self.console.print(f"  features of {len(self.data.datasets['train'])} training images")
+        return extract_features(backbone, self.data.train_dataloader())
+
+    def lid_head(self, features: torch.Tensor, languages: torch.Tensor) -> nn.Linear:
+        conf = self.conf
+        return language_id_head(
+            features, languages, len(self.codes), conf.probe_epochs, conf.probe_lr, self.cfg.seed
+        )
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def shared_member(
+    ctx: Context, backbone: nn.Module, heads: dict[str, nn.Linear], features=None
+) -> Classifier:
+    """One backbone, every language's head and a `_lid` head trained on its features."""
+    features, _, languages = features or ctx.train_features(backbone)
+    model = Classifier(backbone, {})
+    for code in ctx.codes:
+        model.heads[code] = heads[code]
+    model.heads[LID_HEAD] = ctx.lid_head(features, languages)
+    return model
+
+
+def shared(ctx: Context, model: Classifier, spec: dict, params: dict) -> Integrated:
+    routes = dict.fromkeys(ctx.codes, SHARED)
+    return Integrated({SHARED: model}, {SHARED: spec}, routes, SHARED, params)
+
+
+def tuned_heads(ctx: Context) -> dict[str, nn.Linear]:
+    return {code: copy.deepcopy(ctx.sources.tuned[code].heads[code]) for code in ctx.codes}
+
+
+def common_spec(ctx: Context) -> dict:
+    """The one architecture every model shares; weight-space merging needs it."""
+    specs = list(ctx.sources.specs.values())
+    if ctx.sources.base_spec is not None:
+        specs.append(ctx.sources.base_spec)
+    for code, spec in ctx.sources.specs.items():
+        if spec != specs[0]:
+            raise ValueError(
+                f"integrate={ctx.conf.name} merges weights of one architecture, but the "
+                f"{code!r} model is {spec['name']} {spec} and another is {specs[0]}"
+            )
+    return specs[0]
+
+
+def multihead(ctx: Context) -> Integrated:
+    """The base backbone, frozen; heads of models whose backbone moved become linear probes."""
+    base = ctx.sources.require_base("multihead")
+    backbone = copy.deepcopy(base.backbone)
+    features = ctx.train_features(backbone)
+    heads, probed = tuned_heads(ctx), []
+    for i, code in enumerate(ctx.codes):
+        if same_weights(ctx.sources.tuned[code].backbone, base.backbone):
+            continue
+        ctx.console.print(f"  linear probe of the {code} head on the base features")
+        where = features[2] == i
+        conf = ctx.conf
+        train_linear_head(
+            heads[code],
+            features[0][where],
+            features[1][where],
+            conf.probe_epochs,
+            conf.probe_lr,
+            ctx.cfg.seed,
+        )
+        probed.append(code)
+    model = shared_member(ctx, backbone, heads, features)
+    return shared(ctx, model, ctx.sources.base_spec, {"probed": probed})
+
+
+def bn_batches(ctx: Context) -> list[torch.Tensor]:
+    """The same few training batches (every language mixed) for every re-estimation."""
+    return [x for x, _, _ in islice(ctx.data.train_dataloader(), ctx.conf.bn_batches)]
+
+
+def merged_backbone(
+    ctx: Context, merge: Callable[[dict, list[dict]], dict], batches: list[torch.Tensor]
+) -> nn.Module:
+    """Merge the fine-tuned backbones' parameters, then re-estimate BatchNorm statistics.
+
+    Only parameters merge: running statistics are not weights, and a task vector that
+    counted them would spend TIES's top-k budget on them.
+    """
+    reference = ctx.sources.base or ctx.sources.tuned[ctx.codes[0]]
+    backbone = copy.deepcopy(reference.backbone)
+    names = {name for name, _ in backbone.named_parameters()}
+
+    def parameters(model: Classifier) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in model.backbone.state_dict().items() if k in names}
+
+    base = parameters(reference)
+    state = backbone.state_dict()
+    state.update(merge(base, [parameters(ctx.sources.tuned[c]) for c in ctx.codes]))
+    backbone.load_state_dict(state)
+    reestimate_batchnorm(backbone, batches)
+    return backbone
+
+
+def pick_lambda(
+    ctx: Context, merge: Callable[[dict, list[dict], float], dict]
+) -> tuple[nn.Module, dict]:
+    """The merged backbone at `integrate.lam`, or at the grid value best on validation data."""
+    batches = bn_batches(ctx)
+    if ctx.conf.lam is not None:
+        lam = float(ctx.conf.lam)
+        return merged_backbone(ctx, lambda b, s: merge(b, s, lam), batches), {"lam": lam}
+    heads = tuned_heads(ctx)
+    scores, best = {}, None
+    for lam in ctx.conf.lam_grid:
+        backbone = merged_backbone(ctx, lambda b, s, lam=lam: merge(b, s, lam), batches)
+        model = Classifier(backbone, {})
+        model.heads.update(heads)
+        model.eval()
+        scores[lam] = mean(accuracy_per_language(model, ctx.data.val_dataloader(), ctx.codes))
+        ctx.console.print(f"  λ={lam}: val mean acc {scores[lam]:.4f}")
+        if best is None or scores[lam] > scores[best[0]]:
+            best = (lam, backbone)
+    by_lam = {str(k): v for k, v in scores.items()}
+    return best[1], {"lam": float(best[0]), "val_mean_acc_by_lam": by_lam}
+
+
+def averaged(ctx: Context) -> Integrated:
+    spec = common_spec(ctx)
+    backbone = merged_backbone(ctx, lambda base, states: average(states), bn_batches(ctx))
+    return shared(ctx, shared_member(ctx, backbone, tuned_heads(ctx)), spec, {})
+
+
+def task_arithmetic_merge(ctx: Context) -> Integrated:
+    ctx.sources.require_base("task_arithmetic")
+    spec = common_spec(ctx)
+    backbone, params = pick_lambda(ctx, task_arithmetic)
+    return shared(ctx, shared_member(ctx, backbone, tuned_heads(ctx)), spec, params)
+
+
+def ties_merge(ctx: Context) -> Integrated:
+    ctx.sources.require_base("ties")
+    spec = common_spec(ctx)
+    k = float(ctx.conf.k)
+    backbone, params = pick_lambda(ctx, lambda base, states, lam: ties(base, states, k, lam))
+    model = shared_member(ctx, backbone, tuned_heads(ctx))
+    return shared(ctx, model, spec, {"k": k, **params})
+
+
+def joint(ctx: Context) -> Integrated:
+    """One model trained on every language's data at once, from the base (or from scratch)."""
+    spec = common_spec(ctx)
+    base = ctx.sources.base
+    model = copy.deepcopy(base) if base is not None else build_classifier(spec, {})
+    for code in list(model.heads):
+        del model.heads[code]
+    model.heads.update(tuned_heads(ctx))
+    scheduler, interval = build_scheduler(ctx.cfg.scheduler)
+    module = DigitClassifierModule(
+        model, ctx.codes, build_optimizer(ctx.cfg.optimizer), scheduler, interval, spec
+    )
+    run_dir = ctx.output_dir / "joint"
+    trainer = build_trainer(
+        ctx.cfg, run_dir, tags=[*ctx.codes, spec["name"], "joint"], monitor="val/mean/acc"
+    )
+    ctx.console.print(f"  joint training on {', '.join(ctx.codes)} → {run_dir}")
+    trainer.fit(module, datamodule=ctx.data)
+    finish_loggers(trainer)
+    best = trainer.checkpoint_callback.best_model_path
+    trained = load_classifier(best)[0] if best else model
+    heads = {code: trained.heads[code] for code in ctx.codes}
+    member = shared_member(ctx, trained.backbone, heads)
+    return shared(ctx, member, spec, {"epochs": trainer.current_epoch})
+
+
+def routed(ctx: Context) -> Integrated:
+    """Every language's own model; a `_lid` head on a frozen backbone routes between them."""
+    sources = ctx.sources
+    members, specs = {}, {}
+    for code in ctx.codes:
+        own = copy.deepcopy(sources.tuned[code])
+        for other in [c for c in own.heads if c != code]:
+            del own.heads[other]
+        members[code], specs[code] = own, sources.specs[code]
+    reference = sources.base or sources.tuned[ctx.codes[0]]
+    router_spec = sources.base_spec if sources.base is not None else sources.specs[ctx.codes[0]]
+    backbone = copy.deepcopy(reference.backbone)
+    features, _, languages = ctx.train_features(backbone)
+    router = Classifier(backbone, {})
+    router.heads[LID_HEAD] = ctx.lid_head(features, languages)
+    members[ROUTER], specs[ROUTER] = router, router_spec
+    return Integrated(members, specs, {code: code for code in ctx.codes}, ROUTER)
+
+
+METHODS: dict[str, Callable[[Context], Integrated]] = {
+    "multihead": multihead,
+    "average": averaged,
+    "task_arithmetic": task_arithmetic_merge,
+    "ties": ties_merge,
+    "joint": joint,
+    "routed": routed,
+}

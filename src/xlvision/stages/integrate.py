@@ -1,0 +1,113 @@
+"""`integrate`: fine-tuned models → one method → a unified bundle, tested per language."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+from rich.console import Console
+
+from xlvision.bundle import UnifiedModel, digit_preprocessing, language_record, save_bundle
+from xlvision.config.errors import ConfigError
+from xlvision.data.datamodule import DigitDataModule
+from xlvision.integrate.config import METHODS as METHOD_NAMES
+from xlvision.integrate.config import validate_integrate
+from xlvision.integrate.evaluate import accuracy_per_language
+from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
+from xlvision.integrate.methods import METHODS, Context
+from xlvision.languages import load_language
+from xlvision.stages.evaluate import MEANS, score_language
+
+BUNDLE_FILE = "bundle.safetensors"
+
+
+def individual_accuracy(sources: Sources, data: DigitDataModule) -> dict[str, dict]:
+    """Each fine-tuned model's own test accuracy: as its run recorded it, else measured here."""
+    out = {code: recorded_accuracy(sources.checkpoints[code], code) for code in sources.codes}
+    missing = [code for code, record in out.items() if record is None]
+    if missing:
+
+        def own_model(x, code):
+            return sources.tuned[code].eval()(x, code)
+
+        measured = accuracy_per_language(own_model, data.test_dataloader(), sources.codes)
+        out.update({code: {"acc": measured[code], "source": "measured"} for code in missing})
+    return out
+
+
+def test_unified(
+    model: UnifiedModel, data: DigitDataModule, codes: list[str], individual: dict[str, dict]
+) -> tuple[dict[str, float], dict]:
+    """xlv-eval's metrics on the test split: with the language given, routed, and normalized
+    by each individual model's accuracy."""
+    test = data.datasets["test"]
+    metrics, confusion = {}, {}
+    for i, code in enumerate(codes):
+        where = test.languages == i
+        scores, confusion[f"test/{code}"] = score_language(
+            model, test.images[where], test.labels[where], code, data.data.batch_size
+        )
+        if individual[code]["acc"] > 0:
+            scores["normalized_acc"] = scores["acc"] / individual[code]["acc"]
+        metrics.update({f"test/{code}/{name}": value for name, value in scores.items()})
+    for name in MEANS:
+        values = [metrics[f"test/{c}/{name}"] for c in codes if f"test/{c}/{name}" in metrics]
+        if values:
+            metrics[f"test/mean/{name}"] = sum(values) / len(values)
+    return metrics, confusion
+
+
+def integrate(cfg: DictConfig) -> tuple[dict, dict]:
+    """Integrate per-language models with `cfg.integrate` and write `bundle.safetensors`."""
+    if cfg.get("integrate") is None:
+        raise ConfigError("integrate", None, f"one of {', '.join(METHOD_NAMES)}")
+    conf = validate_integrate(cfg.integrate)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    console = Console(stderr=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    sources = load_sources(cfg)
+    codes = sources.codes
+    console.print(f"integrate={conf.name}: {', '.join(codes)}")
+    data = DigitDataModule(
+        cfg.data, [load_language(c) for c in codes], cfg.seed, cfg.paths.data_dir
+    )
+    data.setup()
+    individual = individual_accuracy(sources, data)
+
+    start = time.perf_counter()
+    ctx = Context(sources, data, cfg, output_dir, console)
+    result = METHODS[conf.name](ctx)
+    integrate_time = time.perf_counter() - start
+    model = UnifiedModel(result.members, result.routes, codes, result.router).eval()
+
+    console.print("  testing the unified model")
+    metrics, confusion = test_unified(model, data, codes, individual)
+    bundle = save_bundle(
+        output_dir / BUNDLE_FILE,
+        model,
+        member_specs=result.specs,
+        languages={code: language_record(code) for code in codes},
+        preprocessing=digit_preprocessing(),
+        integration={"method": conf.name, "params": result.params},
+        metrics={**metrics, "individual": individual},
+    )
+    metrics.update(
+        {
+            "bundle_bytes": bundle.stat().st_size,
+            "integrate_time_s": round(integrate_time, 3),
+            "total_params": sum(p.numel() for p in model.parameters()),
+        }
+    )
+    console.print(f"  bundle: {bundle} ({metrics['bundle_bytes'] / 1e6:.1f} MB)")
+    artifacts = {
+        "bundle": str(bundle),
+        "confusion": confusion,
+        "individual": individual,
+        "params": result.params,
+        "checkpoints": sources.checkpoints,
+        "data_counts": data.counts,
+    }
+    return metrics, artifacts
