@@ -12,8 +12,8 @@ report=outputs/experiments/kshot_curve_report
 
 if [ "${1:-}" != "--report-only" ]; then
   rm -rf "$sweep"
-  .venv/bin/xlv-pipeline -m experiment=kshot_curve "hydra.sweep.dir=$sweep/pretrained"
-  .venv/bin/xlv-pipeline -m experiment=kshot_curve pipeline.pretrain=false \
+  .venv/bin/xlv-pipeline -m experiment=kshot_curve '~integrate' "hydra.sweep.dir=$sweep/pretrained"
+  .venv/bin/xlv-pipeline -m experiment=kshot_curve '~integrate' pipeline.pretrain=false \
     hydra.sweeper.params.finetune=full "hydra.sweep.dir=$sweep/scratch"
 fi
 rm -rf "$report" "${report}_mean"

@@ -12,7 +12,7 @@ report=outputs/experiments/strategy_ablation_report
 
 if [ "${1:-}" != "--report-only" ]; then
   rm -rf "$sweep"
-  .venv/bin/xlv-pipeline -m experiment=strategy_ablation model=net "hydra.sweep.dir=$sweep"
+  .venv/bin/xlv-pipeline -m experiment=strategy_ablation '~integrate' model=net "hydra.sweep.dir=$sweep"
 fi
 rm -rf "$report" "${report}_cost"
 .venv/bin/xlv-report "runs=[$sweep/*/finetune_*]" rows=language cols=finetune \

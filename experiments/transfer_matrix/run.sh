@@ -11,7 +11,7 @@ report=outputs/experiments/transfer_matrix_report
 
 if [ "${1:-}" != "--report-only" ]; then
   rm -rf "$sweep"
-  .venv/bin/xlv-pipeline -m experiment=transfer_matrix "hydra.sweep.dir=$sweep"
+  .venv/bin/xlv-pipeline -m experiment=transfer_matrix '~integrate' "hydra.sweep.dir=$sweep"
 fi
 rm -rf "$report"
 .venv/bin/xlv-report "runs=[$sweep/*/finetune_*]" rows=finetune.source_language cols=language \
