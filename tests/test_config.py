@@ -121,3 +121,17 @@ def test_cli_checks_every_value_of_a_sweep(tmp_path):
     result = run_cli("xlv-train", "-m", "language=en,xx", cwd=tmp_path)
     assert result.returncode == 2
     assert "language='xx'" in result.stderr
+
+
+def test_console_defaults_go_after_flags_and_yield_to_the_command_line():
+    from xlvision.cli.app import with_defaults
+
+    defaults = {"stage": "integrate", "integrate": "routed"}
+    assert with_defaults(["-m", "seed=0,1"], defaults) == [
+        "-m",
+        "stage=integrate",
+        "integrate=routed",
+        "seed=0,1",
+    ]
+    assert with_defaults(["--cfg", "job"], defaults)[:2] == ["--cfg", "job"]
+    assert with_defaults(["~integrate", "stage=x"], defaults) == ["~integrate", "stage=x"]

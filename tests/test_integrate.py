@@ -98,6 +98,7 @@ def test_every_method_writes_a_bundle_that_loads(method, tuned_run, tmp_path):
             assert 0.0 <= metrics[f"test/{code}/{name}"] <= 1.0
     assert metrics["test/mean/lid_acc"] > 0.5  # two scripts: chance is 0.5
     assert metrics["bundle_bytes"] == (tmp_path / "bundle.safetensors").stat().st_size
+    assert metrics["predict_images_per_s"] > 0
     if method == "routed":  # each language's own model: its accuracy, exactly
         assert set(model.members) == {*TARGETS, "router"}
         assert all(metrics[f"test/{code}/normalized_acc"] >= 0.99 for code in TARGETS)

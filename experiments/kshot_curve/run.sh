@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# k-shot curve: k ∈ {1, 5, 10, 50, all} examples per class of Kannada, Arabic and Chinese,
+# k-shot curve: k ∈ {1, 5, 10, 50, all} examples per class of Kannada and Chinese,
 # fine-tuned from the English-pretrained Net (full, linear probe) and trained from scratch with
 # the same k; seeds 0, 1, 2.
 #   bash experiments/kshot_curve/run.sh                 # sweeps, report, RESULTS.md
@@ -32,7 +32,7 @@ rm -rf "$report" "${report}_mean"
   echo
   cat "$report"/table_*acc*.md
   echo
-  echo "### Pooled over the three targets (n = 3 targets × 3 seeds)"
+  echo "### Pooled over the two targets (n = 2 targets × 3 seeds)"
   echo
   cat "${report}_mean"/table_*acc*.md
   cat "$here/discussion.md"

@@ -48,9 +48,15 @@ def check_command_line(argv: list[str], config_name: str) -> None:
 
 
 def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
-    """Prepend `key=value` for every default key the command line does not set."""
-    given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
-    return [f"{k}={v}" for k, v in defaults.items() if k not in given] + argv
+    """Add `key=value` for every default key the command line does not set, in front of the
+    first override so that flags (`-m`, `--cfg job`) keep their place."""
+    given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a or a.startswith("~")}
+    added = [f"{k}={v}" for k, v in defaults.items() if k not in given]
+    first = next(
+        (i for i, a in enumerate(argv) if not a.startswith("-") and ("=" in a or a[:1] == "~")),
+        len(argv),
+    )
+    return argv[:first] + added + argv[first:]
 
 
 def console_main(

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
@@ -59,6 +60,18 @@ def test_unified(
     return metrics, confusion
 
 
+def prediction_throughput(model: UnifiedModel, data: DigitDataModule, codes: list[str]) -> float:
+    """Test images per second through `predict` (routed when the bundle can route)."""
+    images = data.datasets["test"].images
+    language = None if model.router is not None else codes[0]
+    batch = data.data.batch_size
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            model.predict(images[i : i + batch], language=language)
+    return len(images) / (time.perf_counter() - start)
+
+
 def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     """Integrate per-language models with `cfg.integrate` and write `bundle.safetensors`."""
     if cfg.get("integrate") is None:
@@ -99,6 +112,7 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
             "bundle_bytes": bundle.stat().st_size,
             "integrate_time_s": round(integrate_time, 3),
             "total_params": sum(p.numel() for p in model.parameters()),
+            "predict_images_per_s": round(prediction_throughput(model, data, codes), 1),
         }
     )
     console.print(f"  bundle: {bundle} ({metrics['bundle_bytes'] / 1e6:.1f} MB)")
