@@ -282,3 +282,18 @@ def test_eval_refuses_a_damaged_bundle_in_one_line(bundle, tmp_path, monkeypatch
     )
     (record,) = tmp_path.glob("outputs/runs/*/*/metrics.json")
     assert json.loads(record.read_text())["status"] == "failed"
+
+
+def test_eval_of_a_classifier_checkpoint_matches_the_same_weights_in_a_bundle(bundle, tmp_path):
+    from xlvision.models.checkpoint import save_classifier
+
+    model, _ = load_bundle(bundle)
+    ckpt = save_classifier(tmp_path / "model.ckpt", model.members["shared"], SPEC)
+    from_bundle, _ = run_stage(evaluate, eval_config(tmp_path / "a", f"bundle={bundle}"))
+    from_ckpt, _ = run_stage(evaluate, eval_config(tmp_path / "b", f"checkpoint={ckpt}"))
+    for code in CODES:
+        assert from_ckpt[f"test/{code}/acc"] == from_bundle[f"test/{code}/acc"]
+    assert "test/kn/normalized_acc" not in from_ckpt  # no individual models to compare with
+    assert "test/kn/routed_acc" not in from_ckpt  # a checkpoint has no router
+    with pytest.raises(ConfigError, match="checkpoint="):
+        run_stage(evaluate, eval_config(tmp_path / "c"))

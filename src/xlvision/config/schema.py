@@ -179,7 +179,8 @@ class EvalConfig:
 
     stage: str = "eval"
     seed: int = 0
-    bundle: str = MISSING
+    bundle: str | None = None
+    checkpoint: str | None = None
     language: dict[str, LanguageConf] = field(default_factory=dict)
     data: DataConf = field(default_factory=DataConf)
     device: DeviceConf = field(default_factory=DeviceConf)

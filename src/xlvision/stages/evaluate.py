@@ -8,13 +8,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from xlvision.bundle import load_bundle, model_input
+from xlvision.bundle import LID_HEAD, digit_preprocessing, load_bundle, model_input
 from xlvision.bundle.model import UnifiedModel
 from xlvision.bundle.predict import inference_device
 from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import load_splits
 from xlvision.languages import load_language
 from xlvision.languages.registry import language_from_mapping
+from xlvision.models.checkpoint import load_classifier
 from xlvision.training.metrics import METRICS, classification_metrics
 
 MEANS = (*METRICS, "normalized_acc", "routed_acc", "lid_acc")
@@ -62,9 +63,22 @@ def score_language(
     return metrics, confusion.compute().int().tolist()
 
 
+def checkpoint_as_bundle(path: str) -> tuple[UnifiedModel, dict]:
+    """A classifier checkpoint as a router-less bundle: one member reading all its languages."""
+    classifier, spec, classes = load_classifier(path)
+    codes = [code for code in classes if code != LID_HEAD]
+    model = UnifiedModel({"model": classifier}, dict.fromkeys(codes, "model"), codes).eval()
+    return model, {"preprocessing": digit_preprocessing(), "metrics": {}, "integration": {}}
+
+
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     """Test every asked language on the configured data; normalized acc = acc ÷ individual acc."""
-    model, manifest = load_bundle(cfg.bundle)
+    if (cfg.get("bundle") is None) == (cfg.get("checkpoint") is None):
+        raise ConfigError(
+            "bundle", cfg.get("bundle"), "a bundle file, or checkpoint=<classifier ckpt> instead"
+        )
+    source = cfg.bundle or cfg.checkpoint
+    model, manifest = load_bundle(cfg.bundle) if cfg.bundle else checkpoint_as_bundle(source)
     model.to(inference_device(cfg.device.accelerator))
     codes = eval_languages(cfg, model.languages)
     individual = (manifest.get("metrics") or {}).get("individual") or {}
@@ -86,10 +100,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         values = [metrics[f"test/{c}/{name}"] for c in codes if f"test/{c}/{name}" in metrics]
         if values:
             metrics[f"test/mean/{name}"] = sum(values) / len(values)
-    metrics["bundle_bytes"] = Path(cfg.bundle).expanduser().stat().st_size
+    metrics["bundle_bytes"] = Path(source).expanduser().stat().st_size
     integration = manifest.get("integration") or {}
     artifacts = {
-        "bundle": str(cfg.bundle),
+        "bundle": str(source),
         "integration": integration.get("method"),
         "confusion": confusion,
         "data_counts": counts,
