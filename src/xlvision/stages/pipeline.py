@@ -38,7 +38,7 @@ def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path
 def pretrain_key(cfg: DictConfig) -> str:
     """A digest of everything that decides the pretrained model (not where it is written)."""
     spec = resolved_config(cfg)
-    for key in ("paths", "logger", "pipeline", "integrate"):
+    for key in ("paths", "logger", "pipeline", "integrate", "models", "run"):
         spec.pop(key, None)
     spec["trainer"].pop("enable_progress_bar", None)
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
