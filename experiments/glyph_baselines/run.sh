@@ -23,7 +23,7 @@ rm -rf "$report"
 {
   cat "$here/header.md"
   echo
-  echo "Machine: $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
+  echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
   echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seed 0."
   for metric in acc recall f1; do
     echo

@@ -25,14 +25,14 @@ fi
 rm -rf "$report" "${report}_lang"
 .venv/bin/xlv-report "runs=[$out]" rows=integrate 'cols=[]' \
   'metric=[test/mean/acc,test/mean/normalized_acc,test/mean/routed_acc,test/mean/lid_acc,bundle_bytes,predict_images_per_s,integrate_time_s]' \
-  "report.out_dir=$report"
+  'lower_is_better=[*bytes*,*time*]' "report.out_dir=$report"
 .venv/bin/xlv-report "runs=[$out]" rows=lang cols=integrate 'metric=[test/{lang}/acc]' \
   "report.out_dir=${report}_lang"
 
 {
   cat "$here/header.md"
   echo
-  echo "Machine: $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
+  echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
   echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seeds 0, 1, 2 (mean ± sample std)."
   for table in "$report"/table_*.md; do
     echo

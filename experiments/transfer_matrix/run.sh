@@ -20,7 +20,7 @@ rm -rf "$report"
 {
   cat "$here/header.md"
   echo
-  echo "Machine: $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
+  echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
   echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seeds 0, 1, 2 (mean ± sample std)."
   echo
   echo "### Zero-shot: source model (rows) on target glyphs (columns), source head"

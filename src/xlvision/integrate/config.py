@@ -23,7 +23,7 @@ class IntegrateConf:
     # Training batches that re-estimate BatchNorm statistics after a weight-space merge.
     bn_batches: int = 10
     # Linear heads on frozen features: the language-ID head, multihead's probes.
-    probe_epochs: int = 10
+    probe_epochs: int = 200  # cheap: the features are computed once
     probe_lr: float = 0.01
 
 
