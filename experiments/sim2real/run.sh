@@ -12,7 +12,7 @@ report=outputs/experiments/sim2real_report
 pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
 pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
 codes=$(for p in $pairs; do echo "${p%%:*}"; done | paste -sd, -)
-glyphs="data.train_per_class=500 trainer.max_epochs=3 trainer.enable_progress_bar=false"
+glyphs="data.train_per_class=300 trainer.max_epochs=3 trainer.enable_progress_bar=false"
 
 if [ "${1:-}" != "--report-only" ]; then
   rm -rf "$out"
