@@ -44,3 +44,16 @@ def test_kshot_epoch_repeats_the_k_examples(make_config):
     assert torch.bincount(labels[:20], minlength=10).tolist() == [2] * 10
     assert torch.bincount(labels[20:40], minlength=10).tolist() == [2] * 10
     assert len(data.datasets["test"]) == cfg.data.test_per_class * 10  # evaluation stays full
+
+
+def test_kshot_epoch_draws_the_minimum_per_training_language(make_config):
+    from xlvision.data.datamodule import DigitDataModule
+    from xlvision.languages import load_language
+
+    cfg = make_config("data.shots_per_class=1", "data.min_train_samples=30", "data.batch_size=8")
+    languages = [load_language(c) for c in ("en", "kn", "ar")]
+    data = DigitDataModule(cfg.data, languages, 0, cfg.paths.data_dir, eval_only=("ar",))
+    data.setup()
+    drawn = torch.cat([batch[2] for batch in data.train_dataloader()])
+    assert len(drawn) == 60  # two training languages × 30; `ar` is only evaluated
+    assert torch.bincount(drawn, minlength=2).tolist() == [30, 30]

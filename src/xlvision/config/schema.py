@@ -48,7 +48,7 @@ class DataConf:
     batch_size: int = 128
     num_workers: int = 0
     shots_per_class: int | None = None
-    # A smaller training set (k-shot) is drawn repeatedly so an epoch has at least this many.
+    # A k-shot training set is drawn repeatedly so an epoch has at least this many per language.
     min_train_samples: int = 1000
     train_per_class: int = 2000
     val_per_class: int = 200

@@ -134,7 +134,8 @@ class DigitDataModule(L.LightningDataModule):
         seed = self.seed if shuffle else EVAL_ORDER_SEED
         draws = None
         if shuffle and self.data.shots_per_class is not None:  # k-shot: a few steps is no epoch
-            draws = max(len(dataset), self.data.get("min_train_samples", 0))
+            training = sum(lang.code not in self.eval_only for lang in self.languages)
+            draws = max(len(dataset), self.data.get("min_train_samples", 0) * training)
         order = RandomSampler(
             dataset, num_samples=draws, generator=torch.Generator().manual_seed(seed)
         )
