@@ -17,7 +17,7 @@ fi
 rm -rf "$report" "${report}_cost"
 .venv/bin/xlv-report "runs=[$sweep/*/finetune_*]" rows=language cols=finetune \
   'metric=[test/{lang}/acc,test/en/acc]' "report.out_dir=$report"
-.venv/bin/xlv-report "runs=[$sweep/*/finetune_*]" rows=model cols=finetune \
+.venv/bin/xlv-report "runs=[$sweep/*/finetune_*]" rows=finetune cols=model \
   'metric=[test/{lang}/acc,test/en/acc,zeroshot/en/acc,trainable_params,train_time_s]' \
   "report.out_dir=${report}_cost"
 
@@ -29,11 +29,11 @@ rm -rf "$report" "${report}_cost"
   echo
   echo "### Target test accuracy after fine-tuning (50 examples per class)"
   echo
-  cat "$report"/table_*test_lang_acc*.md
+  cat "$report"/table_test-lang-acc.md
   echo
   echo "### Forgetting: English test accuracy after tuning on each target (before: zero-shot row below)"
   echo
-  cat "$report"/table_*test_en_acc*.md
+  cat "$report"/table_test-en-acc.md
   echo
   echo "### Pooled over the six targets: accuracy, English before/after, trainable parameters, time"
   for table in "${report}_cost"/table_*.md; do
