@@ -20,18 +20,20 @@ A = {"w": t(2.0, 1.0, 0.0, 1.5), "b": t(0.5, -1.0), "n": torch.tensor(3)}
 B = {"w": t(4.0, 0.0, 1.0, 0.5), "b": t(-0.5, 1.0), "n": torch.tensor(9)}
 
 
-def assert_state(actual: dict, expected: dict) -> None:
+def same_state(actual: dict, expected: dict) -> bool:
+    """True when keys and values match; a mismatch raises with the tensor's name."""
     assert actual.keys() == expected.keys()
     for key, value in expected.items():
         torch.testing.assert_close(actual[key], torch.as_tensor(value), msg=key)
+    return True
 
 
 def test_task_vector_is_the_difference_of_float_entries():
-    assert_state(task_vector(BASE, A), {"w": t(1.0, 0.0, -1.0, 0.5), "b": t(0.5, -1.0)})
+    assert same_state(task_vector(BASE, A), {"w": t(1.0, 0.0, -1.0, 0.5), "b": t(0.5, -1.0)})
 
 
 def test_average_by_hand_and_integer_buffers_from_the_first_state():
-    assert_state(
+    assert same_state(
         average([A, B]), {"w": t(3.0, 0.5, 0.5, 1.0), "b": t(0.0, 0.0), "n": torch.tensor(3)}
     )
 
@@ -46,7 +48,7 @@ def test_average_of_identical_models_is_the_identity():
 
 def test_task_arithmetic_by_hand():
     # τ_A = w (1, 0, -1, .5), b (.5, -1); τ_B = w (3, -1, 0, -.5), b (-.5, 1)
-    assert_state(
+    assert same_state(
         task_arithmetic(BASE, [A, B], lam=0.5),
         {"w": t(3.0, 0.5, 0.5, 1.0), "b": t(0.0, 0.0), "n": torch.tensor(7)},
     )
@@ -60,8 +62,8 @@ def test_task_arithmetic_with_lambda_zero_is_the_base():
 def test_trim_keeps_the_top_k_percent_over_all_tensors():
     vector = {"w": t(1.0, -4.0, 0.5, 2.0), "b": t(-3.0, 0.1, 0.2, 0.3)}
     # 8 entries, 25 % → the two largest magnitudes overall: -4 (w) and -3 (b)
-    assert_state(trim(vector, 25), {"w": t(0.0, -4.0, 0.0, 0.0), "b": t(-3.0, 0.0, 0.0, 0.0)})
-    assert_state(trim(vector, 100), vector)
+    assert same_state(trim(vector, 25), {"w": t(0.0, -4.0, 0.0, 0.0), "b": t(-3.0, 0.0, 0.0, 0.0)})
+    assert same_state(trim(vector, 100), vector)
     with pytest.raises(ValueError, match="k=0"):
         trim(vector, 0)
 
@@ -78,7 +80,7 @@ def test_ties_trims_elects_signs_and_takes_the_disjoint_mean():
     # summed: (1, 1, 5, -3, 3) → elected signs (+, +, +, -, +)
     # agreeing entries: e0 {3} → 3; e1 {4} → 4; e2 {5} → 5; e3 {-3} → -3; e4 {2, 1} → 1.5
     merged = ties(base, tasks, k=60, lam=1.0)
-    assert_state(merged, {"w": t(3.0, 4.0, 5.0, -3.0, 1.5), "n": torch.tensor(1)})
+    assert same_state(merged, {"w": t(3.0, 4.0, 5.0, -3.0, 1.5), "n": torch.tensor(1)})
     half = ties(base, tasks, k=60, lam=0.5)
     torch.testing.assert_close(half["w"], t(1.5, 2.0, 2.5, -1.5, 0.75))
 
@@ -87,11 +89,11 @@ def test_ties_entry_with_no_elected_sign_stays_at_base():
     base = {"w": t(1.0, 1.0)}
     merged = ties(base, [{"w": t(2.0, 3.0)}, {"w": t(0.0, 3.0)}], k=100, lam=1.0)
     # entry 0: +1 and -1 cancel, no sign; entry 1: both +2 → mean 2
-    assert_state(merged, {"w": t(1.0, 3.0)})
+    assert same_state(merged, {"w": t(1.0, 3.0)})
 
 
 def test_ties_of_one_untrimmed_task_is_task_arithmetic():
-    assert_state(ties(BASE, [A], k=100, lam=0.7), task_arithmetic(BASE, [A], lam=0.7))
+    assert same_state(ties(BASE, [A], k=100, lam=0.7), task_arithmetic(BASE, [A], lam=0.7))
 
 
 def test_mismatched_keys_are_refused():
