@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from xlvision.config.errors import ConfigError
+from xlvision.config.checks import Rule, check_rules, is_count, is_number
 
 STRATEGIES = ("full", "linear_probe", "partial", "bitfit", "l2sp", "lora")
 HEAD_INITS = ("source", "random", "zero")
@@ -27,15 +25,7 @@ class FinetuneConf:
     lr: float | None = None
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+RULES: list[Rule] = [
     ("name", lambda v: v in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
     ("head_init", lambda v: v in HEAD_INITS, f"one of {', '.join(HEAD_INITS)}"),
     (
@@ -43,18 +33,18 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda v: v is None or (isinstance(v, str) and v != ""),
         "null (the checkpoint's first language) or a language code",
     ),
-    ("blocks", _count, "an integer >= 1"),
-    ("l2sp_alpha", lambda v: _number(v) and v >= 0, "a number >= 0"),
-    ("lora_rank", _count, "an integer >= 1"),
-    ("lora_alpha", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("blocks", is_count, "an integer >= 1"),
+    ("l2sp_alpha", lambda v: is_number(v) and v >= 0, "a number >= 0"),
+    ("lora_rank", is_count, "an integer >= 1"),
+    ("lora_alpha", lambda v: is_number(v) and v > 0, "a number > 0"),
     (
         "layer_decay",
-        lambda v: v is None or (_number(v) and 0 < v <= 1),
+        lambda v: v is None or (is_number(v) and 0 < v <= 1),
         "null (off) or a number in (0, 1]",
     ),
     (
         "lr",
-        lambda v: v is None or (_number(v) and v > 0),
+        lambda v: v is None or (is_number(v) and v > 0),
         "null (the optimizer's lr) or a number > 0",
     ),
 ]
@@ -62,8 +52,4 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
 
 def validate_finetune(conf: Any) -> Any:
     """Refuse a bad `finetune.*` value (a `FinetuneConf` or a DictConfig) before any training."""
-    for key, check, allowed in RULES:
-        value = getattr(conf, key)
-        if not check(value):
-            raise ConfigError(f"finetune.{key}", value, allowed)
-    return conf
+    return check_rules(conf, RULES, "finetune")

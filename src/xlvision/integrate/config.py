@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xlvision.config.errors import ConfigError
+from xlvision.config.checks import Rule, check_rules, is_count, is_number
 
 METHODS = ("multihead", "average", "task_arithmetic", "ties", "joint", "routed")
 
@@ -27,37 +25,25 @@ class IntegrateConf:
     probe_lr: float = 0.01
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+RULES: list[Rule] = [
     ("name", lambda v: v in METHODS, f"one of {', '.join(METHODS)}"),
     (
         "lam",
-        lambda v: v is None or (_number(v) and v >= 0),
+        lambda v: v is None or (is_number(v) and v >= 0),
         "null (picked on val) or a number >= 0",
     ),
     (
         "lam_grid",
-        lambda v: len(v) > 0 and all(_number(x) and x >= 0 for x in v),
+        lambda v: len(v) > 0 and all(is_number(x) and x >= 0 for x in v),
         "a non-empty list of numbers >= 0",
     ),
-    ("k", lambda v: _number(v) and 0 < v <= 100, "a percentage in (0, 100]"),
-    ("bn_batches", _count, "an integer >= 1"),
-    ("probe_epochs", _count, "an integer >= 1"),
-    ("probe_lr", lambda v: _number(v) and v > 0, "a number > 0"),
+    ("k", lambda v: is_number(v) and 0 < v <= 100, "a percentage in (0, 100]"),
+    ("bn_batches", is_count, "an integer >= 1"),
+    ("probe_epochs", is_count, "an integer >= 1"),
+    ("probe_lr", lambda v: is_number(v) and v > 0, "a number > 0"),
 ]
 
 
 def validate_integrate(conf: Any) -> Any:
     """Refuse a bad `integrate.*` value before any model is loaded."""
-    for key, check, allowed in RULES:
-        value = getattr(conf, key)
-        if not check(value):
-            raise ConfigError(f"integrate.{key}", value, allowed)
-    return conf
+    return check_rules(conf, RULES, "integrate")
