@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from xlvision.config.schema import AugmentConf
 from xlvision.data.cache import cache_key, cached_arrays
 from xlvision.data.datamodule import DigitDataModule, glyph_splits
-from xlvision.data.glyphs import generate_glyph_digits, glyph_masters
+from xlvision.data.glyphs import _thin, augment_glyphs, generate_glyph_digits, glyph_masters
 from xlvision.languages import load_language
 
 EN = load_language("en")
@@ -84,3 +85,52 @@ def test_datamodule_batches_and_kshot(make_config):
     assert lang.tolist() == [0] * 8
     labels = torch.cat([b[1] for b in dm.train_dataloader()])
     assert torch.bincount(labels, minlength=10).tolist() == [3] * 10
+
+
+def test_thinning_leaves_a_one_pixel_centre_line():
+    bar = torch.zeros(1, 20, 40, dtype=torch.bool)
+    bar[0, 6:15, 5:35] = True  # 9 px thick, 30 px long
+    line = _thin(bar)[0]
+    columns = line[:, 10:30].sum(dim=0)
+    assert columns.tolist() == [1] * 20  # one pixel per column along the bar's middle part
+    assert torch.nonzero(line[:, 20]).item() == 10  # on the bar's centre row
+    assert line.sum() < bar.sum() / 5
+
+
+def _ink(font: str, augment: AugmentConf) -> float:
+    """Mean ink of class 1 rendered from `font` alone (geometry and blur off)."""
+    masters = glyph_masters(EN, "train")
+    index = next(
+        i for i in masters.of_class(1).tolist() if EN.font_paths("train")[i // 10].name == font
+    )
+    images = augment_glyphs(masters, torch.full((8,), index), augment, torch.Generator())
+    return images.mean().item()
+
+
+def test_monoline_pen_evens_out_font_weight():
+    still = dict(
+        rotation=0.0,
+        shear=0.0,
+        scale=[1.0, 1.0],
+        aspect=0.0,
+        translation=0.0,
+        stroke=[0.0, 0.0],
+        elastic_alpha=0.0,
+        blur=[0.0, 0.0],
+        noise=0.0,
+    )
+    outline = AugmentConf(**still, monoline=0.0)
+    pen = AugmentConf(**still, monoline=1.0, pen=[2.5, 2.5])
+    bold, regular = "NotoSerif-Bold.ttf", "NotoSerif-Regular.ttf"
+    assert _ink(bold, outline) > 1.3 * _ink(regular, outline)
+    assert _ink(bold, pen) == pytest.approx(_ink(regular, pen), rel=0.1)
+    wide = AugmentConf(**still, monoline=1.0, pen=[4.0, 4.0])
+    assert _ink(regular, wide) > 1.3 * _ink(regular, pen)
+
+
+def test_binarized_samples_get_no_sensor_noise():
+    noisy = AugmentConf(noise=0.1, binarize=0.0)
+    binary = AugmentConf(noise=0.1, binarize=1.0)
+    corners = lambda a: a.images[:, ::25, ::25].float().mean().item()  # noqa: E731
+    assert corners(generate_glyph_digits(EN, "train", 10, noisy, seed=3)) > 1.0
+    assert corners(generate_glyph_digits(EN, "train", 10, binary, seed=3)) == 0.0

@@ -10,7 +10,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from xlvision.config.errors import ConfigError
@@ -45,6 +45,22 @@ def _positive_or_null(v: Any) -> bool:
     return v is None or (isinstance(v, int) and v > 0)
 
 
+def _probability(v: Any) -> bool:
+    return isinstance(v, int | float) and 0 <= v <= 1
+
+
+def _range(low: float) -> Callable[[Any], bool]:
+    """A [low, high] pair of finite numbers, each >= `low`, with low <= high."""
+
+    def check(v: Any) -> bool:
+        if not isinstance(v, list | tuple | ListConfig) or len(v) != 2:
+            return False
+        numbers = all(isinstance(x, int | float) and math.isfinite(x) for x in v)
+        return numbers and low <= v[0] <= v[1]
+
+    return check
+
+
 def _fraction_or_count(v: Any) -> bool:
     return isinstance(v, int | float) and v > 0 and (v <= 1.0 or float(v).is_integer())
 
@@ -66,6 +82,12 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.kind", lambda v: v in {"glyphs", "real"}, "glyphs or real"),
     ("data.augment.noise", _non_negative, "a number >= 0"),
     ("data.augment.elastic_grid", lambda v: isinstance(v, int) and v >= 2, "an integer >= 2"),
+    ("data.augment.scale", _range(1e-3), "[low, high] with 0 < low <= high"),
+    ("data.augment.stroke", _range(-math.inf), "[low, high] with low <= high"),
+    ("data.augment.blur", _range(0.0), "[low, high] with 0 <= low <= high"),
+    ("data.augment.pen", _range(0.0), "[low, high] with 0 <= low <= high"),
+    ("data.augment.monoline", _probability, "a probability in [0, 1]"),
+    ("data.augment.binarize", _probability, "a probability in [0, 1]"),
     ("model.in_channels", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("model.image_size", lambda v: isinstance(v, int) and v >= 8, "an integer >= 8"),
     ("model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)"),
