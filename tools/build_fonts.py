@@ -197,6 +197,10 @@ bo | NotoSerifTibetan-Bold.ttf      | Noto Serif Tibetan   | fonts-noto-core    
 bo | MonlamUniOuChan1.ttf           | Monlam Uni OuChan1   | fonts-monlam                 | GPL-3.0+ | truetype/tibetan/Monlam Uni OuChan1.ttf
 bo | MonlamUniOuChan2.ttf           | Monlam Uni OuChan2   | fonts-monlam                 | GPL-3.0+ | truetype/tibetan/Monlam Uni OuChan2.ttf
 bo | SambhotaTsugring.otf           | Sambhota Tsugring    | fonts-sambhota-tsugring      | GPL-3.0+ | truetype/tibetan/fonts-sambhota-tsugring.otf
+bo | NotoSerifTibetan-Thin.ttf      | Noto Serif Tibetan   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifTibetan-Thin.ttf
+bo | NotoSerifTibetan-Black.ttf     | Noto Serif Tibetan   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifTibetan-Black.ttf
+bo | MonlamUniSansSerif.ttf         | Monlam Uni Sans Serif | fonts-monlam                | GPL-3.0+ | truetype/tibetan/Monlam Uni Sans Serif.ttf
+bo | DzongkhaUchenDigits.ttf        | Dzongkha Uchen Digits | fonts-ddc-uchen             | OFL-1.1 | truetype/tibetan/DDC_Uchen.ttf | Dzongkha Uchen Digits
 bo | TibetanMachineUni.ttf          | Tibetan Machine Uni  | fonts-tibetan-machine        | GPL-1.0+ | truetype/tibetan-machine/TibetanMachineUni.ttf
 my | NotoSansMyanmar-Regular.ttf    | Noto Sans Myanmar    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMyanmar-Regular.ttf
 my | NotoSansMyanmar-Bold.ttf       | Noto Sans Myanmar    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMyanmar-Bold.ttf
