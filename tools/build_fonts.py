@@ -153,6 +153,11 @@ kn | NotoSansKannada-Bold.ttf       | Noto Sans Kannada    | fonts-noto-core    
 kn | NotoSerifKannada-Regular.ttf   | Noto Serif Kannada   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifKannada-Regular.ttf
 kn | Lohit-Kannada.ttf              | Lohit Kannada        | fonts-lohit-knda             | OFL-1.1 | truetype/lohit-kannada/Lohit-Kannada.ttf
 kn | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+kn | NotoSansKannada-Thin.ttf       | Noto Sans Kannada    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansKannada-Thin.ttf
+kn | NotoSansKannada-Black.ttf      | Noto Sans Kannada    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansKannada-Black.ttf
+kn | NotoSerifKannada-Thin.ttf      | Noto Serif Kannada   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifKannada-Thin.ttf
+kn | NotoSerifKannada-Black.ttf     | Noto Serif Kannada   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifKannada-Black.ttf
+kn | PeacockKannadaDigits.ttf       | Peacock Kannada Digits | fonts-navilu               | OFL-1.1 | truetype/Navilu/Navilu.ttf | Peacock Kannada Digits
 kn | Gubbi.ttf                      | Gubbi                | fonts-gubbi                  | GPL-2.0+ with font exception | truetype/Gubbi/Gubbi.ttf
 ml | NotoSansMalayalam-Regular.ttf  | Noto Sans Malayalam  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMalayalam-Regular.ttf
 ml | NotoSansMalayalam-Bold.ttf     | Noto Sans Malayalam  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMalayalam-Bold.ttf
