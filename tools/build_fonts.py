@@ -147,6 +147,21 @@ te | Ramaraja-Regular.ttf           | Ramaraja             | fonts-teluguvijayam
 te | Suravaram.ttf                  | Suravaram            | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/Suravaram.ttf
 te | TenaliRamakrishna-Regular.ttf  | Tenali Ramakrishna   | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/TenaliRamakrishna-Regular.ttf
 te | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+te | NotoSansTelugu-Thin.ttf        | Noto Sans Telugu     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansTelugu-Thin.ttf
+te | NotoSansTelugu-Black.ttf       | Noto Sans Telugu     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansTelugu-Black.ttf
+te | NotoSerifTelugu-Thin.ttf       | Noto Serif Telugu    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifTelugu-Thin.ttf
+te | NotoSerifTelugu-Black.ttf      | Noto Serif Telugu    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifTelugu-Black.ttf
+te | Vemana2000.ttf                 | Vemana2000           | fonts-telu-extra             | GPL-2.0+ | truetype/fonts-telu-extra/vemana2000.ttf
+te | Gidugu.ttf                     | Gidugu               | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/Gidugu.ttf
+te | NTR.ttf                        | NTR                  | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/NTR.ttf
+te | Dhurjati.ttf                   | Dhurjati             | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/dhurjati.ttf
+te | Suranna.ttf                    | Suranna              | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/suranna.ttf
+te | Peddana-Regular.ttf            | Peddana              | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/Peddana-Regular.ttf
+te | PottiSreeramulu.ttf            | Potti Sreeramulu     | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/PottiSreeramulu.ttf
+te | Timmana.ttf                    | Timmana              | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/TimmanaRegular.ttf
+te | Ramabhadra.ttf                 | Ramabhadra           | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/ramabhadra.ttf
+te | Ponnala.ttf                    | Ponnala              | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/Ponnala.ttf
+te | SyamalaRamana.ttf              | Syamala Ramana       | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/SyamalaRamana.ttf
 te | Mallanna.ttf                   | Mallanna             | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/mallanna.ttf
 kn | NotoSansKannada-Regular.ttf    | Noto Sans Kannada    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansKannada-Regular.ttf
 kn | NotoSansKannada-Bold.ttf       | Noto Sans Kannada    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansKannada-Bold.ttf
