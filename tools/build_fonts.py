@@ -244,6 +244,10 @@ zh | ARPLUMingCN.ttf                | AR PL UMing CN       | fonts-arphic-uming 
 zh | WenQuanYiZenHei.ttf            | WenQuanYi Zen Hei    | fonts-wqy-zenhei             | GPL-2.0 with font embedding exception | truetype/wqy/wqy-zenhei.ttc#0
 zh | KleeOne-Regular.ttf            | Klee One             | fonts-klee                   | OFL-1.1 | truetype/klee/KleeOne-Regular.ttf
 zh | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+zh | NotoSerifCJKsc-Bold.otf        | Noto Serif CJK SC    | fonts-noto-cjk               | OFL-1.1 | opentype/noto/NotoSerifCJK-Bold.ttc#2
+zh | WenQuanYiMicroHei.ttf          | WenQuanYi Micro Hei  | fonts-wqy-microhei           | Apache-2.0 or GPL-3.0+ with font exception | truetype/wqy/wqy-microhei.ttc#0
+zh | MMCedar.ttf                    | MMCedar              | fonts-mmcedar                | Apache-2.0 and M+FONTS | truetype/mmcedar/MMCedar.ttf
+zh | KaishuDigits-Bold.ttf          | Kaishu Digits        | fonts-lxgw-wenkai            | OFL-1.1 | truetype/lxgw-wenkai/LXGWWenKai-Bold.ttf | Kaishu Digits
 zh | ARPLUKaiCN.ttf                 | AR PL UKai CN        | fonts-arphic-ukai            | Arphic Public License | truetype/arphic/ukai.ttc#0
 mn | ManchuGroupDigits.ttf          | ManchuGroup Digits   | fonts-manchufont             | OFL-1.1 | truetype/manchufont/ManchuFont.ttf | ManchuGroup Digits
 mn | NotoSansMongolian-Regular.ttf  | Noto Sans Mongolian  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMongolian-Regular.ttf
