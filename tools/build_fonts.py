@@ -98,6 +98,13 @@ hi | Sahadeva.ttf                   | Sahadeva             | fonts-sahadeva     
 hi | Kalimati.ttf                   | Kalimati             | fonts-deva-extra             | GPL-2.0+ | truetype/fonts-deva-extra/kalimati.ttf
 hi | Chandas.ttf                    | Chandas              | fonts-deva-extra             | GPL-2.0+ | truetype/fonts-deva-extra/chandas1-2.ttf
 hi | Samyak-Devanagari.ttf          | Samyak Devanagari    | fonts-samyak-deva            | GPL-3.0+ with font exception | truetype/samyak/Samyak-Devanagari.ttf
+hi | NotoSansDevanagari-Thin.ttf    | Noto Sans Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansDevanagari-Thin.ttf
+hi | NotoSansDevanagari-Black.ttf   | Noto Sans Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansDevanagari-Black.ttf
+hi | NotoSerifDevanagari-Thin.ttf   | Noto Serif Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifDevanagari-Thin.ttf
+hi | NotoSerifDevanagari-Black.ttf  | Noto Serif Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifDevanagari-Black.ttf
+hi | Samanata.ttf                   | Samanata             | fonts-deva-extra             | GPL-2.0+ | truetype/fonts-deva-extra/samanata.ttf
+hi | FreeSerif.ttf                  | FreeSerif            | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSerif.ttf
+hi | HimalDevanagariDigits.ttf      | Himal Devanagari Digits | fonts-sil-annapurna          | OFL-1.1 | truetype/annapurna/AnnapurnaSIL-Regular.ttf | Himal Devanagari Digits
 hi | Sarai.ttf                      | Sarai                | fonts-sarai                  | GPL-2.0 | truetype/Sarai/Sarai.ttf
 bn | NotoSansBengali-Regular.ttf    | Noto Sans Bengali    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansBengali-Regular.ttf
 bn | NotoSansBengali-Bold.ttf       | Noto Sans Bengali    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansBengali-Bold.ttf
