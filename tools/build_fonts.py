@@ -114,6 +114,12 @@ bn | JamrulNormal.ttf               | Jamrul               | fonts-beng-extra   
 bn | LikhanNormal.ttf               | Likhan               | fonts-beng-extra             | GPL-2.0+ | truetype/fonts-beng-extra/LikhanNormal.ttf
 bn | Ani.ttf                        | Ani                  | fonts-beng-extra             | GPL-3.0+ with font exception | truetype/fonts-beng-extra/Ani.ttf
 bn | FreeSerif.ttf                  | FreeSerif            | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSerif.ttf
+bn | NotoSansBengali-Thin.ttf       | Noto Sans Bengali    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansBengali-Thin.ttf
+bn | NotoSansBengali-Black.ttf      | Noto Sans Bengali    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansBengali-Black.ttf
+bn | NotoSerifBengali-Thin.ttf      | Noto Serif Bengali   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifBengali-Thin.ttf
+bn | NotoSerifBengali-Black.ttf     | Noto Serif Bengali   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifBengali-Black.ttf
+bn | MitraMono.ttf                  | Mitra Mono           | fonts-beng-extra             | GPL-2.0+ with font exception | truetype/fonts-beng-extra/MitraMono.ttf
+bn | FreeSans.ttf                   | FreeSans             | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSans.ttf
 bn | Mukti.ttf                      | Mukti                | fonts-beng-extra             | GPL-3.0+ with font exception | truetype/fonts-beng-extra/Mukti.ttf
 pa | NotoSansGurmukhi-Regular.ttf   | Noto Sans Gurmukhi   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGurmukhi-Regular.ttf
 pa | NotoSansGurmukhi-Bold.ttf      | Noto Sans Gurmukhi   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGurmukhi-Bold.ttf
