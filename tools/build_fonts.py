@@ -88,6 +88,12 @@ fa | NotoKufiArabic-Regular.ttf     | Noto Kufi Arabic     | fonts-noto-core    
 fa | DejaVuSans.ttf                 | DejaVu Sans          | fonts-dejavu-core            | Bitstream-Vera | truetype/dejavu/DejaVuSans.ttf
 fa | KacstOne.ttf                   | KacstOne             | fonts-kacst-one              | GPL-2.0 | truetype/kacst-one/KacstOne.ttf
 fa | Thabit.ttf                     | Thabit               | fonts-hosny-thabit           | OFL-1.1 | opentype/fonts-hosny-thabit/Thabit.ttf
+fa | NotoKufiArabic-Thin.ttf        | Noto Kufi Arabic     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoKufiArabic-Thin.ttf
+fa | NotoKufiArabic-Black.ttf       | Noto Kufi Arabic     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoKufiArabic-Black.ttf
+fa | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+fa | FreeMono.ttf                   | FreeMono             | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeMono.ttf
+fa | ClassicNaskhDigits.ttf         | Classic Naskh Digits | fonts-sil-scheherazade       | OFL-1.1 | truetype/scheherazade/Scheherazade-Regular.ttf | Classic Naskh Digits
+fa | SindhiNaskhDigits.ttf          | Sindhi Naskh Digits  | fonts-sil-lateef             | OFL-1.1 | opentype/lateef/Lateef-ExtraLight.ttf | Sindhi Naskh Digits
 fa | NotoSansArabic-Regular.ttf     | Noto Sans Arabic     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansArabic-Regular.ttf
 hi | NotoSansDevanagari-Regular.ttf | Noto Sans Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansDevanagari-Regular.ttf
 hi | NotoSansDevanagari-Bold.ttf    | Noto Sans Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansDevanagari-Bold.ttf
