@@ -132,6 +132,11 @@ pa | NotoSansGurmukhi-Bold.ttf      | Noto Sans Gurmukhi   | fonts-noto-core    
 pa | NotoSerifGurmukhi-Regular.ttf  | Noto Serif Gurmukhi  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifGurmukhi-Regular.ttf
 pa | FreeSerif.ttf                  | FreeSerif            | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSerif.ttf
 pa | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+pa | NotoSansGurmukhi-Thin.ttf      | Noto Sans Gurmukhi   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGurmukhi-Thin.ttf
+pa | NotoSansGurmukhi-Black.ttf     | Noto Sans Gurmukhi   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGurmukhi-Black.ttf
+pa | NotoSerifGurmukhi-Thin.ttf     | Noto Serif Gurmukhi  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifGurmukhi-Thin.ttf
+pa | NotoSerifGurmukhi-Black.ttf    | Noto Serif Gurmukhi  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifGurmukhi-Black.ttf
+pa | FreeSans.ttf                   | FreeSans             | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSans.ttf
 pa | Saab.ttf                       | Saab                 | fonts-guru-extra             | GPL-2.0+ with font exception | truetype/fonts-guru-extra/Saab.ttf
 gu | NotoSansGujarati-Regular.ttf   | Noto Sans Gujarati   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGujarati-Regular.ttf
 gu | NotoSansGujarati-Bold.ttf      | Noto Sans Gujarati   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGujarati-Bold.ttf
