@@ -88,6 +88,12 @@ fa | NotoKufiArabic-Regular.ttf     | Noto Kufi Arabic     | fonts-noto-core    
 fa | DejaVuSans.ttf                 | DejaVu Sans          | fonts-dejavu-core            | Bitstream-Vera | truetype/dejavu/DejaVuSans.ttf
 fa | KacstOne.ttf                   | KacstOne             | fonts-kacst-one              | GPL-2.0 | truetype/kacst-one/KacstOne.ttf
 fa | Thabit.ttf                     | Thabit               | fonts-hosny-thabit           | OFL-1.1 | opentype/fonts-hosny-thabit/Thabit.ttf
+fa | NotoKufiArabic-Thin.ttf        | Noto Kufi Arabic     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoKufiArabic-Thin.ttf
+fa | NotoKufiArabic-Black.ttf       | Noto Kufi Arabic     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoKufiArabic-Black.ttf
+fa | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+fa | FreeMono.ttf                   | FreeMono             | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeMono.ttf
+fa | ClassicNaskhDigits.ttf         | Classic Naskh Digits | fonts-sil-scheherazade       | OFL-1.1 | truetype/scheherazade/Scheherazade-Regular.ttf | Classic Naskh Digits
+fa | SindhiNaskhDigits.ttf          | Sindhi Naskh Digits  | fonts-sil-lateef             | OFL-1.1 | opentype/lateef/Lateef-ExtraLight.ttf | Sindhi Naskh Digits
 fa | NotoSansArabic-Regular.ttf     | Noto Sans Arabic     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansArabic-Regular.ttf
 hi | NotoSansDevanagari-Regular.ttf | Noto Sans Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansDevanagari-Regular.ttf
 hi | NotoSansDevanagari-Bold.ttf    | Noto Sans Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansDevanagari-Bold.ttf
@@ -98,6 +104,13 @@ hi | Sahadeva.ttf                   | Sahadeva             | fonts-sahadeva     
 hi | Kalimati.ttf                   | Kalimati             | fonts-deva-extra             | GPL-2.0+ | truetype/fonts-deva-extra/kalimati.ttf
 hi | Chandas.ttf                    | Chandas              | fonts-deva-extra             | GPL-2.0+ | truetype/fonts-deva-extra/chandas1-2.ttf
 hi | Samyak-Devanagari.ttf          | Samyak Devanagari    | fonts-samyak-deva            | GPL-3.0+ with font exception | truetype/samyak/Samyak-Devanagari.ttf
+hi | NotoSansDevanagari-Thin.ttf    | Noto Sans Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansDevanagari-Thin.ttf
+hi | NotoSansDevanagari-Black.ttf   | Noto Sans Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansDevanagari-Black.ttf
+hi | NotoSerifDevanagari-Thin.ttf   | Noto Serif Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifDevanagari-Thin.ttf
+hi | NotoSerifDevanagari-Black.ttf  | Noto Serif Devanagari | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifDevanagari-Black.ttf
+hi | Samanata.ttf                   | Samanata             | fonts-deva-extra             | GPL-2.0+ | truetype/fonts-deva-extra/samanata.ttf
+hi | FreeSerif.ttf                  | FreeSerif            | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSerif.ttf
+hi | HimalDevanagariDigits.ttf      | Himal Devanagari Digits | fonts-sil-annapurna          | OFL-1.1 | truetype/annapurna/AnnapurnaSIL-Regular.ttf | Himal Devanagari Digits
 hi | Sarai.ttf                      | Sarai                | fonts-sarai                  | GPL-2.0 | truetype/Sarai/Sarai.ttf
 bn | NotoSansBengali-Regular.ttf    | Noto Sans Bengali    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansBengali-Regular.ttf
 bn | NotoSansBengali-Bold.ttf       | Noto Sans Bengali    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansBengali-Bold.ttf
@@ -107,12 +120,23 @@ bn | JamrulNormal.ttf               | Jamrul               | fonts-beng-extra   
 bn | LikhanNormal.ttf               | Likhan               | fonts-beng-extra             | GPL-2.0+ | truetype/fonts-beng-extra/LikhanNormal.ttf
 bn | Ani.ttf                        | Ani                  | fonts-beng-extra             | GPL-3.0+ with font exception | truetype/fonts-beng-extra/Ani.ttf
 bn | FreeSerif.ttf                  | FreeSerif            | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSerif.ttf
+bn | NotoSansBengali-Thin.ttf       | Noto Sans Bengali    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansBengali-Thin.ttf
+bn | NotoSansBengali-Black.ttf      | Noto Sans Bengali    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansBengali-Black.ttf
+bn | NotoSerifBengali-Thin.ttf      | Noto Serif Bengali   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifBengali-Thin.ttf
+bn | NotoSerifBengali-Black.ttf     | Noto Serif Bengali   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifBengali-Black.ttf
+bn | MitraMono.ttf                  | Mitra Mono           | fonts-beng-extra             | GPL-2.0+ with font exception | truetype/fonts-beng-extra/MitraMono.ttf
+bn | FreeSans.ttf                   | FreeSans             | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSans.ttf
 bn | Mukti.ttf                      | Mukti                | fonts-beng-extra             | GPL-3.0+ with font exception | truetype/fonts-beng-extra/Mukti.ttf
 pa | NotoSansGurmukhi-Regular.ttf   | Noto Sans Gurmukhi   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGurmukhi-Regular.ttf
 pa | NotoSansGurmukhi-Bold.ttf      | Noto Sans Gurmukhi   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGurmukhi-Bold.ttf
 pa | NotoSerifGurmukhi-Regular.ttf  | Noto Serif Gurmukhi  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifGurmukhi-Regular.ttf
 pa | FreeSerif.ttf                  | FreeSerif            | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSerif.ttf
 pa | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+pa | NotoSansGurmukhi-Thin.ttf      | Noto Sans Gurmukhi   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGurmukhi-Thin.ttf
+pa | NotoSansGurmukhi-Black.ttf     | Noto Sans Gurmukhi   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGurmukhi-Black.ttf
+pa | NotoSerifGurmukhi-Thin.ttf     | Noto Serif Gurmukhi  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifGurmukhi-Thin.ttf
+pa | NotoSerifGurmukhi-Black.ttf    | Noto Serif Gurmukhi  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifGurmukhi-Black.ttf
+pa | FreeSans.ttf                   | FreeSans             | fonts-freefont-ttf           | GPL-3.0+ with font exception | truetype/freefont/FreeSans.ttf
 pa | Saab.ttf                       | Saab                 | fonts-guru-extra             | GPL-2.0+ with font exception | truetype/fonts-guru-extra/Saab.ttf
 gu | NotoSansGujarati-Regular.ttf   | Noto Sans Gujarati   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGujarati-Regular.ttf
 gu | NotoSansGujarati-Bold.ttf      | Noto Sans Gujarati   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansGujarati-Bold.ttf
@@ -147,12 +171,32 @@ te | Ramaraja-Regular.ttf           | Ramaraja             | fonts-teluguvijayam
 te | Suravaram.ttf                  | Suravaram            | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/Suravaram.ttf
 te | TenaliRamakrishna-Regular.ttf  | Tenali Ramakrishna   | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/TenaliRamakrishna-Regular.ttf
 te | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+te | NotoSansTelugu-Thin.ttf        | Noto Sans Telugu     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansTelugu-Thin.ttf
+te | NotoSansTelugu-Black.ttf       | Noto Sans Telugu     | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansTelugu-Black.ttf
+te | NotoSerifTelugu-Thin.ttf       | Noto Serif Telugu    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifTelugu-Thin.ttf
+te | NotoSerifTelugu-Black.ttf      | Noto Serif Telugu    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifTelugu-Black.ttf
+te | Vemana2000.ttf                 | Vemana2000           | fonts-telu-extra             | GPL-2.0+ | truetype/fonts-telu-extra/vemana2000.ttf
+te | Gidugu.ttf                     | Gidugu               | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/Gidugu.ttf
+te | NTR.ttf                        | NTR                  | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/NTR.ttf
+te | Dhurjati.ttf                   | Dhurjati             | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/dhurjati.ttf
+te | Suranna.ttf                    | Suranna              | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/suranna.ttf
+te | Peddana-Regular.ttf            | Peddana              | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/Peddana-Regular.ttf
+te | PottiSreeramulu.ttf            | Potti Sreeramulu     | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/PottiSreeramulu.ttf
+te | Timmana.ttf                    | Timmana              | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/TimmanaRegular.ttf
+te | Ramabhadra.ttf                 | Ramabhadra           | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/ramabhadra.ttf
+te | Ponnala.ttf                    | Ponnala              | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/Ponnala.ttf
+te | SyamalaRamana.ttf              | Syamala Ramana       | fonts-teluguvijayam          | OFL-1.1 | truetype/teluguvijayam/SyamalaRamana.ttf
 te | Mallanna.ttf                   | Mallanna             | fonts-teluguvijayam          | OFL-1.1 (font metadata: GPL-2.0) | truetype/teluguvijayam/mallanna.ttf
 kn | NotoSansKannada-Regular.ttf    | Noto Sans Kannada    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansKannada-Regular.ttf
 kn | NotoSansKannada-Bold.ttf       | Noto Sans Kannada    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansKannada-Bold.ttf
 kn | NotoSerifKannada-Regular.ttf   | Noto Serif Kannada   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifKannada-Regular.ttf
 kn | Lohit-Kannada.ttf              | Lohit Kannada        | fonts-lohit-knda             | OFL-1.1 | truetype/lohit-kannada/Lohit-Kannada.ttf
 kn | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+kn | NotoSansKannada-Thin.ttf       | Noto Sans Kannada    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansKannada-Thin.ttf
+kn | NotoSansKannada-Black.ttf      | Noto Sans Kannada    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansKannada-Black.ttf
+kn | NotoSerifKannada-Thin.ttf      | Noto Serif Kannada   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifKannada-Thin.ttf
+kn | NotoSerifKannada-Black.ttf     | Noto Serif Kannada   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifKannada-Black.ttf
+kn | PeacockKannadaDigits.ttf       | Peacock Kannada Digits | fonts-navilu               | OFL-1.1 | truetype/Navilu/Navilu.ttf | Peacock Kannada Digits
 kn | Gubbi.ttf                      | Gubbi                | fonts-gubbi                  | GPL-2.0+ with font exception | truetype/Gubbi/Gubbi.ttf
 ml | NotoSansMalayalam-Regular.ttf  | Noto Sans Malayalam  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMalayalam-Regular.ttf
 ml | NotoSansMalayalam-Bold.ttf     | Noto Sans Malayalam  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMalayalam-Bold.ttf
@@ -197,6 +241,10 @@ bo | NotoSerifTibetan-Bold.ttf      | Noto Serif Tibetan   | fonts-noto-core    
 bo | MonlamUniOuChan1.ttf           | Monlam Uni OuChan1   | fonts-monlam                 | GPL-3.0+ | truetype/tibetan/Monlam Uni OuChan1.ttf
 bo | MonlamUniOuChan2.ttf           | Monlam Uni OuChan2   | fonts-monlam                 | GPL-3.0+ | truetype/tibetan/Monlam Uni OuChan2.ttf
 bo | SambhotaTsugring.otf           | Sambhota Tsugring    | fonts-sambhota-tsugring      | GPL-3.0+ | truetype/tibetan/fonts-sambhota-tsugring.otf
+bo | NotoSerifTibetan-Thin.ttf      | Noto Serif Tibetan   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifTibetan-Thin.ttf
+bo | NotoSerifTibetan-Black.ttf     | Noto Serif Tibetan   | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSerifTibetan-Black.ttf
+bo | MonlamUniSansSerif.ttf         | Monlam Uni Sans Serif | fonts-monlam                | GPL-3.0+ | truetype/tibetan/Monlam Uni Sans Serif.ttf
+bo | DzongkhaUchenDigits.ttf        | Dzongkha Uchen Digits | fonts-ddc-uchen             | OFL-1.1 | truetype/tibetan/DDC_Uchen.ttf | Dzongkha Uchen Digits
 bo | TibetanMachineUni.ttf          | Tibetan Machine Uni  | fonts-tibetan-machine        | GPL-1.0+ | truetype/tibetan-machine/TibetanMachineUni.ttf
 my | NotoSansMyanmar-Regular.ttf    | Noto Sans Myanmar    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMyanmar-Regular.ttf
 my | NotoSansMyanmar-Bold.ttf       | Noto Sans Myanmar    | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMyanmar-Bold.ttf
@@ -220,6 +268,10 @@ zh | ARPLUMingCN.ttf                | AR PL UMing CN       | fonts-arphic-uming 
 zh | WenQuanYiZenHei.ttf            | WenQuanYi Zen Hei    | fonts-wqy-zenhei             | GPL-2.0 with font embedding exception | truetype/wqy/wqy-zenhei.ttc#0
 zh | KleeOne-Regular.ttf            | Klee One             | fonts-klee                   | OFL-1.1 | truetype/klee/KleeOne-Regular.ttf
 zh | setofont.ttf                   | Seto Font            | fonts-seto                   | OFL-1.1 | truetype/seto/setofont.ttf
+zh | NotoSerifCJKsc-Bold.otf        | Noto Serif CJK SC    | fonts-noto-cjk               | OFL-1.1 | opentype/noto/NotoSerifCJK-Bold.ttc#2
+zh | WenQuanYiMicroHei.ttf          | WenQuanYi Micro Hei  | fonts-wqy-microhei           | Apache-2.0 or GPL-3.0+ with font exception | truetype/wqy/wqy-microhei.ttc#0
+zh | MMCedar.ttf                    | MMCedar              | fonts-mmcedar                | Apache-2.0 and M+FONTS | truetype/mmcedar/MMCedar.ttf
+zh | KaishuDigits-Bold.ttf          | Kaishu Digits        | fonts-lxgw-wenkai            | OFL-1.1 | truetype/lxgw-wenkai/LXGWWenKai-Bold.ttf | Kaishu Digits
 zh | ARPLUKaiCN.ttf                 | AR PL UKai CN        | fonts-arphic-ukai            | Arphic Public License | truetype/arphic/ukai.ttc#0
 mn | ManchuGroupDigits.ttf          | ManchuGroup Digits   | fonts-manchufont             | OFL-1.1 | truetype/manchufont/ManchuFont.ttf | ManchuGroup Digits
 mn | NotoSansMongolian-Regular.ttf  | Noto Sans Mongolian  | fonts-noto-core              | OFL-1.1 | truetype/noto/NotoSansMongolian-Regular.ttf
