@@ -12,13 +12,16 @@ report=outputs/experiments/sim2real_report
 pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
 pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
 codes=$(for p in $pairs; do echo "${p%%:*}"; done | paste -sd, -)
-glyphs="data.train_per_class=300 trainer.max_epochs=3 trainer.enable_progress_bar=false"
+# glyphs per class: 1,000 for a one-language model; 300 of each of the nine for the joint one
+common="trainer.max_epochs=3 trainer.enable_progress_bar=false"
 
 if [ "${1:-}" != "--report-only" ]; then
   rm -rf "$out"
-  .venv/bin/xlv-train -m "language=$codes" seed=0,1,2 $glyphs "hydra.sweep.dir=$out/glyph" \
+  .venv/bin/xlv-train -m "language=$codes" seed=0,1,2 data.train_per_class=1000 $common \
+    "hydra.sweep.dir=$out/glyph" \
     'hydra.sweep.subdir=${hydra:runtime.choices.language}/${seed}'
-  .venv/bin/xlv-train -m "language=[$codes]" seed=0,1,2 $glyphs "hydra.sweep.dir=$out/glyph_all" \
+  .venv/bin/xlv-train -m "language=[$codes]" seed=0,1,2 data.train_per_class=300 $common \
+    "hydra.sweep.dir=$out/glyph_all" \
     'hydra.sweep.subdir=${seed}'
   for p in $pairs; do
     code=${p%%:*} preset=${p#*:}

@@ -40,9 +40,9 @@ class AugmentConf:
     elastic_grid: int = 4
     blur: list[float] = field(default_factory=lambda: [0.0, 0.8])
     noise: float = 0.05
-    monoline: float = 0.0
+    monoline: float = 0.5
     pen: list[float] = field(default_factory=lambda: [1.5, 4.0])
-    binarize: float = 0.0
+    binarize: float = 0.3
 
 
 @dataclass
