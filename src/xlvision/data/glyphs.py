@@ -149,9 +149,8 @@ def augment_glyphs(masters: GlyphMasters, index: Tensor, augment, gen: torch.Gen
     frac = (pos - lo).view(n, 1, 1, 1)
     src = masters.strokes[lo, index] * (1 - frac) + masters.strokes[lo + 1, index] * frac
     # Monoline: a share of samples is redrawn along the glyph's centre line with a round pen.
-    pen_p = getattr(augment, "monoline", 0.0)
-    if pen_p > 0:
-        pen = torch.rand(n, generator=gen) < pen_p
+    if augment.monoline > 0:
+        pen = torch.rand(n, generator=gen) < augment.monoline
         radius = _uniform(n, augment.pen[0], augment.pen[1], gen)
         if pen.any():
             dist = masters.skeleton_distance[index[pen]]
@@ -159,7 +158,7 @@ def augment_glyphs(masters: GlyphMasters, index: Tensor, augment, gen: torch.Gen
             src[pen] = F.avg_pool2d(ink, SOURCE_POOL)
     # Binarized scans (CMATERdb, HODA): hard ink at a random threshold; resampling to 28×28
     # softens the edges as it does for the real scans; no sensor noise is added to them.
-    binary = torch.rand(n, generator=gen) < getattr(augment, "binarize", 0.0)
+    binary = torch.rand(n, generator=gen) < augment.binarize
     threshold = _uniform(n, 0.25, 0.65, gen).view(n, 1, 1, 1)
     src = torch.where(binary.view(n, 1, 1, 1), (src > threshold).float(), src)
 
