@@ -92,6 +92,7 @@ def save_bundle(
         "members": members,
         "routes": dict(model.routes),
         "router": model.router,
+        "answer": model.answer,
         "languages": [{"code": code, **languages[code]} for code in model.languages],
         "preprocessing": preprocessing,
         "integration": integration,
@@ -183,7 +184,8 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
         raise BundleError(f"{path}: tensors of no member: {', '.join(stray[:3])}")
     try:
         codes = [record["code"] for record in manifest["languages"]]
-        model = UnifiedModel(members, manifest["routes"], codes, manifest.get("router"))
+        answer = manifest.get("answer", "routed")
+        model = UnifiedModel(members, manifest["routes"], codes, manifest.get("router"), answer)
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path}: inconsistent manifest ({err})") from None
     return model.eval(), manifest

@@ -16,6 +16,7 @@ def language_record(code: str) -> dict:
         "code": language.code,
         "name": language.name,
         "script": language.script,
+        "group": language.group,
         "digits": list(language.digits),
         "class_names": list(language.class_names),
         "class_names_en": list(language.english_names[: language.num_classes]),

@@ -5,10 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xlvision.models.classifier import Classifier
+from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
 
-LID_HEAD = "_lid"
-"""The head that identifies the language; its outputs follow `UnifiedModel.languages`."""
+ANSWERS = ("routed", "shared", "marginal")
+"""How a digit is read when the script is not given: `routed` reads it with the head of the
+language the router names; `shared` with the router member's `_digit` head, shared by every
+script (independent of the script choice); `marginal` weighs every language's reading by the
+router's probability of that language (so a choice inside a script group barely matters)."""
 
 
 class UnifiedModel(nn.Module):
@@ -17,6 +20,7 @@ class UnifiedModel(nn.Module):
     `routes[code]` names the member whose head `code` reads that language; `router` names the
     member whose head `_lid` scores `languages` in order (None: the language must be given).
     A shared-backbone model has one member holding every head; a routed one a member each.
+    `answer` (one of `ANSWERS`) says how a digit is read without its language.
     """
 
     def __init__(
@@ -25,12 +29,18 @@ class UnifiedModel(nn.Module):
         routes: dict[str, str],
         languages: list[str],
         router: str | None = None,
+        answer: str = "routed",
     ) -> None:
         super().__init__()
         self.members = nn.ModuleDict(members)
         self.routes = dict(routes)
         self.languages = list(languages)
         self.router = router
+        if answer not in ANSWERS:
+            raise ValueError(f"answer={answer!r}: one of {', '.join(ANSWERS)}")
+        if answer == "shared" and (router is None or DIGIT_HEAD not in members[router].heads):
+            raise ValueError(f"answer='shared' needs a {DIGIT_HEAD!r} head on the router member")
+        self.answer = answer
         for code in self.languages:
             key = self.routes.get(code)
             if key not in self.members or code not in self.members[key].heads:
@@ -58,24 +68,64 @@ class UnifiedModel(nn.Module):
             raise ValueError("this model has no language-identification router")
         return self._language_probs(self.members[self.router].backbone(x))
 
-    def predict(self, x: torch.Tensor, language: str | None = None) -> dict[str, torch.Tensor]:
-        """Language and digit per sample: each sample is read by its own language's member.
-
-        With `language` given, routing is skipped and its probability is 1.
-        """
+    def predict(
+        self, x: torch.Tensor, language: str | None = None, answer: str | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Language and digit per sample. With `language` given, routing is skipped and its
+        probability is 1; otherwise the router names it and `answer` (default: the model's)
+        says how the digit is read."""
         n = x.shape[0]
-        features: dict[str, torch.Tensor] = {}
-        if language is None:
-            if self.router is None:
-                raise ValueError("this model has no language-identification router")
-            features[self.router] = self.members[self.router].backbone(x)
-            index, language_prob = self._language_probs(features[self.router])
-        else:
+        answer = answer or self.answer
+        if language is not None:
             if language not in self.routes:
                 raise ValueError(f"unknown language {language!r}: one of {self.languages}")
             index = torch.full((n,), self.languages.index(language), dtype=torch.long)
-            language_prob = torch.ones(n, device=x.device)
-        index = index.to(x.device)
+            return self._read_by_language(x, index.to(x.device), torch.ones(n, device=x.device), {})
+        if self.router is None:
+            raise ValueError("this model has no language-identification router")
+        router = self.members[self.router]
+        features = {self.router: router.backbone(x)}
+        probs = router.heads[LID_HEAD](features[self.router]).softmax(dim=1)
+        language_prob, index = probs.max(dim=1)
+        if answer == "routed":
+            return self._read_by_language(x, index, language_prob, features)
+        if answer == "shared":
+            digits = router.heads[DIGIT_HEAD](features[self.router]).softmax(dim=1)
+        else:
+            digits = self._marginal_digits(x, probs, features)
+        digit_prob, digit = digits.max(dim=1)
+        return {
+            "language": index,
+            "language_prob": language_prob,
+            "digit": digit,
+            "digit_prob": digit_prob,
+        }
+
+    def _marginal_digits(
+        self, x: torch.Tensor, language_probs: torch.Tensor, features: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Σ over languages of p(language | x) · p(digit | x, language), ten-class languages."""
+        total = None
+        for i, code in enumerate(self.languages):
+            key = self.routes[code]
+            if key not in features:
+                features[key] = self.members[key].backbone(x)
+            probs = self.members[key].heads[code](features[key]).softmax(dim=1)
+            if total is None:
+                total = torch.zeros_like(probs)
+            if probs.shape[1] == total.shape[1]:
+                total = total + language_probs[:, i : i + 1] * probs
+        return total
+
+    def _read_by_language(
+        self,
+        x: torch.Tensor,
+        index: torch.Tensor,
+        language_prob: torch.Tensor,
+        features: dict[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """Each sample read by the head of the language `index` names."""
+        n = x.shape[0]
         digit = torch.zeros(n, dtype=torch.long, device=x.device)
         digit_prob = torch.zeros(n, device=x.device)
         for key, member in self.members.items():

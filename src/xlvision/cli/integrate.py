@@ -22,15 +22,13 @@ def models_as_mapping(arg: str) -> str:
     return f"{match.group(1)}={{{','.join(f'{k.strip()}:{v.strip()}' for k, v in pairs)}}}"
 
 
-_main = console_main(
-    integrate, "config", "xlv-integrate", defaults={"stage": "integrate", "integrate": "routed"}
-)
-
-
 def main() -> None:
-    """Console script `xlv-integrate`."""
+    """Console script `xlv-integrate`; `integrate=routed` unless an experiment preset says."""
     sys.argv = [sys.argv[0], *map(models_as_mapping, sys.argv[1:])]
-    _main()
+    defaults = {"stage": "integrate"}
+    if not any(arg.startswith("experiment=") for arg in sys.argv[1:]):
+        defaults["integrate"] = "routed"
+    console_main(integrate, "config", "xlv-integrate", defaults=defaults)()
 
 
 if __name__ == "__main__":

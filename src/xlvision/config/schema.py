@@ -21,6 +21,8 @@ class LanguageConf:
     code: str = MISSING
     name: str = MISSING
     script: str = MISSING
+    # Languages that write some digits identically share a group (default: their own code).
+    group: str | None = None
     codepoints: list[str] = MISSING
     class_names: list[str] = MISSING
     train_fonts: list[str] = MISSING
@@ -60,6 +62,12 @@ class DataConf:
     augment: AugmentConf = field(default_factory=AugmentConf)
     # Reader-specific settings of real datasets (validated by the reader).
     source: Any = None
+    # data=mix: language → its sources ({preset, weight} or {name, source, weight}); every
+    # language also draws its glyphs at glyph_weight unless its list names `glyphs`.
+    sources: Any = None
+    glyph_weight: float = 1.0
+    # Training draws per epoch of a weighted mix (null: the total size of its sources).
+    epoch_size: int | None = None
 
 
 @dataclass
@@ -131,6 +139,14 @@ class TrainerConf:
 
 
 @dataclass
+class ObjectiveConf:
+    """Loss weights of the heads trained beside every language's own (0: no such head)."""
+
+    shared_digits: float = 0.0
+    script_id: float = 0.0
+
+
+@dataclass
 class PipelineConf:
     sources: list[str] = field(default_factory=lambda: ["en"])
     targets: list[str] = field(default_factory=lambda: ["kn", "ar", "hi"])
@@ -147,6 +163,7 @@ class Config:
     base: str | None = None
     monitor: str = "val/mean/acc"
     trainer: TrainerConf = field(default_factory=TrainerConf)
+    objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     language: dict[str, LanguageConf] = field(default_factory=dict)
     data: DataConf = field(default_factory=DataConf)
     model: ModelConf = field(default_factory=ModelConf)

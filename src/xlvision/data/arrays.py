@@ -35,6 +35,18 @@ class DigitArrays:
         groups = None if self.groups is None else self.groups[index]
         return DigitArrays(self.images[index], self.labels[index], groups)
 
+    @staticmethod
+    def concat(parts: list[DigitArrays]) -> DigitArrays:
+        """One set of digits from several (group ids kept only when every part has them)."""
+        if len(parts) == 1:
+            return parts[0]
+        groups = None
+        if all(p.groups is not None for p in parts):
+            groups = torch.cat([p.groups for p in parts])
+        return DigitArrays(
+            torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]), groups
+        )
+
     def normalized(self) -> torch.Tensor:
         """Float [N, 1, H, W] with MNIST's mean and std, the models' input."""
         return ((self.images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)

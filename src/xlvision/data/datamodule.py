@@ -7,11 +7,19 @@ from pathlib import Path
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    WeightedRandomSampler,
+)
 
 from xlvision.data.arrays import DigitArrays
 from xlvision.data.cache import cached_arrays, file_digest
+from xlvision.data.errors import DataError
 from xlvision.data.glyphs import GENERATOR_VERSION, generate_glyph_digits, split_seed
+from xlvision.data.mix import MixSource, parse_mix, sampling_weights
 from xlvision.data.sampling import sample_shots
 from xlvision.languages import Language
 
@@ -84,6 +92,22 @@ def load_splits(
     return load_real_splits(source, seed=seed, data_dir=Path(data_dir))
 
 
+def evaluation_sets(
+    data: DictConfig, language: Language, seed: int, data_dir: str | Path, split: str = "test"
+) -> dict[str, DigitArrays]:
+    """A language's `split` by source: its real sources under data=mix (glyphs where it has
+    none), else the configured source's."""
+    if data.kind != "mix":
+        return {data.kind: load_splits(data, language, seed, data_dir, (split,))[split]}
+    from xlvision.data.real import load_real_splits
+
+    sources = parse_mix(data, [language.code], whole_run=False)[language.code]
+    real = [s for s in sources if s.is_real]
+    if not real:
+        return {"glyphs": glyph_splits(data, language, seed, (split,))[split]}
+    return {s.name: load_real_splits(s.source, seed, Path(data_dir))[split] for s in real}
+
+
 class DigitDataModule(L.LightningDataModule):
     """Batches of (image, label, language index) over the configured languages."""
 
@@ -101,31 +125,95 @@ class DigitDataModule(L.LightningDataModule):
         self.eval_only = set(eval_only)
         self.datasets: dict[str, LanguageBatches] = {}
         self.counts: dict[str, dict[str, int]] = {}
+        # {split: {language: {source: arrays}}} for languages scored on several real sources
+        self.eval_sources: dict[str, dict[str, dict[str, DigitArrays]]] = {}
+        self.train_weights: torch.Tensor | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        parts: dict[str, list[tuple[DigitArrays, int]]] = {s: [] for s in SPLITS}
+        parts: dict[str, list[tuple[DigitArrays, int, float]]] = {s: [] for s in SPLITS}
+        mix = parse_mix(self.data, [lang.code for lang in self.languages]) if self.is_mix else {}
         for index, language in enumerate(self.languages):
-            splits = load_splits(self.data, language, self.seed, self.data_dir)
-            shots = self.data.shots_per_class
-            if shots is not None:
-                train = splits["train"]
-                keep = sample_shots(
-                    train.labels, shots, self.seed, language.num_classes, f"{language.code} train"
-                )
-                splits["train"] = train.subset(keep)
-            for split in SPLITS:
-                if split == "train" and language.code in self.eval_only:
-                    continue
-                parts[split].append((splits[split], index))
-                self.counts.setdefault(language.code, {})[split] = len(splits[split])
+            train, evaluation = self._language_splits(language, mix.get(language.code))
+            if language.code not in self.eval_only:
+                sizes = {
+                    "train": sum(len(a) for a, _ in train),
+                    "val": sum(map(len, evaluation["val"].values())),
+                }
+                empty = [name for name, size in sizes.items() if size == 0]
+                if empty:
+                    raise DataError(
+                        f"language {language.code}: its data have no {empty[0]} examples (a "
+                        "file with only a test split is for xlv-eval, not for training)"
+                    )
+                parts["train"] += [(arrays, index, weight) for arrays, weight in train]
+                self.counts.setdefault(language.code, {})["train"] = sum(len(a) for a, _ in train)
+            for split in ("val", "test"):
+                by_source = evaluation[split]
+                parts[split] += [(arrays, index, 1.0) for arrays in by_source.values()]
+                self.counts.setdefault(language.code, {})[split] = sum(map(len, by_source.values()))
+                if len(by_source) > 1:
+                    self.eval_sources.setdefault(split, {})[language.code] = by_source
         for split, items in parts.items():
             self.datasets[split] = LanguageBatches(
-                torch.cat([a.normalized() for a, _ in items]),
-                torch.cat([a.labels for a, _ in items]),
-                torch.cat([torch.full((len(a),), i, dtype=torch.long) for a, i in items]),
+                torch.cat([a.normalized() for a, _, _ in items]),
+                torch.cat([a.labels for a, _, _ in items]),
+                torch.cat([torch.full((len(a),), i, dtype=torch.long) for a, i, _ in items]),
             )
+        if self.is_mix:
+            self.train_weights = torch.tensor(
+                sampling_weights([(a, w) for a, _, w in parts["train"]]), dtype=torch.double
+            )
+
+    def language_shares(self) -> torch.Tensor:
+        """Each language's share of the training draws (its prior as the model sees it)."""
+        train = self.datasets["train"]
+        weights = self.train_weights
+        if weights is None:
+            weights = torch.ones(len(train), dtype=torch.double)
+        shares = torch.bincount(train.languages, weights=weights, minlength=len(self.languages))
+        return (shares / shares.sum()).float()
+
+    @property
+    def is_mix(self) -> bool:
+        return self.data.kind == "mix"
+
+    def _shots(self, arrays: DigitArrays, language: Language, name: str) -> DigitArrays:
+        shots = self.data.shots_per_class
+        if shots is None:
+            return arrays
+        where = f"{language.code} {name} train"
+        return arrays.subset(
+            sample_shots(arrays.labels, shots, self.seed, language.num_classes, where)
+        )
+
+    def _language_splits(self, language: Language, sources: list[MixSource] | None):
+        """([(train arrays, weight)], {split: {source name: arrays}}) of one language."""
+        if sources is None:
+            splits = load_splits(self.data, language, self.seed, self.data_dir)
+            train = [(self._shots(splits["train"], language, self.data.kind), 1.0)]
+            return train, {s: {self.data.kind: splits[s]} for s in ("val", "test")}
+        # Test on every real source (glyphs where there is none); validate on the real sources
+        # trained on, else on glyphs: a weight-0 real source is for testing only.
+        tested = {"val": [s for s in sources if s.is_real and s.weight > 0]}
+        tested["test"] = [s for s in sources if s.is_real]
+        train, evaluation = [], {"val": {}, "test": {}}
+        for source in sources:
+            if source.is_real:
+                from xlvision.data.real import load_real_splits
+
+                splits = load_real_splits(source.source, self.seed, Path(self.data_dir))
+            else:
+                wanted = ("train",) * (source.weight > 0)
+                wanted += tuple(s for s in ("val", "test") if not tested[s])
+                splits = glyph_splits(self.data, language, self.seed, wanted)
+            if source.weight > 0:
+                train.append((self._shots(splits["train"], language, source.name), source.weight))
+            for split in ("val", "test"):
+                if source in tested[split] or (not source.is_real and not tested[split]):
+                    evaluation[split][source.name] = splits[split]
+        return train, evaluation
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """Training order follows the seed. Evaluation order is one fixed permutation, so a
@@ -136,9 +224,12 @@ class DigitDataModule(L.LightningDataModule):
         if shuffle and self.data.shots_per_class is not None:  # k-shot: a few steps is no epoch
             training = sum(lang.code not in self.eval_only for lang in self.languages)
             draws = max(len(dataset), self.data.get("min_train_samples", 0) * training)
-        order = RandomSampler(
-            dataset, num_samples=draws, generator=torch.Generator().manual_seed(seed)
-        )
+        generator = torch.Generator().manual_seed(seed)
+        if shuffle and self.train_weights is not None:
+            draws = draws or self.data.get("epoch_size") or len(dataset)
+            order = WeightedRandomSampler(self.train_weights, draws, generator=generator)
+        else:
+            order = RandomSampler(dataset, num_samples=draws, generator=generator)
         return DataLoader(
             dataset,
             batch_size=None,

@@ -52,10 +52,17 @@ def make_splits(
 
     A missing test set takes `test_fraction` of train's samples; a missing val set takes
     `val_fraction` of them (of the original train count, also when test was carved first).
-    The same seed always gives the same split.
+    The same seed always gives the same split. A file with only a test split (an evaluation
+    set) gets empty train and val splits: it can be evaluated, not trained on.
     """
     if "train" not in parts:
-        raise DataError(f"a train split is needed to carve from; the source has {', '.join(parts)}")
+        if "test" not in parts:
+            raise DataError(
+                f"a train split is needed to carve from; the source has {', '.join(parts)}"
+            )
+        test = parts["test"]
+        empty = test.subset(torch.zeros(0, dtype=torch.long))
+        return {"train": empty, "val": parts.get("val", empty), "test": test}
     rng = np.random.default_rng(seed)
     train = parts["train"]
     splits = dict(parts)

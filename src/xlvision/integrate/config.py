@@ -7,7 +7,8 @@ from typing import Any
 
 from xlvision.config.checks import Rule, check_rules, is_count, is_number
 
-METHODS = ("multihead", "average", "task_arithmetic", "ties", "joint", "routed")
+METHODS = ("multihead", "average", "task_arithmetic", "ties", "joint", "routed", "unified")
+ANSWER_CHOICES = ("auto", "routed", "shared", "marginal")
 
 
 @dataclass
@@ -23,6 +24,8 @@ class IntegrateConf:
     # Linear heads on frozen features: the language-ID head, multihead's probes.
     probe_epochs: int = 200  # cheap: the features are computed once
     probe_lr: float = 0.01
+    # unified: how a digit is read without its script (auto: the best on validation data).
+    answer: str = "auto"
 
 
 RULES: list[Rule] = [
@@ -41,6 +44,7 @@ RULES: list[Rule] = [
     ("bn_batches", is_count, "an integer >= 1"),
     ("probe_epochs", is_count, "an integer >= 1"),
     ("probe_lr", lambda v: is_number(v) and v > 0, "a number > 0"),
+    ("answer", lambda v: v in ANSWER_CHOICES, f"one of {', '.join(ANSWER_CHOICES)}"),
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from xlvision.config.errors import ConfigError
-from xlvision.models import Classifier
+from xlvision.models import Classifier, language_codes
 from xlvision.models.checkpoint import load_classifier
 from xlvision.stages.outputs import METRICS_FILE, read_metrics
 
@@ -68,10 +68,15 @@ def checkpoint_paths(cfg: DictConfig) -> tuple[Path | None, dict[str, Path]]:
     if not isinstance(given, Mapping) or not all(isinstance(p, str) for p in given.values()):
         raise ConfigError("models", given, "fine-tuned checkpoints as models=[kn=<ckpt>,…]")
     models = {str(code): Path(path) for code, path in given.items()}
-    if cfg.get("run"):
+    unified = (cfg.get("integrate") or {}).get("name") == "unified"
+    if cfg.get("run") and unified and not base:
+        base = stage_checkpoint(Path(cfg.run).expanduser() / "pretrain", "best.ckpt")
+    if cfg.get("run") and not unified:
         run_base, run_models = find_run_checkpoints(cfg.run)
         base = base or run_base
         models = models or run_models
+    if not models and unified and base is not None:
+        return base, {}
     if not models:
         raise ConfigError(
             "models", {}, "fine-tuned checkpoints as models=[kn=<ckpt>,…], or run=<pipeline dir>"
@@ -86,6 +91,8 @@ def load_sources(cfg: DictConfig) -> Sources:
     if base_path is not None:
         base, base_spec, _ = load_classifier(base_path)
     tuned, specs = {}, {}
+    if not paths and base is not None:  # integrate=unified: the base reads every language
+        paths = dict.fromkeys(language_codes(base.heads), base_path)
     for code, path in paths.items():
         model, spec, classes = load_classifier(path)
         if code not in classes:

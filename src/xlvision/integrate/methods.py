@@ -18,14 +18,15 @@ from omegaconf import DictConfig
 from rich.console import Console
 from torch import nn
 
-from xlvision.bundle import LID_HEAD
+from xlvision.bundle import LID_HEAD, UnifiedModel
+from xlvision.bundle.model import ANSWERS
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.integrate.batchnorm import reestimate_batchnorm
 from xlvision.integrate.evaluate import accuracy_per_language, mean
 from xlvision.integrate.inputs import Sources
 from xlvision.integrate.merge import average, task_arithmetic, ties
 from xlvision.integrate.probe import extract_features, language_id_head, train_linear_head
-from xlvision.models import Classifier, build_classifier
+from xlvision.models import DIGIT_HEAD, Classifier, build_classifier, language_codes
 from xlvision.models.checkpoint import load_classifier
 from xlvision.training.builders import (
     build_optimizer,
@@ -260,6 +261,64 @@ def routed(ctx: Context) -> Integrated:
     return Integrated(members, specs, {code: code for code in ctx.codes}, ROUTER)
 
 
+@torch.no_grad()
+def answer_accuracy(model: UnifiedModel, batches, codes: list[str], answer: str) -> float:
+    """Mean over languages of the digit accuracy read without the language, by `answer`."""
+    correct, seen = torch.zeros(len(codes)), torch.zeros(len(codes))
+    for x, y, language in batches:
+        hit = (model.predict(x, answer=answer)["digit"] == y).float()
+        correct += torch.bincount(language, weights=hit, minlength=len(codes))
+        seen += torch.bincount(language, minlength=len(codes)).float()
+    return float((correct[seen > 0] / seen[seen > 0]).mean())
+
+
+def unified(ctx: Context) -> Integrated:
+    """The base model as trained on every language at once (`xlv-train` with the objective's
+    `_digit` and `_lid` heads), bundled as is; a `_lid` head is probed only if it lacks one.
+    `integrate.answer: auto` picks how a digit is read without its script on validation data."""
+    base = ctx.sources.require_base("unified")
+    model = copy.deepcopy(base).eval()
+    trained = language_codes(base.heads)
+    missing = [code for code in ctx.codes if code not in trained]
+    if missing:
+        raise ValueError(f"integrate=unified: the base model has no head for {', '.join(missing)}")
+    for code in trained:
+        if code not in ctx.codes:
+            del model.heads[code]
+    lid = model.heads[LID_HEAD] if LID_HEAD in model.heads else None
+    if lid is not None and lid.out_features == len(trained):
+        rows = torch.tensor([trained.index(code) for code in ctx.codes])
+        model.heads[LID_HEAD] = nn.Linear(lid.in_features, len(rows))
+        model.heads[LID_HEAD].load_state_dict(
+            {"weight": lid.weight[rows].clone(), "bias": lid.bias[rows].clone()}
+        )
+        params = {"script_id": "trained"}
+    else:
+        ctx.console.print("  the base has no trained script-ID head: a linear probe instead")
+        features, _, languages = ctx.train_features(model.backbone)
+        model.heads[LID_HEAD] = ctx.lid_head(features, languages)
+        params = {"script_id": "linear probe"}
+    answers = [a for a in ANSWERS if a != "shared" or DIGIT_HEAD in model.heads]
+    routes = dict.fromkeys(ctx.codes, SHARED)
+    choice = ctx.conf.answer
+    if choice == "auto":
+        scores = {}
+        for answer in answers:
+            candidate = UnifiedModel({SHARED: model}, routes, ctx.codes, SHARED, answer)
+            scores[answer] = answer_accuracy(
+                candidate, ctx.data.val_dataloader(), ctx.codes, answer
+            )
+            ctx.console.print(
+                f"  answer={answer}: val mean acc without the script {scores[answer]:.4f}"
+            )
+        choice = max(answers, key=lambda a: scores[a])
+        params["val_acc_by_answer"] = scores
+    elif choice not in answers:
+        raise ValueError(f"integrate.answer={choice}: the base model has no {DIGIT_HEAD!r} head")
+    params["answer"] = choice
+    return Integrated({SHARED: model}, {SHARED: ctx.sources.base_spec}, routes, SHARED, params)
+
+
 METHODS: dict[str, Callable[[Context], Integrated]] = {
     "multihead": multihead,
     "average": averaged,
@@ -267,4 +326,5 @@ METHODS: dict[str, Callable[[Context], Integrated]] = {
     "ties": ties_merge,
     "joint": joint,
     "routed": routed,
+    "unified": unified,
 }

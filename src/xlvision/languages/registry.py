@@ -29,7 +29,8 @@ class Language:
     """One writing system's digits.
 
     `codepoints[i]` is the glyph of class i ("U+0CE6"); `extra_glyphs` maps a class to
-    alternative forms that are rendered too (Chinese 零 and 〇 are both zero).
+    alternative forms that are rendered too (Chinese 零 and 〇 are both zero). Languages that
+    write some digits identically (Arabic and Persian, Hindi and Marathi) share a `group`.
     """
 
     code: str
@@ -41,6 +42,11 @@ class Language:
     test_fonts: tuple[str, ...]
     extra_glyphs: dict[int, tuple[str, ...]] = field(default_factory=dict, hash=False)
     english_names: tuple[str, ...] = ENGLISH_DIGIT_NAMES
+    group: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.group:
+            object.__setattr__(self, "group", self.code)
 
     @property
     def num_classes(self) -> int:
@@ -74,6 +80,7 @@ def language_from_mapping(node) -> Language:
         train_fonts=tuple(data["train_fonts"]),
         test_fonts=tuple(data["test_fonts"]),
         extra_glyphs={int(k): tuple(v) for k, v in (data.get("extra_glyphs") or {}).items()},
+        group=data.get("group") or data["code"],
     )
 
 

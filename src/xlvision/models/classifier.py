@@ -5,6 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+DIGIT_HEAD = "_digit"
+"""A ten-digit head shared by every script: it reads a digit without being told the script."""
+LID_HEAD = "_lid"
+"""The head that identifies the language (script); its outputs follow the model's languages."""
+
+
+def language_codes(heads) -> list[str]:
+    """The language heads' codes, without the shared heads (`_digit`, `_lid`)."""
+    return [code for code in heads if not code.startswith("_")]
+
 
 class LanguageHeads(nn.ModuleDict):
     """A linear head per language code; languages may differ in their number of classes."""
@@ -23,7 +33,7 @@ class Classifier(nn.Module):
 
     @property
     def languages(self) -> list[str]:
-        return list(self.heads.keys())
+        return language_codes(self.heads)
 
     def forward(self, x: torch.Tensor, language: str) -> torch.Tensor:
         return self.heads[language](self.backbone(x))

@@ -25,7 +25,7 @@ Label = tuple[str, ...]
 LANGUAGE_KEYS = ("language", LANG, "source", "target")
 """Keys whose values are language codes: a pivot with one on each axis is a transfer matrix."""
 
-_LAST = ("mean", "none")
+_LAST = ("mean", "mean_real", "none")
 
 
 @dataclass

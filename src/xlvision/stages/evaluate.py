@@ -5,20 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from xlvision.bundle import LID_HEAD, digit_preprocessing, load_bundle, model_input
-from xlvision.bundle.model import UnifiedModel
+from xlvision.bundle import digit_preprocessing, load_bundle, model_input
+from xlvision.bundle.model import ANSWERS, UnifiedModel
 from xlvision.bundle.predict import inference_device
 from xlvision.config.errors import ConfigError
-from xlvision.data.datamodule import load_splits
-from xlvision.languages import load_language
+from xlvision.data.arrays import DigitArrays
+from xlvision.data.datamodule import evaluation_sets
+from xlvision.languages import available_languages, load_language
 from xlvision.languages.registry import language_from_mapping
+from xlvision.models import DIGIT_HEAD, language_codes
 from xlvision.models.checkpoint import load_classifier
 from xlvision.training.metrics import METRICS, classification_metrics
 
-MEANS = (*METRICS, "normalized_acc", "routed_acc", "lid_acc")
+MEANS = (
+    *METRICS,
+    "normalized_acc",
+    "routed_acc",
+    "lid_acc",
+    "lid_group_acc",
+    *(f"answer_{answer}_acc" for answer in ANSWERS),
+)
 
 
 def eval_languages(cfg: DictConfig, bundle_languages: list[str]) -> list[str]:
@@ -36,15 +45,27 @@ def eval_languages(cfg: DictConfig, bundle_languages: list[str]) -> list[str]:
 
 
 def score_language(
-    model: UnifiedModel, x: torch.Tensor, labels: torch.Tensor, code: str, batch_size: int
+    model: UnifiedModel,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    code: str,
+    batch_size: int,
+    groups: dict[str, str] | None = None,
 ) -> tuple[dict[str, float], list[list[int]]]:
-    """Oracle metrics (language given), and with a router the routed accuracy and LID accuracy."""
+    """Oracle metrics (language given); with a router, the digit accuracy without the language
+    (`routed_acc`, the bundle's own answer, and `answer_<rule>_acc` for every rule it can use),
+    and script identification, exact (`lid_acc`) and by script group (`lid_group_acc`)."""
     device = next(model.parameters()).device
     num_classes = model.members[model.routes[code]].heads[code].out_features
     oracle = classification_metrics(num_classes)
     confusion = MulticlassConfusionMatrix(num_classes)
-    routed_correct = lid_correct = 0
     index = model.languages.index(code)
+    groups = groups or {}
+    same_group = torch.tensor(
+        [groups.get(c, c) == groups.get(code, code) for c in model.languages], dtype=torch.bool
+    )
+    answers = usable_answers(model)
+    correct = dict.fromkeys(["own", "lid", "lid_group", *answers], 0)
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
             xb = x[start : start + batch_size].to(device)
@@ -52,23 +73,91 @@ def score_language(
             digit = model.predict(xb, language=code)["digit"].cpu()
             oracle.update(digit, yb)
             confusion.update(digit, yb)
-            if model.router is not None:
-                routed = {k: v.cpu() for k, v in model.predict(xb).items()}
-                routed_correct += int((routed["digit"] == yb).sum())
-                lid_correct += int((routed["language"] == index).sum())
+            if model.router is None:
+                continue
+            for answer in answers:
+                read = {k: v.cpu() for k, v in model.predict(xb, answer=answer).items()}
+                correct[answer] += int((read["digit"] == yb).sum())
+                if answer == model.answer:
+                    correct["own"] += int((read["digit"] == yb).sum())
+                    correct["lid"] += int((read["language"] == index).sum())
+                    correct["lid_group"] += int(same_group[read["language"]].sum())
     metrics = {name: float(value) for name, value in oracle.compute().items()}
     if model.router is not None:
-        metrics["routed_acc"] = routed_correct / len(labels)
-        metrics["lid_acc"] = lid_correct / len(labels)
+        metrics["routed_acc"] = correct["own"] / len(labels)
+        metrics["lid_acc"] = correct["lid"] / len(labels)
+        metrics["lid_group_acc"] = correct["lid_group"] / len(labels)
+        if len(answers) > 1:
+            for answer in answers:
+                metrics[f"answer_{answer}_acc"] = correct[answer] / len(labels)
     return metrics, confusion.compute().int().tolist()
+
+
+def usable_answers(model: UnifiedModel) -> list[str]:
+    """The ways this model can read a digit without its language."""
+    if model.router is None:
+        return []
+    shared = DIGIT_HEAD in model.members[model.router].heads
+    return [a for a in ANSWERS if a != "shared" or shared]
+
+
+def language_groups(manifest: dict) -> dict[str, str]:
+    """Script group per language, from the manifest (older bundles: the registry's)."""
+    out = {}
+    for record in manifest.get("languages") or []:
+        code = record.get("code")
+        group = record.get("group")
+        if group is None and code in available_languages():
+            group = load_language(code).group
+        out[code] = group or code
+    return out
 
 
 def checkpoint_as_bundle(path: str) -> tuple[UnifiedModel, dict]:
     """A classifier checkpoint as a router-less bundle: one member reading all its languages."""
     classifier, spec, classes = load_classifier(path)
-    codes = [code for code in classes if code != LID_HEAD]
+    codes = language_codes(classes)
     model = UnifiedModel({"model": classifier}, dict.fromkeys(codes, "model"), codes).eval()
     return model, {"preprocessing": digit_preprocessing(), "metrics": {}, "integration": {}}
+
+
+ANY_SCRIPT = "any"
+"""The row of a file whose script nobody gave: `test/any/acc` is read by the bundle's router."""
+
+
+def evaluate_any_script(
+    cfg: DictConfig, model: UnifiedModel, manifest: dict, source: str
+) -> tuple[dict, dict]:
+    """A labelled file of unknown or mixed scripts: digit metrics of the routed reading, and
+    the share of images the router gave to each language."""
+    if model.router is None:
+        raise ConfigError(
+            "language", None, f"one of {', '.join(model.languages)}: this model cannot route"
+        )
+    with open_dict(cfg):
+        cfg.data.source.language = "und"  # ISO 639 'undetermined'; never matched to a head
+    (test,) = evaluation_sets(cfg.data, load_language("en"), cfg.seed, cfg.paths.data_dir).values()
+    x = model_input(test.images, manifest["preprocessing"])
+    device = next(model.parameters()).device
+    scores = classification_metrics(10)  # readers refuse labels outside 0–9
+    named = torch.zeros(len(model.languages))
+    with torch.no_grad():
+        batch = cfg.data.batch_size
+        for xb, yb in zip(x.split(batch), test.labels.split(batch), strict=True):
+            read = {k: v.cpu() for k, v in model.predict(xb.to(device)).items()}
+            scores.update(read["digit"], yb)
+            named += torch.bincount(read["language"], minlength=len(model.languages)).float()
+    metrics = {f"test/{ANY_SCRIPT}/{k}": float(v) for k, v in scores.compute().items()}
+    shares = {
+        code: float(n / max(len(test), 1)) for code, n in zip(model.languages, named, strict=True)
+    }
+    metrics["bundle_bytes"] = Path(source).expanduser().stat().st_size
+    artifacts = {
+        "bundle": str(source),
+        "named_languages": shares,
+        "data_counts": {ANY_SCRIPT: {"test": len(test)}},
+    }
+    return metrics, artifacts
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
@@ -80,26 +169,45 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     source = cfg.bundle or cfg.checkpoint
     model, manifest = load_bundle(cfg.bundle) if cfg.bundle else checkpoint_as_bundle(source)
     model.to(inference_device(cfg.device.accelerator))
+    declared = OmegaConf.select(cfg, "data.source.language", default=None, throw_on_missing=False)
+    if cfg.data.kind == "real" and not declared:
+        if not cfg.language:  # nobody says the script: the bundle names it per image
+            return evaluate_any_script(cfg, model, manifest, source)
+        with open_dict(cfg):  # the file's script is the one given
+            cfg.data.source.language = next(iter(cfg.language))
     codes = eval_languages(cfg, model.languages)
     individual = (manifest.get("metrics") or {}).get("individual") or {}
     metrics, confusion, counts = {}, {}, {}
+    groups = language_groups(manifest)
+    on_real = []  # languages scored on real data, not on glyphs
     for code in codes:
         node = cfg.language.get(code)
         language = language_from_mapping(node) if node is not None else load_language(code)
-        test = load_splits(cfg.data, language, cfg.seed, cfg.paths.data_dir, ("test",))["test"]
-        x = model_input(test.images, manifest["preprocessing"])
-        scores, confusion[f"test/{code}"] = score_language(
-            model, x, test.labels, code, cfg.data.batch_size
-        )
-        reference = (individual.get(code) or {}).get("acc")
-        if reference:
-            scores["normalized_acc"] = scores["acc"] / reference
-        metrics.update({f"test/{code}/{name}": value for name, value in scores.items()})
-        counts[code] = {"test": len(test)}
-    for name in MEANS:
-        values = [metrics[f"test/{c}/{name}"] for c in codes if f"test/{c}/{name}" in metrics]
-        if values:
-            metrics[f"test/mean/{name}"] = sum(values) / len(values)
+        sets = evaluation_sets(cfg.data, language, cfg.seed, cfg.paths.data_dir)
+        if "glyphs" not in sets:
+            on_real.append(code)
+        parts = {code: DigitArrays.concat(list(sets.values()))}
+        if len(sets) > 1:
+            parts.update({f"{code}@{name}": arrays for name, arrays in sets.items()})
+        for name, test in parts.items():
+            x = model_input(test.images, manifest["preprocessing"])
+            scores, confusion[f"test/{name}"] = score_language(
+                model, x, test.labels, code, cfg.data.batch_size, groups
+            )
+            reference = (individual.get(code) or {}).get("acc")
+            if reference and name == code:
+                scores["normalized_acc"] = scores["acc"] / reference
+            metrics.update({f"test/{name}/{key}": value for key, value in scores.items()})
+            counts[name] = {"test": len(test)}
+    # `mean_real`: over the languages scored on real handwriting, when glyphs score the others.
+    for mean, over in (
+        ("mean", codes),
+        ("mean_real", on_real if len(on_real) < len(codes) else []),
+    ):
+        for name in MEANS:
+            values = [metrics[f"test/{c}/{name}"] for c in over if f"test/{c}/{name}" in metrics]
+            if values:
+                metrics[f"test/{mean}/{name}"] = sum(values) / len(values)
     metrics["bundle_bytes"] = Path(source).expanduser().stat().st_size
     integration = manifest.get("integration") or {}
     artifacts = {

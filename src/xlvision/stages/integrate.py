@@ -45,10 +45,11 @@ def test_unified(
     by each individual model's accuracy."""
     test = data.datasets["test"]
     metrics, confusion = {}, {}
+    groups = {lang.code: lang.group for lang in data.languages}
     for i, code in enumerate(codes):
         where = test.languages == i
         scores, confusion[f"test/{code}"] = score_language(
-            model, test.images[where], test.labels[where], code, data.data.batch_size
+            model, test.images[where], test.labels[where], code, data.data.batch_size, groups
         )
         if individual[code]["acc"] > 0:
             scores["normalized_acc"] = scores["acc"] / individual[code]["acc"]
@@ -94,7 +95,8 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     ctx = Context(sources, data, cfg, output_dir, console)
     result = METHODS[conf.name](ctx)
     integrate_time = time.perf_counter() - start
-    model = UnifiedModel(result.members, result.routes, codes, result.router).eval()
+    answer = result.params.get("answer", "routed")
+    model = UnifiedModel(result.members, result.routes, codes, result.router, answer).eval()
 
     console.print("  testing the unified model")
     metrics, confusion = test_unified(model, data, codes, individual)

@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
+from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
 from xlvision.report import report
 from xlvision.stages.evaluate import evaluate
@@ -91,6 +92,12 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     root = Path(cfg.paths.output_dir)
     sources, targets = list(cfg.pipeline.sources), list(cfg.pipeline.targets)
     method = cfg.integrate.name if cfg.get("integrate") is not None else None
+    if method == "unified" and not cfg.pipeline.pretrain:
+        raise ConfigError(
+            "pipeline.pretrain", False, "true: integrate=unified bundles the pretrained model"
+        )
+    # integrate=unified bundles the model pretrained on every source language as is.
+    bundled = sources if method == "unified" else targets
     steps = int(cfg.pipeline.pretrain) + len(targets) + (2 if method else 0)
     metrics, runs, checkpoint, tuned = {}, [], None, {}
     finetune_conf = OmegaConf.merge(cfg.finetune, {"source_language": sources[0]})
@@ -131,14 +138,14 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
 
     artifacts = {}
     if method:
-        console.rule(f"[{step + 1}/{steps}] integrate {', '.join(targets)} ({method})")
+        console.rule(f"[{step + 1}/{steps}] integrate {', '.join(bundled)} ({method})")
         sub = stage_config(
-            cfg, "integrate", targets, root / "integrate", base=checkpoint, models=tuned
+            cfg, "integrate", bundled, root / "integrate", base=checkpoint, models=tuned
         )
         integrated, integrate_artifacts = run_stage(integrate, sub)
         artifacts["bundle"] = integrate_artifacts["bundle"]
         console.rule(f"[{steps}/{steps}] evaluate the bundle")
-        sub = stage_config(cfg, "eval", targets, root / "eval", bundle=artifacts["bundle"])
+        sub = stage_config(cfg, "eval", bundled, root / "eval", bundle=artifacts["bundle"])
         evaluated, _ = run_stage(evaluate, sub)
         for stage, values in (("integrate", integrated), ("eval", evaluated)):
             metrics.update({f"{stage}/{k}": v for k, v in values.items() if k.startswith("test/")})

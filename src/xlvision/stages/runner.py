@@ -19,7 +19,12 @@ Stage = Callable[[DictConfig], tuple[dict, dict]]
 
 def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:
     """One short per-language table (a column per test metric) and where the outputs are."""
-    keys = [k.split("/") for k in metrics if k.startswith("test/") and k.count("/") == 2]
+    # The comparison of answer rules stays in metrics.json; the console shows the result.
+    keys = [
+        k.split("/")
+        for k in metrics
+        if k.startswith("test/") and k.count("/") == 2 and "/answer_" not in k
+    ]
     rows = sorted({language for _, language, _ in keys})
     columns = list(dict.fromkeys([*METRICS, *(name for _, _, name in keys)]))
     if rows:

@@ -73,3 +73,51 @@ class StageMetrics(torch.nn.Module):
         if self.confusion is not None:
             for m in self.confusion.values():
                 m.reset()
+
+
+class HeadAccuracy:
+    """Per-language accuracy of the shared heads: `digit_acc` (the `_digit` head, no script
+    given), `lid_acc` (the `_lid` head names the language) and `lid_group_acc` (it names a
+    language of the same script group, e.g. Persian for Arabic)."""
+
+    def __init__(self, languages: list[str], groups: list[str] | None = None) -> None:
+        self.languages = list(languages)
+        groups = list(groups or languages)
+        self.same_group = torch.tensor([[a == b for b in groups] for a in groups])
+        self.reset()
+
+    def reset(self) -> None:
+        n = len(self.languages)
+        self.counts = {k: torch.zeros(n) for k in ("seen", "digit", "lid", "lid_group")}
+        self.updated: set[str] = set()
+
+    def update(self, logits: dict[str, torch.Tensor], y: torch.Tensor, language: torch.Tensor):
+        language = language.cpu()
+        self.counts["seen"] += torch.bincount(language, minlength=len(self.languages)).float()
+        hits = {}
+        if "digit" in logits:
+            hits["digit"] = logits["digit"].argmax(1).cpu() == y.cpu()
+        if "lid" in logits:
+            named = logits["lid"].argmax(1).cpu()
+            hits["lid"] = named == language
+            hits["lid_group"] = self.same_group[language, named]
+        for key, hit in hits.items():
+            self.updated.add(key)
+            self.counts[key] += torch.bincount(
+                language, weights=hit.float(), minlength=len(self.languages)
+            )
+
+    def compute(self, stage: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        seen = self.counts["seen"]
+        for key in ("digit", "lid", "lid_group"):
+            if key not in self.updated:
+                continue
+            values = []
+            for i, code in enumerate(self.languages):
+                if seen[i] > 0:
+                    out[f"{stage}/{code}/{key}_acc"] = float(self.counts[key][i] / seen[i])
+                    values.append(out[f"{stage}/{code}/{key}_acc"])
+            if values:
+                out[f"{stage}/mean/{key}_acc"] = sum(values) / len(values)
+        return out

@@ -8,8 +8,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from xlvision.models import Classifier
-from xlvision.training.metrics import StageMetrics
+from xlvision.models import DIGIT_HEAD, LID_HEAD, Classifier
+from xlvision.training.metrics import HeadAccuracy, StageMetrics
 
 
 class DigitClassifierModule(L.LightningModule):
@@ -25,9 +25,17 @@ class DigitClassifierModule(L.LightningModule):
         model_spec: dict | None = None,
         param_groups: list[dict] | None = None,
         regularizer: Callable[[torch.nn.Module], torch.Tensor] | None = None,
+        objective: dict | None = None,
+        groups: list[str] | None = None,
+        language_prior: torch.Tensor | None = None,
     ) -> None:
         """`param_groups` ({"params", "lr_scale"}) override plain parameters; `regularizer`
-        adds a penalty of the model to the training loss (e.g. L2-SP)."""
+        adds a penalty of the model to the training loss (e.g. L2-SP). `objective` weighs the
+        losses of the shared heads the model has: `shared_digits` (`_digit`) and `script_id`
+        (`_lid`, over `languages` in order; `groups` names each language's script group).
+        With `language_prior` (each language's share of the draws) the `_lid` head learns
+        prior-free logits (logit adjustment): a language drawn more often, e.g. one with real
+        data besides its glyphs, is not named more often for it."""
         super().__init__()
         self.model = model
         self.model_spec = model_spec or {}
@@ -40,6 +48,12 @@ class DigitClassifierModule(L.LightningModule):
         classes = {code: model.heads[code].out_features for code in self.languages}
         self.val_metrics = StageMetrics("val", classes)
         self.test_metrics = StageMetrics("test", classes, confusion=True)
+        objective = objective or {}
+        self.digit_weight = float(objective.get("shared_digits", 0.0)) * (DIGIT_HEAD in model.heads)
+        self.lid_weight = float(objective.get("script_id", 0.0)) * (LID_HEAD in model.heads)
+        self.head_metrics = {s: HeadAccuracy(self.languages, groups) for s in ("val", "test")}
+        log_prior = None if language_prior is None else language_prior.clamp_min(1e-8).log()
+        self.register_buffer("lid_log_prior", log_prior, persistent=False)
         self.final: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor, language: str) -> torch.Tensor:
@@ -47,14 +61,31 @@ class DigitClassifierModule(L.LightningModule):
 
     def _loss(self, batch, metrics: StageMetrics | None = None) -> torch.Tensor:
         x, y, language_index = batch
-        outputs = self.model.forward_mixed(x, language_index, self.languages)
+        features = self.model.backbone(x)
         loss = x.new_zeros(())
-        for code, (where, logits) in outputs.items():
-            target = y[where]
+        for i, code in enumerate(self.languages):
+            where = torch.nonzero(language_index == i).flatten()
+            if not len(where):
+                continue
+            logits, target = self.model.heads[code](features[where]), y[where]
             loss = loss + F.cross_entropy(logits, target, reduction="sum")
             if metrics is not None:
                 metrics.update(code, logits.detach(), target)
-        return loss / len(y)
+        loss = loss / len(y)
+        shared = {}
+        if self.digit_weight:
+            shared["digit"] = self.model.heads[DIGIT_HEAD](features)
+            loss = loss + self.digit_weight * F.cross_entropy(shared["digit"], y)
+        if self.lid_weight:
+            shared["lid"] = self.model.heads[LID_HEAD](features)
+            adjusted = shared["lid"]
+            if self.lid_log_prior is not None:
+                adjusted = adjusted + self.lid_log_prior
+            loss = loss + self.lid_weight * F.cross_entropy(adjusted, language_index)
+        heads = self.head_metrics.get(metrics.stage) if metrics is not None else None
+        if heads is not None and shared:
+            heads.update(shared, y, language_index)
+        return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -75,6 +106,10 @@ class DigitClassifierModule(L.LightningModule):
 
     def _log_stage(self, metrics: StageMetrics) -> None:
         values = metrics.compute()
+        heads = self.head_metrics.get(metrics.stage)
+        if heads is not None:
+            values.update(heads.compute(metrics.stage))
+            heads.reset()
         self.log_dict(values, prog_bar=False, sync_dist=True)
         self.final.update(values)
         metrics.reset()

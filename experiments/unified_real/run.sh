@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One model for every script: `xlv-pipeline experiment=unified` (a Net on the glyphs of all 21
+# languages plus every real set of ../shared/data, a shared digit head and a trained
+# script-ID head, bundled as is), against (a) the same model trained on glyphs alone and (b) one
+# model per language on that language's glyphs and real data; seeds 0–2.
+#   bash experiments/unified_real/run.sh                          # all three, report, RESULTS.md
+#   bash experiments/unified_real/run.sh unified per_language    # only these, then the report
+#   bash experiments/unified_real/run.sh --report-only            # report the finished runs again
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+here=experiments/unified_real
+out=outputs/experiments/unified_real
+report=outputs/experiments/unified_real_report
+# language code : its real-data preset (conf/data/), as in conf/experiment/unified.yaml
+pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
+pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
+parts=(unified glyphs_only per_language)
+quiet="trainer.enable_progress_bar=false"
+
+# The unified preset with every real source at weight 0: trained and validated on glyphs,
+# tested on the same real test splits.
+glyph_sources=$(for p in $pairs or:odia_tiny; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 0}]"; done | paste -sd, -)
+
+run_part() {
+  case $1 in
+    unified)
+      .venv/bin/xlv-pipeline -m experiment=unified seed=0,1,2 $quiet \
+        "hydra.sweep.dir=$out/unified" 'hydra.sweep.subdir=${seed}' ;;
+    glyphs_only)
+      .venv/bin/xlv-pipeline -m experiment=unified seed=0,1,2 $quiet "data.sources={$glyph_sources}" \
+        "hydra.sweep.dir=$out/glyphs_only" 'hydra.sweep.subdir=${seed}' ;;
+    per_language)  # the same glyph and real data, one language per model, 6 × 4,000 draws
+      for p in $pairs; do
+        code=${p%%:*} preset=${p#*:}
+        .venv/bin/xlv-train -m data=mix "language=$code" seed=0,1,2 $quiet \
+          "data.sources={$code: [{preset: $preset, weight: 2}]}" data.train_per_class=300 \
+          data.val_per_class=30 data.test_per_class=100 data.epoch_size=4000 trainer.max_epochs=6 \
+          "hydra.sweep.dir=$out/per_language/$code" 'hydra.sweep.subdir=${seed}'
+      done ;;
+    *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
+  esac
+}
+
+if [ "${1:-}" != "--report-only" ]; then
+  run=("${@:-${parts[@]}}")
+  for part in "${run[@]}"; do
+    rm -rf "${out:?}/$part"
+    run_part "$part"
+  done
+fi
+
+rm -rf "$report"
+for part in unified glyphs_only; do
+  [ -d "$out/$part" ] || { echo "$out/$part missing: run this script with '$part' first" >&2; exit 1; }
+  .venv/bin/xlv-report "runs=[$out/$part/*/eval]" rows=lang 'cols=[]' \
+    'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/lid_acc,test/{lang}/lid_group_acc,test/{lang}/answer_routed_acc,test/{lang}/answer_shared_acc,test/{lang}/answer_marginal_acc]' \
+    "report.out_dir=$report/$part"
+done
+[ -d "$out/per_language" ] || { echo "$out/per_language missing: run this script with 'per_language' first" >&2; exit 1; }
+.venv/bin/xlv-report "runs=[$out/per_language]" rows=lang 'cols=[]' 'metric=[test/{lang}/acc]' \
+  "report.out_dir=$report/per_language"
+
+table() {  # part, metric → the report's markdown table of that metric
+  cat "$report/$1/table_test_lang_$2.md" 2>/dev/null || cat "$report/$1"/table_*"_$2".md
+}
+{
+  cat "$here/header.md"
+  echo
+  echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
+  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seeds 0, 1, 2 (mean ± sample std)."
+  echo "Answer chosen on validation data per seed: $(grep -ho '"answer": "[a-z]*"' $out/unified/*/integrate/metrics.json 2>/dev/null | cut -d'"' -f4 | paste -sd, -)."
+  for part in unified glyphs_only; do
+    echo
+    echo "## $part: one bundle over 21 languages"
+    for m in acc routed_acc lid_acc lid_group_acc answer_routed_acc answer_shared_acc answer_marginal_acc; do
+      echo
+      table "$part" "$m"
+    done
+  done
+  echo
+  echo "## per_language: one Net per language on its glyphs and real data, script given"
+  echo
+  table per_language acc
+  cat "$here/discussion.md"
+} > "$here/RESULTS.md"
+echo "wrote $here/RESULTS.md"

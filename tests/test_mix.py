@@ -1,0 +1,142 @@
+"""data=mix: several sources per language in one run, drawn by weight, scored per source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xlvision.config.errors import ConfigError
+from xlvision.data.datamodule import DigitDataModule, evaluation_sets
+from xlvision.data.errors import DataError
+from xlvision.languages import load_language
+from xlvision.languages.registry import language_from_mapping
+from xlvision.stages.runner import run_stage
+from xlvision.stages.train import train
+
+
+def write_digits(path, count: int, seed: int, dark_ink: bool = False) -> None:
+    """An npz of blocky fake 'handwriting': a bar whose position encodes the label."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    images = np.zeros((count, 32, 32), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 4 + 2 * label : 8 + 2 * label, 6 : 26 - rng.integers(0, 4)] = 255
+    if dark_ink:
+        images = 255 - images
+    np.savez(path, images=images, labels=labels.astype(np.int64))
+
+
+def npz_source(name: str, weight: float = 1.0) -> str:
+    return (
+        f"{{name: {name}, weight: {weight}, source: {{format: npz, path: {name}.npz, "
+        "arrays: {images: images, labels: labels}}}"
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_digits(folder / "scans_a.npz", 400, 0)
+    write_digits(folder / "scans_b.npz", 200, 1, dark_ink=True)
+    return folder
+
+
+def mix_config(make_config, data_dir, sources: str, *overrides: str):
+    return make_config(
+        "data=mix",
+        "language=[kn,th]",
+        f"paths.data_dir={data_dir}",
+        f"data.sources={sources}",
+        *overrides,
+    )
+
+
+def datamodule(cfg) -> DigitDataModule:
+    languages = [language_from_mapping(node) for node in cfg.language.values()]
+    data = DigitDataModule(cfg.data, languages, cfg.seed, cfg.paths.data_dir)
+    data.setup()
+    return data
+
+
+def test_sources_are_drawn_by_weight_not_size(make_config, data_dir):
+    kn = f"[{npz_source('scans_a', 3)}, {npz_source('scans_b', 1)}]"
+    sources = f"{{kn: {kn}, th: [glyphs]}}"
+    cfg = mix_config(make_config, data_dir, sources, "data.glyph_weight=0", "data.epoch_size=4000")
+    data = datamodule(cfg)
+    # 400 and 200 examples: 70 % / 10 % / 20 % to train / val / test of each file.
+    assert data.counts["kn"] == {"train": 280 + 140, "val": 40 + 20, "test": 80 + 40}
+    assert data.counts["th"]["train"] == 40 * 10  # glyphs, debug=fast: 40 per class
+    # Weights 3 (kn scans_a), 1 (kn scans_b), 0 (kn glyphs: glyph_weight), 1 (th glyphs):
+    # scans_a is 3/5 of the draws, though it has fewer examples than th's glyphs.
+    drawn = torch.cat([b[2] for b in data.train_dataloader()])
+    assert len(drawn) == 4000
+    assert float((drawn == 1).float().mean()) == pytest.approx(0.2, abs=0.025)
+    weights = data.train_weights
+    assert float(weights[:280].sum() / weights.sum()) == pytest.approx(0.6)
+
+
+def test_glyph_weight_balances_glyphs_against_real_sources(make_config, data_dir):
+    sources = f"{{kn: [{npz_source('scans_a', 2)}]}}"
+    cfg = mix_config(make_config, data_dir, sources, "data.epoch_size=30000")
+    data = datamodule(cfg)
+    drawn = torch.cat([b[2] for b in data.train_dataloader()])
+    # kn: scans_a (2) + glyphs (1); th: glyphs (1): th gets a quarter of the draws.
+    assert float((drawn == 1).float().mean()) == pytest.approx(0.25, abs=0.015)
+    # Evaluation is on the real splits where a language has them, glyphs otherwise.
+    assert data.counts["kn"]["test"] == 80
+    assert data.counts["th"]["test"] == 20 * 10
+
+
+def test_a_language_scored_on_several_sources_gets_a_breakdown(make_config, data_dir):
+    sources = f"{{kn: [{npz_source('scans_a')}, {npz_source('scans_b')}]}}"
+    cfg = mix_config(make_config, data_dir, sources, "trainer.limit_test_batches=1.0")
+    metrics, _ = run_stage(train, cfg)
+    a, b = metrics["test/kn@scans_a/acc"], metrics["test/kn@scans_b/acc"]
+    assert metrics["test/kn/acc"] == pytest.approx((80 * a + 40 * b) / 120, abs=1e-4)
+    assert "test/th@glyphs/acc" not in metrics  # one source: no breakdown
+    sets = evaluation_sets(cfg.data, load_language("kn"), cfg.seed, data_dir)
+    assert {name: len(s) for name, s in sets.items()} == {"scans_a": 80, "scans_b": 40}
+
+
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        ("{zh: [usps]}", "data.sources.zh: language 'zh' is not in this run (language=kn,th)"),
+        ("{kn: [usps]}", "data.sources.kn[0]: source 'usps' is language 'en', not 'kn'"),
+        ("{kn: [nosuch]}", "data.sources.kn[0].preset='nosuch' is not allowed: one of"),
+        ("{kn: [glyphs, glyphs]}", "data.sources.kn: source 'glyphs' is listed twice"),
+        ("{kn: [{preset: glyphs, weight: -1}]}", "data.sources.kn[0].weight=-1 is not allowed"),
+        ("{kn: [{preset: glyphs, wieght: 1}]}", "data.sources.kn[0].wieght is not allowed"),
+        ("{kn: [{preset: glyphs, weight: 0}]}", "data.sources.kn: no source with a weight > 0"),
+    ],
+)
+def test_bad_sources_fail_in_one_line_naming_the_key(make_config, data_dir, sources, message):
+    cfg = mix_config(make_config, data_dir, sources)
+    with pytest.raises(DataError) as err:
+        datamodule(cfg)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_file_fails_before_any_training(make_config, data_dir, tmp_path):
+    sources = f"{{kn: [{npz_source('missing')}]}}"
+    cfg = mix_config(make_config, data_dir, sources)
+    with pytest.raises(DataError, match=r"missing\.npz: file not found"):
+        run_stage(train, cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bad_mix_values_fail_at_composition(make_config):
+    with pytest.raises(ConfigError, match="data.glyph_weight=-1"):
+        make_config("data=mix", "data.glyph_weight=-1")
+    with pytest.raises(ConfigError, match="data.epoch_size=0"):
+        make_config("data=mix", "data.epoch_size=0")
+
+
+def test_a_weight_zero_real_source_is_for_testing_only(make_config, data_dir):
+    sources = f"{{kn: [{npz_source('scans_a', 0)}]}}"
+    data = datamodule(mix_config(make_config, data_dir, sources))
+    # Trained and validated on glyphs (no real label is used for a choice), tested on scans_a.
+    assert data.counts["kn"] == {"train": 400, "val": 100, "test": 80}

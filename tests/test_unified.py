@@ -1,0 +1,189 @@
+"""The unified model: one network trained on every language with a shared digit head and a
+trained script-ID head, bundled as is (integrate=unified), read without its script."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import run_cli
+from torch import nn
+
+from xlvision.bundle import UnifiedModel, load_bundle
+from xlvision.config import compose_config
+from xlvision.config.errors import ConfigError
+from xlvision.languages import load_language
+from xlvision.models import DIGIT_HEAD, LID_HEAD, Classifier
+from xlvision.models.checkpoint import load_classifier
+from xlvision.stages.evaluate import evaluate
+from xlvision.stages.integrate import integrate
+from xlvision.stages.runner import run_stage
+from xlvision.stages.train import train
+
+CODES = ["ar", "fa", "kn"]
+OBJECTIVE = ["objective.shared_digits=1", "objective.script_id=1"]
+
+
+class Flat(nn.Module):
+    """A backbone that passes a 2-feature input through."""
+
+    out_features = 2
+
+    def forward(self, x):
+        return x.flatten(1)
+
+
+def toy_model(lid_logits: list[float]) -> UnifiedModel:
+    """Two languages; the `_lid` head outputs fixed logits, `ar` says 3, `fa` says 7, and the
+    shared `_digit` head says 5, whatever the input."""
+    member = Classifier(Flat(), {"ar": 10, "fa": 10, DIGIT_HEAD: 10, LID_HEAD: 2})
+    for name, biases in {
+        "ar": {3: 5.0},
+        "fa": {7: 5.0},
+        DIGIT_HEAD: {5: 5.0},
+        LID_HEAD: dict(enumerate(lid_logits)),
+    }.items():
+        head = member.heads[name]
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        with torch.no_grad():
+            for index, value in biases.items():
+                head.bias[index] = value
+    return UnifiedModel(
+        {"shared": member}, {"ar": "shared", "fa": "shared"}, ["ar", "fa"], "shared"
+    )
+
+
+def test_each_answer_rule_reads_the_digit_its_own_way():
+    x = torch.zeros(4, 2)
+    model = toy_model([2.0, 0.0])  # the router prefers ar
+    routed = model.predict(x, answer="routed")
+    assert routed["digit"].tolist() == [3] * 4 and routed["language"].tolist() == [0] * 4
+    # The shared head's digit does not depend on which language the router names.
+    assert model.predict(x, answer="shared")["digit"].tolist() == [5] * 4
+    assert toy_model([0.0, 2.0]).predict(x, answer="shared")["digit"].tolist() == [5] * 4
+    # marginal: p(ar)·p(digit | ar) + p(fa)·p(digit | fa); p(ar) = σ(2) ≈ 0.88 picks 3.
+    with torch.no_grad():
+        marginal = model.predict(x, answer="marginal")
+    p_ar = torch.sigmoid(torch.tensor(2.0))
+    p3 = torch.softmax(torch.tensor([5.0] + [0.0] * 9), 0)[0]
+    p_other = (1 - p3) / 9
+    expected = p_ar * p3 + (1 - p_ar) * p_other
+    assert marginal["digit"].tolist() == [3] * 4
+    assert marginal["digit_prob"][0] == pytest.approx(float(expected), abs=1e-5)
+    # With the language given, its own head reads, whatever the rule.
+    assert model.predict(x, language="fa")["digit"].tolist() == [7] * 4
+
+
+def test_shared_answer_needs_a_shared_digit_head():
+    member = Classifier(Flat(), {"ar": 10, LID_HEAD: 1})
+    with pytest.raises(ValueError, match="answer='shared' needs a '_digit' head"):
+        UnifiedModel({"m": member}, {"ar": "m"}, ["ar"], "m", answer="shared")
+
+
+def test_groups_are_declared_in_the_language_configs():
+    assert load_language("ar").group == load_language("fa").group == "arabic_indic"
+    assert load_language("hi").group == load_language("mr").group == "devanagari"
+    assert load_language("mr").digits == load_language("hi").digits
+    assert load_language("kn").group == "kn"
+
+
+@pytest.fixture(scope="module")
+def unified_run(tmp_path_factory):
+    """A tiny unified model over Arabic, Persian and Kannada glyphs, bundled with answer=auto."""
+    root = tmp_path_factory.mktemp("unified")
+    small = [f"paths.cache_dir={root / 'cache'}", "debug=fast", "trainer.limit_val_batches=1.0"]
+    languages = f"language=[{','.join(CODES)}]"
+    cfg = compose_config([f"paths.output_dir={root / 'pretrain'}", *small, languages, *OBJECTIVE])
+    trained, artifacts = run_stage(train, cfg)
+    integrate_cfg = compose_config(
+        [
+            f"paths.output_dir={root / 'integrate'}",
+            *small,
+            languages,
+            "stage=integrate",
+            "integrate=unified",
+            f"base={artifacts['checkpoint']}",
+        ]
+    )
+    integrated, bundled = run_stage(integrate, integrate_cfg)
+    return root, trained, artifacts["checkpoint"], integrated, bundled["bundle"]
+
+
+def test_training_with_the_objective_adds_and_scores_the_shared_heads(unified_run):
+    _, metrics, checkpoint, _, _ = unified_run
+    _, _, classes = load_classifier(checkpoint)
+    assert classes == {"ar": 10, "fa": 10, "kn": 10, DIGIT_HEAD: 10, LID_HEAD: 3}
+    for code in CODES:
+        for name in ("digit_acc", "lid_acc", "lid_group_acc"):
+            assert 0.0 <= metrics[f"test/{code}/{name}"] <= 1.0
+        # Arabic and Persian are one group: naming either counts for both.
+        assert metrics[f"test/{code}/lid_group_acc"] >= metrics[f"test/{code}/lid_acc"]
+    assert metrics["test/kn/lid_group_acc"] == metrics["test/kn/lid_acc"]
+
+
+def test_unified_bundle_routes_with_its_trained_head_and_picks_the_answer_on_val(unified_run):
+    root, _, checkpoint, metrics, bundle = unified_run
+    model, manifest = load_bundle(bundle)
+    base, _, _ = load_classifier(checkpoint)
+    member = model.members["shared"]
+    assert torch.equal(member.heads[LID_HEAD].weight, base.heads[LID_HEAD].weight)
+    params = manifest["integration"]["params"]
+    assert params["script_id"] == "trained"
+    scores = params["val_acc_by_answer"]
+    assert set(scores) == {"routed", "shared", "marginal"}
+    assert manifest["answer"] == params["answer"] == max(scores, key=scores.get)
+    assert model.answer == manifest["answer"]
+    assert [r["group"] for r in manifest["languages"]] == ["arabic_indic", "arabic_indic", "kn"]
+    for code in CODES:
+        own = metrics[f"test/{code}/answer_{model.answer}_acc"]
+        assert metrics[f"test/{code}/routed_acc"] == pytest.approx(own)
+
+
+def test_eval_reports_script_id_raw_and_by_group(unified_run, tmp_path):
+    _, _, _, _, bundle = unified_run
+    cfg = compose_config(
+        [f"bundle={bundle}", f"paths.output_dir={tmp_path}", "data.test_per_class=20"],
+        config_name="eval",
+    )
+    metrics, _ = run_stage(evaluate, cfg)
+    for code in CODES:
+        assert metrics[f"test/{code}/lid_group_acc"] >= metrics[f"test/{code}/lid_acc"]
+        assert {f"test/{code}/answer_{a}_acc" for a in ("routed", "shared", "marginal")} <= set(
+            metrics
+        )
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["metrics"]["test/mean/lid_group_acc"] == pytest.approx(
+        metrics["test/mean/lid_group_acc"]
+    )
+
+
+def test_unified_needs_a_pretrained_model_in_the_pipeline():
+    cfg = compose_config(
+        ["experiment=unified", "pipeline.pretrain=false", "paths.output_dir=/tmp/unused"],
+        config_name="pipeline",
+    )
+    from xlvision.stages.pipeline import pipeline
+
+    with pytest.raises(ConfigError, match="pipeline.pretrain=False"):
+        pipeline(cfg)
+
+
+def test_predict_reads_a_folder_of_mixed_scripts_without_a_language(unified_run, tmp_path):
+    from PIL import Image
+
+    from xlvision.data.glyphs import generate_glyph_digits
+
+    _, _, _, _, bundle = unified_run
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for code in ("ar", "kn"):
+        cfg = compose_config(["debug=fast"])
+        digits = generate_glyph_digits(load_language(code), "test", 1, cfg.data.augment, 0)
+        for i, image in enumerate(digits.images[:3]):
+            Image.fromarray(image.numpy()).save(scans / f"{code}_{i}.png")
+    result = run_cli("xlv-predict", f"bundle={bundle}", f"input={scans}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if ".png" in line]
+    assert len(lines) == 6
