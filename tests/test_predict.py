@@ -28,6 +28,7 @@ from xlvision.config import ConfigError, compose_config
 from xlvision.config.schema import AugmentConf
 from xlvision.data.datamodule import glyph_splits
 from xlvision.data.glyphs import generate_glyph_digits
+from xlvision.data.real import load_real_splits
 from xlvision.languages import load_language
 from xlvision.models import build_classifier
 from xlvision.stages.evaluate import evaluate
@@ -297,3 +298,79 @@ def test_eval_of_a_classifier_checkpoint_matches_the_same_weights_in_a_bundle(bu
     assert "test/kn/routed_acc" not in from_ckpt  # a checkpoint has no router
     with pytest.raises(ConfigError, match="checkpoint="):
         run_stage(evaluate, eval_config(tmp_path / "c"))
+
+
+def write_test_only_file(path, codes: list[str], per_class: int = 8) -> dict[str, torch.Tensor]:
+    """An npz holding only a test split (no train split to carve from), mixing `codes`."""
+    import numpy as np
+
+    images, labels, languages = [], [], []
+    for i, code in enumerate(codes):
+        test = generate_glyph_digits(load_language(code), "train", per_class, MILD, 100 + i)
+        images.append(test.images)
+        labels.append(test.labels)
+        languages.append(torch.full((len(test),), i))
+    arrays = {"x_test": torch.cat(images), "y_test": torch.cat(labels)}
+    np.savez(path, **{k: v.numpy() for k, v in arrays.items()})
+    return {**arrays, "language": torch.cat(languages)}
+
+
+def test_eval_reads_a_file_with_only_a_test_split_script_given(bundle, tmp_path):
+    arrays = write_test_only_file(tmp_path / "kn_test.npz", ["kn"])
+    cfg = eval_config(
+        tmp_path,
+        f"bundle={bundle}",
+        "data=npz",
+        f"data.source.path={tmp_path / 'kn_test.npz'}",
+        "data.source.arrays={test: {images: x_test, labels: y_test}}",
+        "language=[kn]",
+    )
+    metrics, artifacts = run_stage(evaluate, cfg)
+    model, manifest = load_bundle(bundle)
+    source = {**OmegaConf.to_container(cfg.data.source), "language": "kn"}
+    test = load_real_splits(source, 0, tmp_path)["test"]  # normalized like any real file
+    assert torch.equal(test.labels, arrays["y_test"])
+    x = model_input(test.images, manifest["preprocessing"])
+    with torch.no_grad():
+        acc = (model(x, "kn").argmax(1) == test.labels).float().mean().item()
+        routed = (model.predict(x)["digit"] == test.labels).float().mean().item()
+    assert metrics["test/kn/acc"] == pytest.approx(acc)
+    assert metrics["test/kn/routed_acc"] == pytest.approx(routed)
+    assert artifacts["data_counts"] == {"kn": {"test": 80}}
+
+
+def test_eval_of_a_file_of_unknown_scripts_lets_the_bundle_route(bundle, tmp_path):
+    write_test_only_file(tmp_path / "mixed.npz", ["kn", "zh"])
+    cfg = eval_config(
+        tmp_path,
+        f"bundle={bundle}",
+        "data=npz",
+        f"data.source.path={tmp_path / 'mixed.npz'}",
+        "data.source.arrays={test: {images: x_test, labels: y_test}}",
+    )
+    metrics, artifacts = run_stage(evaluate, cfg)
+    assert set(metrics) >= {"test/any/acc", "test/any/recall", "test/any/f1"}
+    assert metrics["test/any/acc"] > 0.5
+    shares = artifacts["named_languages"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["kn"] + shares["zh"] > 0.8  # the router names the scripts in the file
+    assert artifacts["data_counts"] == {"any": {"test": 160}}
+
+
+def test_training_on_a_test_only_file_fails_in_one_line(tmp_path):
+    from xlvision.data.errors import DataError
+    from xlvision.stages.train import train
+
+    write_test_only_file(tmp_path / "kn_test.npz", ["kn"])
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path / 'run'}",
+            "data=npz",
+            "language=kn",
+            f"data.source.path={tmp_path / 'kn_test.npz'}",
+            "data.source.language=kn",
+            "data.source.arrays={test: {images: x_test, labels: y_test}}",
+        ]
+    )
+    with pytest.raises(DataError, match="language kn: its data have no train examples"):
+        train(cfg)

@@ -126,7 +126,7 @@ ANY_SCRIPT = "any"
 
 
 def evaluate_any_script(
-    cfg: DictConfig, model: UnifiedModel, manifest: dict, source: str
+    cfg: DictConfig, model: UnifiedModel, manifest: dict, bundle: str
 ) -> tuple[dict, dict]:
     """A labelled file of unknown or mixed scripts: digit metrics of the routed reading, and
     the share of images the router gave to each language."""
@@ -134,9 +134,10 @@ def evaluate_any_script(
         raise ConfigError(
             "language", None, f"one of {', '.join(model.languages)}: this model cannot route"
         )
-    with open_dict(cfg):
-        cfg.data.source.language = "und"  # ISO 639 'undetermined'; never matched to a head
-    (test,) = evaluation_sets(cfg.data, load_language("en"), cfg.seed, cfg.paths.data_dir).values()
+    from xlvision.data.real import load_real_splits
+
+    source = {**OmegaConf.to_container(cfg.data.source, resolve=True), "language": "und"}
+    test = load_real_splits(source, cfg.seed, Path(cfg.paths.data_dir))["test"]
     x = model_input(test.images, manifest["preprocessing"])
     device = next(model.parameters()).device
     scores = classification_metrics(10)  # readers refuse labels outside 0–9
@@ -151,9 +152,9 @@ def evaluate_any_script(
     shares = {
         code: float(n / max(len(test), 1)) for code, n in zip(model.languages, named, strict=True)
     }
-    metrics["bundle_bytes"] = Path(source).expanduser().stat().st_size
+    metrics["bundle_bytes"] = Path(bundle).expanduser().stat().st_size
     artifacts = {
-        "bundle": str(source),
+        "bundle": str(bundle),
         "named_languages": shares,
         "data_counts": {ANY_SCRIPT: {"test": len(test)}},
     }
