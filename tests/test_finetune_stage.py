@@ -103,6 +103,9 @@ def test_pipeline_pretrains_finetunes_and_reports(tmp_path):
     tables = sorted((root / "report").glob("table_*.md"))
     assert len(tables) == 2  # acc and f1
     assert all(code in tables[0].read_text() for code in ("en", "kn", "ar"))
+    # A row per language: the bundle's integrate and eval rows included, not one "kn+ar" row.
+    kn_row = next(line for line in tables[0].read_text().splitlines() if line.startswith("| kn "))
+    assert kn_row.count("(n=1)") == 3  # finetune, integrate, eval (pretraining saw only en)
     assert artifacts["report"].endswith("report.html")
 
 

@@ -4,6 +4,7 @@ trained script-ID head, bundled as is (integrate=unified), read without its scri
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -187,3 +188,36 @@ def test_predict_reads_a_folder_of_mixed_scripts_without_a_language(unified_run,
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if ".png" in line]
     assert len(lines) == 6
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "gurmukhi.npz").is_file(), reason="needs ../shared/data")
+def test_unified_preset_smoke_run_leaves_one_bundle(tmp_path):
+    from xlvision.stages.pipeline import pipeline
+
+    cfg = compose_config(
+        [
+            "experiment=unified",
+            f"paths.output_dir={tmp_path / 'pipe'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.data_dir={SHARED_DATA}",
+            "debug=fast",
+            "pipeline.sources=[or,pa,th]",
+            "data.sources={pa: [gurmukhi], or: [{preset: odia_tiny, weight: 0}]}",
+        ],
+        config_name="pipeline",
+    )
+    metrics, artifacts = pipeline(cfg)
+    assert [p.name for p in (tmp_path / "pipe").rglob("*.safetensors")] == ["bundle.safetensors"]
+    model, manifest = load_bundle(artifacts["bundle"])
+    assert model.languages == ["or", "pa", "th"]
+    assert manifest["integration"]["method"] == "unified"
+    evaluated = json.loads((tmp_path / "pipe" / "eval" / "metrics.json").read_text())["metrics"]
+    # pa is tested on its real test split (174), or on Odia's 44 real digits, th on glyphs.
+    counts = json.loads((tmp_path / "pipe" / "eval" / "metrics.json").read_text())["artifacts"]
+    assert counts["data_counts"]["pa"] == {"test": 174}
+    real = [evaluated[f"test/{c}/routed_acc"] for c in ("or", "pa")]
+    assert evaluated["test/mean_real/routed_acc"] == pytest.approx(sum(real) / 2)
+    assert metrics["eval/test/pa/acc"] == evaluated["test/pa/acc"]

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
+from xlvision.languages import available_languages
 from xlvision.report import report
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune
@@ -29,6 +30,8 @@ def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path
     with open_dict(sub):
         sub.stage = stage
         sub.language = {c: OmegaConf.load(config_dir() / "language" / f"{c}.yaml") for c in codes}
+        if sub.data.get("sources"):  # data=mix: the stage's languages' sources only
+            sub.data.sources = {c: s for c, s in sub.data.sources.items() if c in codes}
         sub.paths.output_dir = str(output_dir)
         sub.pipeline = None
         for key, value in updates.items():
@@ -78,7 +81,7 @@ def report_config(root: Path, runs: list[Path]) -> DictConfig:
     cfg = OmegaConf.load(config_dir() / "report.yaml")
     cfg.pop("hydra", None)
     cfg.runs = [str(r) for r in runs]
-    cfg.rows = ["language"]
+    cfg.rows = ["lang"]  # one row per language each stage tested, the bundle's included
     cfg.cols = ["stage"]
     cfg.metric = ["test/{lang}/acc", "test/{lang}/f1"]
     cfg.report.out_dir = str(root / "report")
@@ -98,6 +101,12 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         )
     # integrate=unified bundles the model pretrained on every source language as is.
     bundled = sources if method == "unified" else targets
+    # A preset lists sources for all its languages; a pipeline over fewer leaves the others
+    # out, but a code that is no language at all is a mistake.
+    known = available_languages()
+    unknown = [c for c in cfg.data.get("sources") or {} if c not in known]
+    if unknown:
+        raise ConfigError(f"data.sources.{unknown[0]}", "…", f"a language: {', '.join(known)}")
     steps = int(cfg.pipeline.pretrain) + len(targets) + (2 if method else 0)
     metrics, runs, checkpoint, tuned = {}, [], None, {}
     finetune_conf = OmegaConf.merge(cfg.finetune, {"source_language": sources[0]})
