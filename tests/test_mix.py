@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,38 @@ def test_a_weight_zero_real_source_is_for_testing_only(make_config, data_dir):
     data = datamodule(mix_config(make_config, data_dir, sources))
     # Trained and validated on glyphs (no real label is used for a choice), tested on scans_a.
     assert data.counts["kn"] == {"train": 400, "val": 100, "test": 80}
+
+
+@pytest.mark.parametrize(
+    ("sources", "line"),
+    [
+        (
+            "{zh: [usps]}",
+            "xlv-train: data.sources.zh: language 'zh' is not in this run (language=kn,th)",
+        ),
+        (
+            "{kn: [{name: scans, source: {format: npz, path: nowhere.npz, arrays: {images: x, "
+            "labels: y}}}]}",
+            "xlv-train: {data}/nowhere.npz: file not found",
+        ),
+    ],
+)
+def test_cli_mix_mistakes_end_in_one_line_before_training(data_dir, tmp_path, sources, line):
+    from conftest import run_cli
+
+    result = run_cli(
+        "xlv-train",
+        "data=mix",
+        "language=[kn,th]",
+        "debug=fast",
+        f"paths.data_dir={data_dir}",
+        f"data.sources={sources}",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == line.format(data=data_dir)
+    assert "Traceback" not in result.stderr
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "failed"
+    assert not (tmp_path / "run" / "checkpoints").exists()

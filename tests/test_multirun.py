@@ -36,6 +36,9 @@ def test_one_model_reads_several_languages(tmp_path):
     mean = (metrics["test/en/acc"] + metrics["test/kn/acc"]) / 2
     assert abs(metrics["test/mean/acc"] - mean) < 1e-6
     assert str(run) in result.stderr + result.stdout
+    # No library chatter: device banners, tips, limit and restore notices, deprecations.
+    for chatter in ("GPU available", "Tip:", "was configured so", "Restoring states", "LeafSpec"):
+        assert chatter not in result.stderr + result.stdout
 
 
 @pytest.mark.slow

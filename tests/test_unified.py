@@ -221,3 +221,19 @@ def test_unified_preset_smoke_run_leaves_one_bundle(tmp_path):
     real = [evaluated[f"test/{c}/routed_acc"] for c in ("or", "pa")]
     assert evaluated["test/mean_real/routed_acc"] == pytest.approx(sum(real) / 2)
     assert metrics["eval/test/pa/acc"] == evaluated["test/pa/acc"]
+
+
+def test_budget_gpu_raises_a_preset_and_the_cpu_default_stays():
+    cpu = compose_config(["experiment=unified"], config_name="pipeline")
+    gpu = compose_config(["experiment=unified", "budget=gpu"], config_name="pipeline")
+    assert (cpu.device.accelerator, cpu.trainer.max_epochs, cpu.data.train_per_class) == (
+        "cpu",
+        6,
+        300,
+    )
+    assert (gpu.device.accelerator, gpu.trainer.max_epochs, gpu.data.train_per_class) == (
+        "gpu",
+        18,
+        1000,
+    )
+    assert gpu.data.sources == cpu.data.sources and gpu.objective == cpu.objective

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 
 import hydra
@@ -14,6 +17,7 @@ from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
+from xlvision.data.errors import DataError
 from xlvision.stages.runner import Stage, run_stage
 
 PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve"}
@@ -59,6 +63,17 @@ def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
     return argv[:first] + added + argv[first:]
 
 
+def quiet_libraries() -> None:
+    """Library chatter off: device banners, tips, restore and `limit_*` notices, deprecations
+    raised inside libraries. `XLV_VERBOSE=1` (or `HYDRA_FULL_ERROR=1`) keeps all of it."""
+    if os.environ.get("XLV_VERBOSE") or os.environ.get("HYDRA_FULL_ERROR"):
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
+
+
 def console_main(
     stage: Stage,
     config_name: str,
@@ -69,7 +84,9 @@ def console_main(
     """A console script for `stage` composed from `conf/<config_name>.yaml`.
 
     `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`);
-    `user_errors` (a bad input file) end the job with their one-line message, no traceback.
+    `user_errors` (a bad input file) end the job with their one-line message, no traceback,
+    as a bad data file or data config (`DataError`, exit 1) and a bad config value found once
+    the stage runs (`ConfigError`, exit 2) always do.
     """
     register_resolvers()
     register_schemas()
@@ -78,12 +95,16 @@ def console_main(
     def job(cfg: DictConfig) -> float | None:
         try:
             metrics, _ = run_stage(stage, cfg)
-        except user_errors as err:
+        except ConfigError as err:
+            print(f"{prog}: config error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except (DataError, *user_errors) as err:
             print(f"{prog}: {err}", file=sys.stderr)
             sys.exit(1)
         return metrics.get(cfg.get("monitor", ""))
 
     def main() -> None:
+        quiet_libraries()
         sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], defaults or {})]
         try:
             check_command_line(sys.argv[1:], config_name)
