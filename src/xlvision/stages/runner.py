@@ -41,7 +41,7 @@ def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:
                 ),
             )
         console.print(table)
-    console.print(f"outputs: {output_dir}")
+    console.print(f"outputs: {output_dir}", soft_wrap=True)  # a path must stay copyable
 
 
 def is_main_process() -> bool:
