@@ -177,3 +177,58 @@ def test_cli_mix_mistakes_end_in_one_line_before_training(data_dir, tmp_path, so
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["status"] == "failed"
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_kshot_takes_k_real_examples_and_keeps_every_glyph(make_config, data_dir):
+    sources = f"{{kn: [{npz_source('scans_a')}]}}"
+    cfg = mix_config(make_config, data_dir, sources, "data.shots_per_class=3")
+    data = datamodule(cfg)
+    # 3 real per class + kn's 400 glyphs; th: its 400 glyphs. Validation on glyphs only (no
+    # real label beyond the k shots); the test is still kn's real test split.
+    assert data.counts["kn"] == {"train": 30 + 400, "val": 100, "test": 80}
+    assert data.counts["th"] == {"train": 400, "val": 100, "test": 200}
+
+
+def test_real_examples_are_redrawn_with_the_glyph_augmentation(make_config, data_dir):
+    sources = f"{{kn: [{npz_source('scans_a')}]}}"
+    cfg = mix_config(make_config, data_dir, sources, "data.augment_real=true")
+    train = datamodule(cfg).datasets["train"]
+    real = torch.nonzero(train.augmented).flatten()
+    glyphs = torch.nonzero(~train.augmented).flatten()
+    assert len(real) == 280 and len(glyphs) == 800
+    first, second = train[real[:50]][0], train[real[:50]][0]
+    assert not torch.equal(first, second)  # a fresh draw each time
+    assert torch.equal(train[glyphs[:50]][0], train.images[glyphs[:50]])  # glyphs untouched
+    assert torch.equal(train[real[:50]][1], train.labels[real[:50]])
+
+
+def test_augment_digits_with_no_variation_returns_the_digit():
+    from omegaconf import OmegaConf
+
+    from xlvision.config.schema import AugmentConf
+    from xlvision.data.augment import augment_digits
+
+    digits = torch.zeros(4, 28, 28)
+    digits[:, 8:20, 12:16] = 1.0
+    still = OmegaConf.structured(
+        AugmentConf(
+            rotation=0.0,
+            shear=0.0,
+            aspect=0.0,
+            translation=0.0,
+            stroke=[0.0, 0.0],
+            elastic_alpha=0.0,
+            blur=[0.0, 0.0],
+            noise=0.0,
+        )
+    )
+    gen = torch.Generator().manual_seed(0)
+    out = augment_digits(digits, still, gen)
+    # Only the ±10 % scale jitter remains: same ink centre, ink mass within 25 %.
+    assert out.shape == digits.shape
+    rows = torch.arange(28.0).view(1, 28, 1)
+    centre = (out * rows).sum((1, 2)) / out.sum((1, 2))
+    assert torch.allclose(centre, torch.full((4,), 13.5), atol=0.6)
+    assert torch.allclose(out.sum((1, 2)), digits.sum((1, 2)), rtol=0.25)
+    moved = augment_digits(digits, OmegaConf.structured(AugmentConf()), gen)
+    assert (moved - digits).abs().mean() > 0.02  # the default ranges change the digit

@@ -237,3 +237,65 @@ def test_budget_gpu_raises_a_preset_and_the_cpu_default_stays():
         1000,
     )
     assert gpu.data.sources == cpu.data.sources and gpu.objective == cpu.objective
+
+
+def test_kshot_finetuning_of_a_new_script_replays_the_others_and_starts_from_the_shared_head(
+    unified_run, tmp_path
+):
+    import numpy as np
+
+    from xlvision.data.glyphs import generate_glyph_digits
+    from xlvision.stages.finetune import finetune
+
+    _, _, checkpoint, _, _ = unified_run
+    scans = generate_glyph_digits(
+        load_language("th"), "test", 20, compose_config([]).data.augment, 5
+    )
+    np.savez(tmp_path / "th.npz", images=scans.images.numpy(), labels=scans.labels.numpy())
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path / 'tuned'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.data_dir={tmp_path}",
+            "debug=fast",
+            "stage=finetune",
+            "finetune=full",
+            "finetune.replay=1.0",
+            "language=th",
+            f"base={checkpoint}",
+            "data=mix",
+            "data.shots_per_class=5",
+            "data.augment_real=true",
+            "data.sources={th: [{name: scans, source: {format: npz, path: th.npz, "
+            "arrays: {images: images, labels: labels}}}]}",
+        ]
+    )
+    metrics, artifacts = run_stage(finetune, cfg)
+    counts = artifacts["data_counts"]
+    # 5 real per class and th's glyphs; validation on glyphs; the other scripts replayed.
+    assert counts["th"] == {"train": 50 + 400, "val": 100, "test": 40}
+    assert all(counts[c]["train"] == 400 for c in CODES)
+    assert {"zeroshot/th/acc", "test/th/acc", "test/kn/acc"} <= set(metrics)
+    config = (tmp_path / "tuned" / "config.yaml").read_text()
+    assert "replay: 1.0" in config
+    tuned, _, classes = load_classifier(artifacts["checkpoint"])
+    assert {"th", *CODES, DIGIT_HEAD, LID_HEAD} <= set(classes)
+
+
+def test_replay_needs_a_mix(unified_run, tmp_path):
+    from xlvision.stages.finetune import finetune
+
+    _, _, checkpoint, _, _ = unified_run
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path / 'tuned'}",
+            "debug=fast",
+            "stage=finetune",
+            "finetune=full",
+            "finetune.replay=1.0",
+            "language=th",
+            f"base={checkpoint}",
+        ]
+    )
+    with pytest.raises(ConfigError, match=r"finetune.replay=1.0 is not allowed: 0 unless data=mix"):
+        finetune(cfg)

@@ -68,6 +68,8 @@ class DataConf:
     glyph_weight: float = 1.0
     # Training draws per epoch of a weighted mix (null: the total size of its sources).
     epoch_size: int | None = None
+    # Real training examples drawn afresh with the glyph augmentation each time (k shots).
+    augment_real: bool = False
 
 
 @dataclass

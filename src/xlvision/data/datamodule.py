@@ -15,7 +15,8 @@ from torch.utils.data import (
     WeightedRandomSampler,
 )
 
-from xlvision.data.arrays import DigitArrays
+from xlvision.data.arrays import MNIST_MEAN, MNIST_STD, DigitArrays
+from xlvision.data.augment import augment_digits
 from xlvision.data.cache import cached_arrays, file_digest
 from xlvision.data.errors import DataError
 from xlvision.data.glyphs import GENERATOR_VERSION, generate_glyph_digits, split_seed
@@ -28,16 +29,38 @@ EVAL_ORDER_SEED = 20261127
 
 
 class LanguageBatches(Dataset):
-    """Images, labels and language indices, fetched a whole batch per index list."""
+    """Images, labels and language indices, fetched a whole batch per index list.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, languages: torch.Tensor):
+    With `augmented` (a mask) and `augment` (the glyph augmentation's ranges), those samples
+    are drawn afresh each time they are fetched: real examples augmented like glyphs.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        languages: torch.Tensor,
+        augmented: torch.Tensor | None = None,
+        augment=None,
+        seed: int = 0,
+    ):
         self.images, self.labels, self.languages = images, labels, languages
+        self.augmented, self.augment = augmented, augment
+        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index):
-        return self.images[index], self.labels[index], self.languages[index]
+        images = self.images[index]
+        if self.augmented is not None:
+            mask = self.augmented[index]
+            if mask.any():
+                images = images.clone()
+                pixels = images[mask, 0] * MNIST_STD + MNIST_MEAN
+                drawn = augment_digits(pixels, self.augment, self.generator)
+                images[mask, 0] = (drawn - MNIST_MEAN) / MNIST_STD
+        return images, self.labels[index], self.languages[index]
 
 
 def glyph_splits(
@@ -132,13 +155,14 @@ class DigitDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        parts: dict[str, list[tuple[DigitArrays, int, float]]] = {s: [] for s in SPLITS}
+        # (arrays, language index, sampling weight, real) per source and split
+        parts: dict[str, list[tuple[DigitArrays, int, float, bool]]] = {s: [] for s in SPLITS}
         mix = parse_mix(self.data, [lang.code for lang in self.languages]) if self.is_mix else {}
         for index, language in enumerate(self.languages):
             train, evaluation = self._language_splits(language, mix.get(language.code))
             if language.code not in self.eval_only:
                 sizes = {
-                    "train": sum(len(a) for a, _ in train),
+                    "train": sum(len(a[0]) for a in train),
                     "val": sum(map(len, evaluation["val"].values())),
                 }
                 empty = [name for name, size in sizes.items() if size == 0]
@@ -147,23 +171,29 @@ class DigitDataModule(L.LightningDataModule):
                         f"language {language.code}: its data have no {empty[0]} examples (a "
                         "file with only a test split is for xlv-eval, not for training)"
                     )
-                parts["train"] += [(arrays, index, weight) for arrays, weight in train]
-                self.counts.setdefault(language.code, {})["train"] = sum(len(a) for a, _ in train)
+                parts["train"] += [(arrays, index, weight, real) for arrays, weight, real in train]
+                self.counts.setdefault(language.code, {})["train"] = sum(len(a[0]) for a in train)
             for split in ("val", "test"):
                 by_source = evaluation[split]
-                parts[split] += [(arrays, index, 1.0) for arrays in by_source.values()]
+                parts[split] += [(arrays, index, 1.0, False) for arrays in by_source.values()]
                 self.counts.setdefault(language.code, {})[split] = sum(map(len, by_source.values()))
                 if len(by_source) > 1:
                     self.eval_sources.setdefault(split, {})[language.code] = by_source
         for split, items in parts.items():
+            augmented = None
+            if split == "train" and self.data.get("augment_real"):
+                augmented = torch.cat([torch.full((len(a),), real) for a, _, _, real in items])
             self.datasets[split] = LanguageBatches(
-                torch.cat([a.normalized() for a, _, _ in items]),
-                torch.cat([a.labels for a, _, _ in items]),
-                torch.cat([torch.full((len(a),), i, dtype=torch.long) for a, i, _ in items]),
+                torch.cat([a.normalized() for a, _, _, _ in items]),
+                torch.cat([a.labels for a, _, _, _ in items]),
+                torch.cat([torch.full((len(a),), i, dtype=torch.long) for a, i, _, _ in items]),
+                augmented,
+                self.data.augment,
+                self.seed,
             )
         if self.is_mix:
             self.train_weights = torch.tensor(
-                sampling_weights([(a, w) for a, _, w in parts["train"]]), dtype=torch.double
+                sampling_weights([(a, w) for a, _, w, _ in parts["train"]]), dtype=torch.double
             )
 
     def language_shares(self) -> torch.Tensor:
@@ -189,14 +219,20 @@ class DigitDataModule(L.LightningDataModule):
         )
 
     def _language_splits(self, language: Language, sources: list[MixSource] | None):
-        """([(train arrays, weight)], {split: {source name: arrays}}) of one language."""
+        """([(train arrays, weight, real)], {split: {source name: arrays}}) of one language.
+
+        A k-shot budget applies to real sources only (glyphs are free), and then validation is
+        on glyphs: no real label beyond the k per class is used for any choice.
+        """
+        real_kind = self.data.kind == "real"
         if sources is None:
             splits = load_splits(self.data, language, self.seed, self.data_dir)
-            train = [(self._shots(splits["train"], language, self.data.kind), 1.0)]
+            train = [(self._shots(splits["train"], language, self.data.kind), 1.0, real_kind)]
             return train, {s: {self.data.kind: splits[s]} for s in ("val", "test")}
         # Test on every real source (glyphs where there is none); validate on the real sources
         # trained on, else on glyphs: a weight-0 real source is for testing only.
-        tested = {"val": [s for s in sources if s.is_real and s.weight > 0]}
+        kshot = self.data.shots_per_class is not None
+        tested = {"val": [s for s in sources if s.is_real and s.weight > 0 and not kshot]}
         tested["test"] = [s for s in sources if s.is_real]
         train, evaluation = [], {"val": {}, "test": {}}
         for source in sources:
@@ -209,7 +245,12 @@ class DigitDataModule(L.LightningDataModule):
                 wanted += tuple(s for s in ("val", "test") if not tested[s])
                 splits = glyph_splits(self.data, language, self.seed, wanted)
             if source.weight > 0:
-                train.append((self._shots(splits["train"], language, source.name), source.weight))
+                arrays = (
+                    self._shots(splits["train"], language, source.name)
+                    if source.is_real
+                    else splits["train"]
+                )
+                train.append((arrays, source.weight, source.is_real))
             for split in ("val", "test"):
                 if source in tested[split] or (not source.is_real and not tested[split]):
                     evaluation[split][source.name] = splits[split]
@@ -225,8 +266,8 @@ class DigitDataModule(L.LightningDataModule):
             training = sum(lang.code not in self.eval_only for lang in self.languages)
             draws = max(len(dataset), self.data.get("min_train_samples", 0) * training)
         generator = torch.Generator().manual_seed(seed)
-        if shuffle and self.train_weights is not None:
-            draws = draws or self.data.get("epoch_size") or len(dataset)
+        if shuffle and self.train_weights is not None:  # a mix: `epoch_size` draws if given
+            draws = self.data.get("epoch_size") or draws or len(dataset)
             order = WeightedRandomSampler(self.train_weights, draws, generator=generator)
         else:
             order = RandomSampler(dataset, num_samples=draws, generator=generator)

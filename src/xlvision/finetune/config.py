@@ -23,6 +23,9 @@ class FinetuneConf:
     lora_alpha: float = 8.0
     layer_decay: float | None = None
     lr: float | None = None
+    # With data=mix: the share of draws given to the base's other languages' glyphs (0: none),
+    # trained through their own heads so the backbone keeps what it knew.
+    replay: float = 0.0
 
 
 RULES: list[Rule] = [
@@ -47,6 +50,7 @@ RULES: list[Rule] = [
         lambda v: v is None or (is_number(v) and v > 0),
         "null (the optimizer's lr) or a number > 0",
     ),
+    ("replay", lambda v: is_number(v) and v >= 0, "a sampling weight >= 0"),
 ]
 
 

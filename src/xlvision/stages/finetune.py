@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.finetune.heads import init_head
 from xlvision.finetune.l2sp import l2sp_penalty, snapshot_backbone
@@ -14,7 +15,7 @@ from xlvision.finetune.lora import merge_lora
 from xlvision.finetune.strategies import apply_strategy
 from xlvision.languages import load_language
 from xlvision.languages.registry import language_from_mapping
-from xlvision.models import build_classifier
+from xlvision.models import DIGIT_HEAD, build_classifier, language_codes
 from xlvision.models.checkpoint import load_classifier, save_classifier
 from xlvision.training.builders import (
     build_optimizer,
@@ -36,6 +37,18 @@ def load_base(cfg: DictConfig):
     return build_classifier(spec, {}), spec, {}
 
 
+def replay_sources(cfg: DictConfig, others: list[str], weight: float) -> DictConfig:
+    """`cfg.data` (a mix) with the glyphs of `others` sharing `weight` of the draws."""
+    if cfg.data.kind != "mix":
+        raise ConfigError("finetune.replay", weight, "0 unless data=mix (replay draws glyphs)")
+    data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+    sources = dict(data.sources or {})
+    for code in others:
+        sources.setdefault(code, [{"preset": "glyphs", "weight": weight / len(others)}])
+    data.sources = sources
+    return data
+
+
 def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     """Fine-tune the base model on one target language and measure what the source forgot."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -44,7 +57,16 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     conf = cfg.finetune
 
     model, spec, base_classes = load_base(cfg)
-    source = conf.source_language or next(iter(base_classes), None)
+    base_languages = language_codes(base_classes)
+    # The target's own head if the base has one; else a shared digit head, which reads every
+    # script the base knew (the best start for a new one); else the base's first language.
+    if target.code in base_languages:
+        default_source = target.code
+    elif DIGIT_HEAD in base_classes:
+        default_source = DIGIT_HEAD
+    else:
+        default_source = next(iter(base_languages), None)
+    source = conf.source_language or default_source
     init_head(model, target.code, target.num_classes, conf.head_init, source)
     groups = apply_strategy(model, conf, target.code)  # lora: adds the adapters here
     reference = snapshot_backbone(model) if conf.name == "l2sp" else None
@@ -52,12 +74,17 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
         (lambda m: l2sp_penalty(m, reference, conf.l2sp_alpha)) if reference is not None else None
     )
 
-    # Source languages are tested after tuning to measure forgetting (glyph data only).
-    sources = [c for c in base_classes if c != target.code] if cfg.data.kind == "glyphs" else []
-    languages = [target, *(load_language(c) for c in sources)]
-    data = DigitDataModule(
-        cfg.data, languages, cfg.seed, cfg.paths.data_dir, eval_only=tuple(sources)
-    )
+    # The base's other languages: replayed (their glyphs trained on), or only tested after
+    # tuning to measure forgetting (glyph data only).
+    others = [c for c in base_languages if c != target.code]
+    data_conf, eval_only = cfg.data, ()
+    if conf.replay > 0:
+        data_conf = replay_sources(cfg, others, conf.replay)
+    else:
+        others = others if cfg.data.kind == "glyphs" else []
+        eval_only = tuple(others)
+    languages = [target, *(load_language(c) for c in others)]
+    data = DigitDataModule(data_conf, languages, cfg.seed, cfg.paths.data_dir, eval_only)
     optimizer = (
         cfg.optimizer if conf.lr is None else OmegaConf.merge(cfg.optimizer, {"lr": conf.lr})
     )

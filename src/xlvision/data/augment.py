@@ -1,0 +1,74 @@
+"""The glyph augmentation, applied to digits already in the 28×28 convention (real examples).
+
+A few real examples per class are easy to memorize; drawn afresh every time with the glyph
+generator's stroke, geometry, elastic, blur and noise ranges (`data.augment`), they teach the
+variation of a hand rather than ten particular images.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from xlvision.data.glyphs import (
+    OUTPUT_SIZE,
+    _elastic_basis,
+    _gaussian_kernels,
+    _morph,
+    _output_coords,
+    _uniform,
+)
+
+SCALE_JITTER = 0.1  # a real digit already fills its 20-px box: ± this share, not the glyph range
+UPSAMPLE = 2  # stroke changes happen at twice the resolution, in half-pixel steps
+
+
+def augment_digits(images: Tensor, augment, gen: torch.Generator) -> Tensor:
+    """Augmented copies of uint8-range float digits [N, 28, 28] in [0, 1], same shape."""
+    n = images.shape[0]
+    x = images.unsqueeze(1)
+    # Stroke width: dilate or erode at twice the resolution by a whole number of half pixels.
+    big = F.interpolate(x, scale_factor=UPSAMPLE, mode="bilinear", align_corners=False)
+    low, high = max(augment.stroke[0], -1.0), min(augment.stroke[1], 1.0)
+    steps = _uniform(n, low, high, gen).round().long()
+    for px in steps.unique().tolist():
+        where = steps == px
+        big[where] = _morph(big[where], px).clamp(0, 1)
+    src = F.avg_pool2d(big, UPSAMPLE)
+
+    scale = 1 + _uniform(n, -SCALE_JITTER, SCALE_JITTER, gen)
+    aspect = torch.exp(_uniform(n, -augment.aspect, augment.aspect, gen))
+    angle = torch.deg2rad(_uniform(n, -augment.rotation, augment.rotation, gen))
+    shear = _uniform(n, -augment.shear, augment.shear, gen)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    shear_m = torch.eye(2).repeat(n, 1, 1)
+    shear_m[:, 0, 1] = shear
+    stretch = torch.zeros(n, 2, 2)
+    stretch[:, 0, 0] = aspect / scale
+    stretch[:, 1, 1] = 1 / (scale * aspect)
+    linear = stretch @ shear_m @ rot
+    shift = _uniform(n * 2, -augment.translation, augment.translation, gen).view(n, 2)
+    theta = torch.cat([linear, (shift / (OUTPUT_SIZE / 2)).unsqueeze(-1)], dim=2)
+    grid = theta @ _output_coords()
+    if augment.elastic_alpha > 0:
+        g = augment.elastic_grid
+        field = torch.randn(n * 2, g * g, generator=gen) * (
+            augment.elastic_alpha / (OUTPUT_SIZE / 2)
+        )
+        grid = grid + (field @ _elastic_basis(g)).view(n, 2, -1)
+    grid = grid.transpose(1, 2).reshape(n, OUTPUT_SIZE, OUTPUT_SIZE, 2)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    if augment.blur[1] > 0:
+        kernels = _gaussian_kernels(_uniform(n, augment.blur[0], augment.blur[1], gen))
+        k = kernels.shape[1]
+        flat = out.view(1, n, OUTPUT_SIZE, OUTPUT_SIZE)
+        flat = F.conv2d(flat, kernels.view(n, 1, 1, k), padding=(0, k // 2), groups=n)
+        flat = F.conv2d(flat, kernels.view(n, 1, k, 1), padding=(k // 2, 0), groups=n)
+        out = flat.view(n, 1, OUTPUT_SIZE, OUTPUT_SIZE)
+    out = out / out.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    if augment.noise > 0:
+        out = out + torch.randn(out.shape, generator=gen) * augment.noise
+    return out.clamp(0, 1).squeeze(1)
