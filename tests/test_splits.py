@@ -80,4 +80,11 @@ def test_impossible_carves_fail_in_one_line() -> None:
     with pytest.raises(DataError, match="group-disjoint split from 1 group"):
         carve(labels, np.ones(10, dtype=np.int64), 0.2, np.random.default_rng(0))
     with pytest.raises(DataError, match="train split is needed"):
-        make_splits({"test": digits(10)}, 0.1, 0.2, seed=0)
+        make_splits({"val": digits(10)}, 0.1, 0.2, seed=0)
+
+
+def test_a_file_with_only_a_test_split_is_for_evaluation() -> None:
+    test = digits(10)
+    splits = make_splits({"test": test}, 0.1, 0.2, seed=0)
+    assert splits["test"] is test
+    assert len(splits["train"]) == len(splits["val"]) == 0

@@ -61,13 +61,18 @@ done
   "report.out_dir=$report/per_language"
 
 table() {  # part, metric → the report's markdown table of that metric
-  cat "$report/$1/table_test_lang_$2.md" 2>/dev/null || cat "$report/$1"/table_*"_$2".md
+  cat "$report/$1/table_test-lang-${2//_/-}.md"
 }
 {
   cat "$here/header.md"
   echo
   echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
-  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seeds 0, 1, 2 (mean ± sample std)."
+  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); mean ± sample std over the seeds that finished:"
+  for part in unified glyphs_only per_language; do
+    seeds=$(find "$out/$part" -name metrics.json -path '*/eval/*' -o -name metrics.json -path '*/per_language/*' \
+      | xargs -r grep -l '"status": "completed"' | sed -E "s#.*/([0-9]+)/(eval/)?metrics.json#\1#" | sort -u | paste -sd, - || true)
+    echo "$part: seeds ${seeds:-none}."
+  done
   echo "Answer chosen on validation data per seed: $(grep -ho '"answer": "[a-z]*"' $out/unified/*/integrate/metrics.json 2>/dev/null | cut -d'"' -f4 | paste -sd, -)."
   for part in unified glyphs_only; do
     echo
