@@ -6,6 +6,7 @@
 #   bash experiments/unified_real/run.sh                          # all three, report, RESULTS.md
 #   bash experiments/unified_real/run.sh unified per_language    # only these, then the report
 #   bash experiments/unified_real/run.sh --report-only            # report the finished runs again
+#   SEEDS=2 bash experiments/unified_real/run.sh unified           # more seeds, keeping the others
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=experiments/unified_real
@@ -15,6 +16,7 @@ report=outputs/experiments/unified_real_report
 pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
 pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
 parts=(unified glyphs_only per_language)
+seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
 
 # The unified preset with every real source at weight 0: trained and validated on glyphs,
@@ -24,18 +26,20 @@ glyph_sources=$(for p in $pairs or:odia_tiny; do echo "${p%%:*}: [{preset: ${p#*
 run_part() {
   case $1 in
     unified)
-      .venv/bin/xlv-pipeline -m experiment=unified seed=0,1,2 $quiet \
+      .venv/bin/xlv-pipeline -m experiment=unified "seed=$seeds" $quiet \
         "hydra.sweep.dir=$out/unified" 'hydra.sweep.subdir=${seed}' ;;
     glyphs_only)
-      .venv/bin/xlv-pipeline -m experiment=unified seed=0,1,2 $quiet "data.sources={$glyph_sources}" \
+      .venv/bin/xlv-pipeline -m experiment=unified "seed=$seeds" $quiet "data.sources={$glyph_sources}" \
         "hydra.sweep.dir=$out/glyphs_only" 'hydra.sweep.subdir=${seed}' ;;
     per_language)  # the same glyph and real data, one language per model, 6 × 4,000 draws
-      for p in $pairs; do
-        code=${p%%:*} preset=${p#*:}
-        .venv/bin/xlv-train -m data=mix "language=$code" seed=0,1,2 $quiet \
-          "data.sources={$code: [{preset: $preset, weight: 2}]}" data.train_per_class=300 \
-          data.val_per_class=30 data.test_per_class=100 data.epoch_size=4000 trainer.max_epochs=6 \
-          "hydra.sweep.dir=$out/per_language/$code" 'hydra.sweep.subdir=${seed}'
+      for seed in ${seeds//,/ }; do  # every language of a seed before the next seed
+        for p in $pairs; do
+          code=${p%%:*} preset=${p#*:}
+          .venv/bin/xlv-train -m data=mix "language=$code" "seed=$seed" $quiet \
+            "data.sources={$code: [{preset: $preset, weight: 2}]}" data.train_per_class=300 \
+            data.val_per_class=30 data.test_per_class=100 data.epoch_size=4000 \
+            trainer.max_epochs=6 "hydra.sweep.dir=$out/per_language/$code" "hydra.sweep.subdir=$seed"
+        done
       done ;;
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
   esac
@@ -44,7 +48,7 @@ run_part() {
 if [ "${1:-}" != "--report-only" ]; then
   run=("${@:-${parts[@]}}")
   for part in "${run[@]}"; do
-    rm -rf "${out:?}/$part"
+    [ -n "${SEEDS:-}" ] || rm -rf "${out:?}/$part"  # SEEDS adds runs to the finished ones
     run_part "$part"
   done
 fi
