@@ -210,17 +210,9 @@ def test_augment_digits_with_no_variation_returns_the_digit():
 
     digits = torch.zeros(4, 28, 28)
     digits[:, 8:20, 12:16] = 1.0
+    ranges = ("rotation", "shear", "aspect", "translation", "elastic_alpha", "noise")
     still = OmegaConf.structured(
-        AugmentConf(
-            rotation=0.0,
-            shear=0.0,
-            aspect=0.0,
-            translation=0.0,
-            stroke=[0.0, 0.0],
-            elastic_alpha=0.0,
-            blur=[0.0, 0.0],
-            noise=0.0,
-        )
+        AugmentConf(**dict.fromkeys(ranges, 0.0), stroke=[0.0, 0.0], blur=[0.0, 0.0])
     )
     gen = torch.Generator().manual_seed(0)
     out = augment_digits(digits, still, gen)

@@ -239,6 +239,22 @@ def test_budget_gpu_raises_a_preset_and_the_cpu_default_stays():
     assert gpu.data.sources == cpu.data.sources and gpu.objective == cpu.objective
 
 
+def replay_config(tmp_path, checkpoint, *overrides: str):
+    """xlv-finetune of the unified model on Thai, replaying its other scripts' glyphs."""
+    return compose_config(
+        [
+            f"paths.output_dir={tmp_path / 'tuned'}",
+            "debug=fast",
+            "stage=finetune",
+            "finetune=full",
+            "finetune.replay=1.0",
+            "language=th",
+            f"base={checkpoint}",
+            *overrides,
+        ]
+    )
+
+
 def test_kshot_finetuning_of_a_new_script_replays_the_others_and_starts_from_the_shared_head(
     unified_run, tmp_path
 ):
@@ -252,23 +268,16 @@ def test_kshot_finetuning_of_a_new_script_replays_the_others_and_starts_from_the
         load_language("th"), "test", 20, compose_config([]).data.augment, 5
     )
     np.savez(tmp_path / "th.npz", images=scans.images.numpy(), labels=scans.labels.numpy())
-    cfg = compose_config(
-        [
-            f"paths.output_dir={tmp_path / 'tuned'}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            f"paths.data_dir={tmp_path}",
-            "debug=fast",
-            "stage=finetune",
-            "finetune=full",
-            "finetune.replay=1.0",
-            "language=th",
-            f"base={checkpoint}",
-            "data=mix",
-            "data.shots_per_class=5",
-            "data.augment_real=true",
-            "data.sources={th: [{name: scans, source: {format: npz, path: th.npz, "
-            "arrays: {images: images, labels: labels}}}]}",
-        ]
+    cfg = replay_config(
+        tmp_path,
+        checkpoint,
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.data_dir={tmp_path}",
+        "data=mix",
+        "data.shots_per_class=5",
+        "data.augment_real=true",
+        "data.sources={th: [{name: scans, source: {format: npz, path: th.npz, "
+        "arrays: {images: images, labels: labels}}}]}",
     )
     metrics, artifacts = run_stage(finetune, cfg)
     counts = artifacts["data_counts"]
@@ -286,16 +295,6 @@ def test_replay_needs_a_mix(unified_run, tmp_path):
     from xlvision.stages.finetune import finetune
 
     _, _, checkpoint, _, _ = unified_run
-    cfg = compose_config(
-        [
-            f"paths.output_dir={tmp_path / 'tuned'}",
-            "debug=fast",
-            "stage=finetune",
-            "finetune=full",
-            "finetune.replay=1.0",
-            "language=th",
-            f"base={checkpoint}",
-        ]
-    )
+    cfg = replay_config(tmp_path, checkpoint)
     with pytest.raises(ConfigError, match=r"finetune.replay=1.0 is not allowed: 0 unless data=mix"):
         finetune(cfg)

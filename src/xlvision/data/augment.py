@@ -11,14 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from xlvision.data.glyphs import (
-    OUTPUT_SIZE,
-    _elastic_basis,
-    _gaussian_kernels,
-    _morph,
-    _output_coords,
-    _uniform,
-)
+from xlvision.data.glyphs import OUTPUT_SIZE, _morph, _uniform, warp_and_blur
 
 SCALE_JITTER = 0.1  # a real digit already fills its 20-px box: ± this share, not the glyph range
 UPSAMPLE = 2  # stroke changes happen at twice the resolution, in half-pixel steps
@@ -51,24 +44,7 @@ def augment_digits(images: Tensor, augment, gen: torch.Generator) -> Tensor:
     linear = stretch @ shear_m @ rot
     shift = _uniform(n * 2, -augment.translation, augment.translation, gen).view(n, 2)
     theta = torch.cat([linear, (shift / (OUTPUT_SIZE / 2)).unsqueeze(-1)], dim=2)
-    grid = theta @ _output_coords()
-    if augment.elastic_alpha > 0:
-        g = augment.elastic_grid
-        field = torch.randn(n * 2, g * g, generator=gen) * (
-            augment.elastic_alpha / (OUTPUT_SIZE / 2)
-        )
-        grid = grid + (field @ _elastic_basis(g)).view(n, 2, -1)
-    grid = grid.transpose(1, 2).reshape(n, OUTPUT_SIZE, OUTPUT_SIZE, 2)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-    if augment.blur[1] > 0:
-        kernels = _gaussian_kernels(_uniform(n, augment.blur[0], augment.blur[1], gen))
-        k = kernels.shape[1]
-        flat = out.view(1, n, OUTPUT_SIZE, OUTPUT_SIZE)
-        flat = F.conv2d(flat, kernels.view(n, 1, 1, k), padding=(0, k // 2), groups=n)
-        flat = F.conv2d(flat, kernels.view(n, 1, k, 1), padding=(k // 2, 0), groups=n)
-        out = flat.view(n, 1, OUTPUT_SIZE, OUTPUT_SIZE)
-    out = out / out.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    out = warp_and_blur(src, theta, augment, gen)
     if augment.noise > 0:
         out = out + torch.randn(out.shape, generator=gen) * augment.noise
     return out.clamp(0, 1).squeeze(1)

@@ -136,6 +136,30 @@ def _gaussian_kernels(sigma: Tensor, radius: int = 2) -> Tensor:
     return k / k.sum(dim=1, keepdim=True)
 
 
+def warp_and_blur(src: Tensor, theta: Tensor, augment, gen: torch.Generator) -> Tensor:
+    """`src` [n, 1, h, w] resampled into 28×28 through the output → source affine `theta`
+    [n, 2, 3] and a seeded elastic field, blurred, and stretched to full contrast."""
+    n = src.shape[0]
+    grid = theta @ _output_coords()  # [n, 2, H*W]
+    if augment.elastic_alpha > 0:
+        g = augment.elastic_grid
+        field = torch.randn(n * 2, g * g, generator=gen) * (
+            augment.elastic_alpha / (OUTPUT_SIZE / 2)
+        )
+        grid = grid + (field @ _elastic_basis(g)).view(n, 2, -1)
+    grid = grid.transpose(1, 2).reshape(n, OUTPUT_SIZE, OUTPUT_SIZE, 2)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if augment.blur[1] > 0:
+        kernels = _gaussian_kernels(_uniform(n, augment.blur[0], augment.blur[1], gen))
+        k = kernels.shape[1]
+        flat = out.view(1, n, OUTPUT_SIZE, OUTPUT_SIZE)
+        flat = F.conv2d(flat, kernels.view(n, 1, 1, k), padding=(0, k // 2), groups=n)
+        flat = F.conv2d(flat, kernels.view(n, 1, k, 1), padding=(k // 2, 0), groups=n)
+        out = flat.view(n, 1, OUTPUT_SIZE, OUTPUT_SIZE)
+    peak = out.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return out / peak  # full contrast, as MNIST's anti-aliased scans are
+
+
 def augment_glyphs(masters: GlyphMasters, index: Tensor, augment, gen: torch.Generator) -> Tensor:
     """Draw one augmented 28×28 float image in [0, 1] per master index."""
     n = index.numel()
@@ -184,25 +208,7 @@ def augment_glyphs(masters: GlyphMasters, index: Tensor, augment, gen: torch.Gen
     offset = masters.centres[index] - (linear @ target.unsqueeze(-1)).squeeze(-1)
     theta = torch.cat([linear, offset.unsqueeze(-1)], dim=2)
 
-    grid = theta @ _output_coords()  # [n, 2, H*W]
-    if augment.elastic_alpha > 0:
-        g = augment.elastic_grid
-        field = torch.randn(n * 2, g * g, generator=gen) * (
-            augment.elastic_alpha / (OUTPUT_SIZE / 2)
-        )
-        grid = grid + (field @ _elastic_basis(g)).view(n, 2, -1)
-    grid = grid.transpose(1, 2).reshape(n, OUTPUT_SIZE, OUTPUT_SIZE, 2)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-    if augment.blur[1] > 0:
-        kernels = _gaussian_kernels(_uniform(n, augment.blur[0], augment.blur[1], gen))
-        k = kernels.shape[1]
-        flat = out.view(1, n, OUTPUT_SIZE, OUTPUT_SIZE)
-        flat = F.conv2d(flat, kernels.view(n, 1, 1, k), padding=(0, k // 2), groups=n)
-        flat = F.conv2d(flat, kernels.view(n, 1, k, 1), padding=(k // 2, 0), groups=n)
-        out = flat.view(n, 1, OUTPUT_SIZE, OUTPUT_SIZE)
-    peak = out.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-    out = out / peak  # full contrast, as MNIST's anti-aliased scans are
+    out = warp_and_blur(src, theta, augment, gen)
     if augment.noise > 0:
         noise = torch.randn(out.shape, generator=gen) * augment.noise
         out = out + noise * (~binary).view(n, 1, 1, 1)
