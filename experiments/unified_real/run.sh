@@ -75,9 +75,10 @@ table() {  # part, metric → the report's markdown table of that metric
   for part in unified glyphs_only per_language; do
     seeds=$(find "$out/$part" -name metrics.json -path '*/eval/*' -o -name metrics.json -path '*/per_language/*' \
       | xargs -r grep -l '"status": "completed"' | sed -E "s#.*/([0-9]+)/(eval/)?metrics.json#\1#" | sort -u | paste -sd, - || true)
-    echo "$part: seeds ${seeds:-none}."
+    echo "- $part: seeds ${seeds:-none}."
   done
-  echo "Answer chosen on validation data per seed: $(grep -ho '"answer": "[a-z]*"' $out/unified/*/integrate/metrics.json 2>/dev/null | cut -d'"' -f4 | paste -sd, -)."
+  echo
+  echo "Answer chosen on validation data per seed (unified): $(grep -ho '"answer": "[a-z]*"' $out/unified/*/integrate/metrics.json 2>/dev/null | cut -d'"' -f4 | paste -sd, -)."
   for part in unified glyphs_only; do
     echo
     echo "## $part: one bundle over 21 languages"
