@@ -154,6 +154,18 @@ def test_pivot_aggregates_mean_sample_std_and_n(runs) -> None:
     assert varying_keys(pivot) == {"seed": 3}
 
 
+def test_mean_row_pools_every_row_of_a_column(runs, tmp_path) -> None:
+    pivot = build_pivot(runs, ["language"], ["model"], ACC).with_mean_row()
+    assert pivot.rows[-1] == ("mean",)
+    net = pivot.cell(("mean",), ("net",))
+    assert net.n == 5  # kn's three runs and ar's two; hi's incomplete run has no value
+    assert net.mean == pytest.approx((0.90 + 0.92 + 0.94 + 0.80 + 0.86) / 5)
+    assert pivot.cell(("mean",), ("resnet18",)).values == pytest.approx([0.95, 0.97])
+    assert ReportOptions.from_config(report_config(tmp_path, "runs=x", "mean_row=true")).mean_row
+    with pytest.raises(ReportError, match="mean_row= must be true or false, got 'yes'"):
+        ReportOptions.from_config(report_config(tmp_path, "runs=x", "mean_row=yes"))
+
+
 def test_best_per_column_follows_the_metric_direction(runs) -> None:
     acc = build_pivot(runs, ["language"], ["model"], ACC)
     assert acc.best_rows(("net",), 3) == {("kn",)}

@@ -285,6 +285,8 @@ def test_kshot_finetuning_of_a_new_script_replays_the_others_and_starts_from_the
     assert counts["th"] == {"train": 50 + 400, "val": 100, "test": 40}
     assert all(counts[c]["train"] == 400 for c in CODES)
     assert {"zeroshot/th/acc", "test/th/acc", "test/kn/acc"} <= set(metrics)
+    gain = metrics["test/th/acc"] - metrics["zeroshot/th/acc"]
+    assert metrics["gain/th/acc"] == pytest.approx(gain)
     config = (tmp_path / "tuned" / "config.yaml").read_text()
     assert "replay: 1.0" in config
     tuned, _, classes = load_classifier(artifacts["checkpoint"])

@@ -33,6 +33,7 @@ class ReportOptions:
     title: str = "xlvision report"
     out_dir: Path | None = None
     shots_key: str = "data.shots_per_class"
+    mean_row: bool = False
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ReportOptions:
@@ -53,6 +54,7 @@ class ReportOptions:
             title=str(report.get("title") or cls.title),
             out_dir=Path(str(out_dir)) if out_dir else None,
             shots_key=str(report.get("shots_key") or cls.shots_key),
+            mean_row=_flag(cfg, "mean_row"),
         )
         options.check_axes()
         return options
@@ -88,6 +90,13 @@ def _keys(cfg: DictConfig, key: str, allow_empty: bool = False) -> tuple[str, ..
     if not items and not allow_empty:
         raise ReportError(f"{key}= is empty; give at least one value")
     return tuple(str(item).strip() for item in items)
+
+
+def _flag(cfg: DictConfig, key: str) -> bool:
+    value = cfg.get(key, False)
+    if not isinstance(value, bool):
+        raise ReportError(f"{key}= must be true or false, got {value!r}")
+    return value
 
 
 def _precision(value: object) -> int:

@@ -108,6 +108,22 @@ class Pivot:
             cells=cells,
         )
 
+    def with_mean_row(self) -> Pivot:
+        """A last row `mean` whose cell in each col pools every row's values of that col
+        (n = all their runs), e.g. the mean over languages of a per-language table."""
+        label = ("mean",) * len(self.row_keys)
+        if not self.row_keys or label in self.rows:
+            return self
+        cells = dict(self.cells)
+        for col in self.cols:
+            pooled = Cell()
+            for row in self.rows:
+                cell = self.cell(row, col)
+                pooled.values += cell.values
+                pooled.runs += cell.runs
+            cells[(label, col)] = pooled
+        return replace(self, rows=[*self.rows, label], cells=cells)
+
     def missing_cells(self) -> list[tuple[Label, Label]]:
         """Expected row×col pairs that no completed run filled."""
         return [(r, c) for r in self.rows for c in self.cols if not self.cell(r, c).n]

@@ -54,6 +54,8 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
         pivot = build_pivot(
             runs, options.rows, options.cols, metric, options.is_lower_better(metric)
         )
+        if options.mean_row:
+            pivot = pivot.with_mean_row()
         files = write_tables(pivot, out_dir, options.precision, slugs[metric])
         artifacts.update(files)
         sections.append(TableSection(pivot, list(files.values()), varying_keys(pivot)))

@@ -120,9 +120,18 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     final = save_classifier(output_dir / "checkpoints" / "final.ckpt", model, spec)
     log_model_artifact(trainer.loggers, str(final), f"model-{target.code}")
     finish_loggers(trainer)
+    # What tuning changed on each language measured before it: the target's gain over its
+    # zero-shot accuracy, and on the others what was kept (negative: forgotten).
+    gains = {
+        key.replace("zeroshot/", "gain/", 1): module.final[key.replace("zeroshot/", "test/", 1)]
+        - value
+        for key, value in zero_shot.items()
+        if key.endswith("/acc") and key.replace("zeroshot/", "test/", 1) in module.final
+    }
     metrics = {
         **zero_shot,
         **module.final,
+        **gains,
         "train_time_s": round(train_time, 3),
         "trainable_params": trainable,
         "total_params": sum(p.numel() for p in model.parameters()),
