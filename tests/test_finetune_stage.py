@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 
 from xlvision.bundle import load_bundle
 from xlvision.config import compose_config
+from xlvision.config.errors import ConfigError
 from xlvision.stages.finetune import finetune
 from xlvision.stages.pipeline import pipeline
 from xlvision.stages.runner import run_stage
@@ -134,3 +136,45 @@ def test_pipeline_reuses_identical_pretraining(tmp_path, capsys):
     run("c", "seed=1")  # a different seed is a different source model
     record = json.loads((tmp_path / "c" / "pretrain" / "metrics.json").read_text())
     assert "reused_from" not in record["artifacts"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("pipeline.targets=[kn,xx]", "pipeline.targets='xx' is not allowed: language codes"),
+        ("pipeline.sources=[en,yy]", "pipeline.sources='yy' is not allowed: language codes"),
+        ("pipeline.sources=[]", "pipeline.sources=[] is not allowed: at least one language"),
+    ],
+)
+def test_pipeline_languages_are_checked_before_any_training(tmp_path, override, message):
+    cfg = compose_config(
+        [f"paths.output_dir={tmp_path / 'pipe'}", "debug=fast", override], config_name="pipeline"
+    )
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        pipeline(cfg)
+    assert not (tmp_path / "pipe").exists() or not any((tmp_path / "pipe").iterdir())
+
+
+def test_pipeline_pretrains_on_all_languages_and_tunes_each_own_head(tmp_path):
+    from xlvision.languages import available_languages
+
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path / 'pipe'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "debug=fast",
+            "pipeline.sources=[all]",
+            "pipeline.targets=[kn,th]",
+            "data.train_per_class=10",
+            "data.val_per_class=2",
+            "data.test_per_class=2",
+            "~integrate",
+        ],
+        config_name="pipeline",
+    )
+    metrics, _ = pipeline(cfg)
+    pretrained = {k.split("/")[2] for k in metrics if k.startswith("pretrain/test/")}
+    assert set(available_languages()) <= pretrained
+    for code in ("kn", "th"):  # each target starts from its own pretrained head
+        config = (tmp_path / "pipe" / f"finetune_{code}" / "config.yaml").read_text()
+        assert f"source_language: {code}" in config

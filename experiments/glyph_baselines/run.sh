@@ -3,18 +3,20 @@
 # held-out fonts; RESULTS.md is written from xlv-report's tables of this sweep.
 #   bash experiments/glyph_baselines/run.sh                 # sweep, report, RESULTS.md
 #   bash experiments/glyph_baselines/run.sh --report-only   # report the finished sweep again
+#   XLV_ARGS='device=auto hydra/launcher=joblib' bash …/run.sh   # extra overrides for every run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+XLV_ARGS=${XLV_ARGS:-}
 here=experiments/glyph_baselines
 sweep=outputs/experiments/glyph_baselines
 report=outputs/experiments/glyph_baselines_report
 languages=$(ls conf/language | sed 's/\.yaml$//' | paste -sd, -)
 
 if [ "${1:-}" != "--report-only" ]; then
-  rm -rf "$sweep"
+  rm -rf "$sweep" && mkdir -p "$sweep" && bash experiments/machine.sh > "$sweep/machine.txt"
   .venv/bin/xlv-train -m "language=$languages" model=net seed=0 \
     data.train_per_class=1000 trainer.max_epochs=3 trainer.enable_progress_bar=false \
-    "hydra.sweep.dir=$sweep"
+    $XLV_ARGS "hydra.sweep.dir=$sweep"
 fi
 rm -rf "$report"
 .venv/bin/xlv-report "runs=[$sweep]" rows=language cols=model \
@@ -23,7 +25,7 @@ rm -rf "$report"
 {
   cat "$here/header.md"
   echo
-  echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
+  echo "Machine: $(cat "$sweep/machine.txt" 2>/dev/null || bash experiments/machine.sh)."
   echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seed 0."
   for metric in acc recall f1; do
     echo

@@ -89,11 +89,33 @@ def report_config(root: Path, runs: list[Path]) -> DictConfig:
     return cfg
 
 
+ALL = "all"
+"""`pipeline.sources=[all]`: pretrain on every language of conf/language/."""
+
+
+def pipeline_languages(cfg: DictConfig) -> tuple[list[str], list[str]]:
+    """The pretraining and the target languages, checked before anything trains."""
+    known = available_languages()
+    sources, targets = list(cfg.pipeline.sources), list(cfg.pipeline.targets)
+    if ALL in sources:
+        sources = known
+    for key, codes in (("pipeline.sources", sources), ("pipeline.targets", targets)):
+        unknown = [c for c in codes if c not in known]
+        if unknown:
+            also = " or all" if key == "pipeline.sources" else ""
+            raise ConfigError(
+                key, unknown[0], f"language codes of conf/language/ ({', '.join(known)}){also}"
+            )
+    if not sources and cfg.pipeline.pretrain:
+        raise ConfigError("pipeline.sources", [], "at least one language to pretrain on")
+    return sources, targets
+
+
 def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     """Every stage is recorded in its own subdir, so a crash keeps what finished."""
     console = Console(stderr=True)
     root = Path(cfg.paths.output_dir)
-    sources, targets = list(cfg.pipeline.sources), list(cfg.pipeline.targets)
+    sources, targets = pipeline_languages(cfg)
     method = cfg.integrate.name if cfg.get("integrate") is not None else None
     if method == "unified" and not cfg.pipeline.pretrain:
         raise ConfigError(
@@ -109,7 +131,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         raise ConfigError(f"data.sources.{unknown[0]}", "…", f"a language: {', '.join(known)}")
     steps = int(cfg.pipeline.pretrain) + len(targets) + (2 if method else 0)
     metrics, runs, checkpoint, tuned = {}, [], None, {}
-    finetune_conf = OmegaConf.merge(cfg.finetune, {"source_language": sources[0]})
+    finetune_conf = cfg.finetune
     if cfg.pipeline.pretrain:
         console.rule(f"[1/{steps}] pretrain on {'+'.join(sources)}")
         pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None, integrate=None)
@@ -129,13 +151,19 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         step += 1
         console.rule(f"[{step}/{steps}] fine-tune on {code} ({cfg.finetune.name})")
         run_dir = root / f"finetune_{code}"
+        head = finetune_conf
+        if cfg.pipeline.pretrain and not finetune_conf.source_language:
+            # The target's own pretrained head when it was a source, else the first source's.
+            head = OmegaConf.merge(
+                finetune_conf, {"source_language": code if code in sources else sources[0]}
+            )
         sub = stage_config(
             cfg,
             "finetune",
             [code],
             run_dir,
             base=checkpoint,
-            finetune=finetune_conf,
+            finetune=head,
             integrate=None,
         )
         tuned_metrics, tuned_artifacts = run_stage(finetune, sub)
