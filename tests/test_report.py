@@ -64,10 +64,16 @@ def test_report_yaml_composes_and_validates(tmp_path: Path) -> None:
 
 
 def test_report_yaml_puts_the_hydra_run_dir_under_outputs_reports(tmp_path: Path) -> None:
+    from xlvision.config.resolvers import register_resolvers
+
+    register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name="report", overrides=["runs=x"], return_hydra_config=True)
+        again = compose(config_name="report", overrides=["runs=x"], return_hydra_config=True)
     assert cfg.hydra.run.dir == cfg.report.out_dir
     assert str(cfg.report.out_dir).startswith("outputs/reports/20")
+    # Two reports started in the same second write to two dirs (a random suffix, as runs get).
+    assert cfg.report.out_dir != again.report.out_dir
     assert cfg.hydra.output_subdir is None and cfg.hydra.job.chdir is False
     assert list(cfg.metric) == [ACC] and list(cfg.rows) == ["language"]
 

@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from xlvision.config.paths import config_dir
+from xlvision.config.resolvers import register_resolvers
 from xlvision.report import ReportError, report
 
 _BARE_PLACEHOLDER = re.compile(r"(?<!\\)\{lang\}")
@@ -36,6 +37,7 @@ def escape_placeholder(arg: str) -> str:
 def main() -> None:
     """Console script `xlv-report`."""
     sys.argv = [sys.argv[0], *map(escape_placeholder, sys.argv[1:])]
+    register_resolvers()  # the out dir's ${xlv.uid:} suffix
     _run()
 
 
