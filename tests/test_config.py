@@ -90,6 +90,9 @@ def test_misspelt_key_is_refused_with_its_full_name():
         ("data.augment.scale=[1.1,0.7]", "data.augment.scale"),
         ("data.augment.pen=[-1.0,2.0]", "data.augment.pen"),
         ("data.augment.blur=[0.5]", "data.augment.blur"),
+        ("trainer.limit_train_batches=0", "trainer.limit_train_batches"),
+        ("trainer.limit_val_batches=1.5", "trainer.limit_val_batches"),
+        ("trainer.limit_test_batches=-1", "trainer.limit_test_batches"),
     ],
 )
 def test_bad_values_fail_with_key_value_and_allowed(override, key):
@@ -99,6 +102,23 @@ def test_bad_values_fail_with_key_value_and_allowed(override, key):
     assert str(err.value).startswith(f"{key}=")
     assert value in str(err.value).replace(", ", ",")  # lists print as [a, b]
     assert "allowed" in str(err.value)
+
+
+def test_limit_batches_int_is_a_count_float_a_fraction(tmp_path):
+    # As in Lightning: 1 is one batch, 1.0 all of them; an int must stay an int to mean that.
+    cfg = compose_config(
+        [
+            "trainer.limit_train_batches=1",
+            "trainer.limit_val_batches=1.0",
+            f"paths.output_dir={tmp_path}",
+        ]
+    )
+    assert cfg.trainer.limit_train_batches == 1
+    assert isinstance(cfg.trainer.limit_train_batches, int)
+    assert isinstance(cfg.trainer.limit_val_batches, float)
+    assert cfg.trainer.limit_test_batches == 1.0 and isinstance(
+        cfg.trainer.limit_test_batches, float
+    )
 
 
 def test_wrong_type_is_refused():

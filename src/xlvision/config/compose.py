@@ -62,7 +62,12 @@ def _range(low: float) -> Callable[[Any], bool]:
 
 
 def _fraction_or_count(v: Any) -> bool:
-    return isinstance(v, int | float) and v > 0 and (v <= 1.0 or float(v).is_integer())
+    """A float in (0, 1] (a fraction of the batches) or an int >= 1 (a batch count)."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return v >= 1
+    return isinstance(v, float) and 0 < v <= 1.0
 
 
 # (key, check, what is allowed). Keys absent from a config are skipped.
@@ -96,9 +101,9 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("objective.shared_digits", _non_negative, "a loss weight >= 0"),
     ("objective.script_id", _non_negative, "a loss weight >= 0"),
     ("trainer.max_epochs", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
-    ("trainer.limit_train_batches", _fraction_or_count, "a fraction in (0, 1] or a count"),
-    ("trainer.limit_val_batches", _fraction_or_count, "a fraction in (0, 1] or a count"),
-    ("trainer.limit_test_batches", _fraction_or_count, "a fraction in (0, 1] or a count"),
+    ("trainer.limit_train_batches", _fraction_or_count, "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)"),
+    ("trainer.limit_val_batches", _fraction_or_count, "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)"),
+    ("trainer.limit_test_batches", _fraction_or_count, "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)"),
     ("trainer.gradient_clip_val", _non_negative, "a number >= 0"),
     (
         "device.accelerator",

@@ -131,9 +131,11 @@ class PathsConf:
 @dataclass
 class TrainerConf:
     max_epochs: int = 4
-    limit_train_batches: float = 1.0
-    limit_val_batches: float = 1.0
-    limit_test_batches: float = 1.0
+    # As in Lightning: a float is a fraction of the batches (1.0: all), an int a batch count
+    # (1: one batch). Typed Any so an int stays an int.
+    limit_train_batches: Any = 1.0
+    limit_val_batches: Any = 1.0
+    limit_test_batches: Any = 1.0
     log_every_n_steps: int = 20
     gradient_clip_val: float = 0.0
     deterministic: bool = False
