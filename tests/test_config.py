@@ -160,3 +160,27 @@ def test_console_defaults_go_after_flags_and_yield_to_the_command_line():
     ]
     assert with_defaults(["--cfg", "job"], defaults)[:2] == ["--cfg", "job"]
     assert with_defaults(["~integrate", "stage=x"], defaults) == ["~integrate", "stage=x"]
+
+
+@pytest.mark.parametrize("override", ["+foo=1", "+ckpt_path=x/last.ckpt", "+trainer.foo=2"])
+def test_appended_unknown_key_is_refused(override):
+    key = override[1:].split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key}=.* no such key in the config"):
+        compose_config([override])
+
+
+def test_appended_keys_inside_free_mappings_pass(tmp_path):
+    cfg = compose_config(["+logger.extra.flag=1", f"paths.output_dir={tmp_path}"])
+    assert cfg.logger.extra.flag == 1
+
+
+def test_cli_refuses_an_appended_unknown_key_in_one_line(tmp_path):
+    from conftest import run_cli
+
+    result = run_cli("xlv-train", "+ckpt_path=runs/x/last.ckpt", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "xlv-train: config error: ckpt_path='runs/x/last.ckpt' is not allowed: "
+        "no such key in the config (a typo?)"
+    )
+    assert not (tmp_path / "outputs").exists()

@@ -16,7 +16,10 @@ from omegaconf.errors import OmegaConfBaseException
 from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
-from xlvision.config.schema import register_schemas
+from xlvision.config.schema import Config, EvalConfig, PredictConfig, register_schemas
+
+# The schema each primary config is merged onto; an appended `+key` must be one of its keys.
+SCHEMAS = {"config": Config, "pipeline": Config, "predict": PredictConfig, "eval": EvalConfig}
 
 
 def group_options(group: str, conf: Path | None = None) -> list[str]:
@@ -158,6 +161,38 @@ def _one_line(err: Exception) -> str:
     return " ".join(str(err).split())
 
 
+def schema_has_key(schema: Any, dotted: str) -> bool:
+    """Whether `dotted` names a key the structured schema declares, or one inside a field
+    whose contents are free (a mapping such as `language` or `logger`, or an `Any`)."""
+    node = OmegaConf.structured(schema)
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig) or OmegaConf.get_type(node) is dict:
+            return True
+        if part not in node:
+            return False
+        node = node._get_node(part)
+        node = node if isinstance(node, DictConfig | ListConfig) else None
+    return True
+
+
+def check_appended_keys(overrides: Sequence[str], config_name: str, conf: Path) -> None:
+    """`+key=value` adds a key Hydra would otherwise refuse; refuse one the schema lacks
+    (`+ckpt_path=…` would run and be ignored). Groups (`+experiment=…`) and `++` pass."""
+    schema = SCHEMAS.get(config_name)
+    if schema is None:
+        return
+    for item in overrides:
+        if not item.startswith("+") or item.startswith("++") or "=" not in item:
+            continue
+        key = item[1:].partition("=")[0].strip()
+        if key.startswith("hydra.") or (conf / key.replace(".", "/")).is_dir():
+            continue
+        if not schema_has_key(schema, key):
+            raise ConfigError(
+                key.split("@")[0], item.partition("=")[2], "no such key in the config (a typo?)"
+            )
+
+
 def compose_config(
     overrides: Sequence[str] = (), config_name: str = "config", validate: bool = True
 ) -> DictConfig:
@@ -168,6 +203,7 @@ def compose_config(
     register_resolvers()
     register_schemas()
     conf = config_dir()
+    check_appended_keys(overrides, config_name, conf)
     for item in overrides:
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
