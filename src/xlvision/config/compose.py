@@ -104,9 +104,21 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("objective.shared_digits", _non_negative, "a loss weight >= 0"),
     ("objective.script_id", _non_negative, "a loss weight >= 0"),
     ("trainer.max_epochs", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
-    ("trainer.limit_train_batches", _fraction_or_count, "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)"),
-    ("trainer.limit_val_batches", _fraction_or_count, "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)"),
-    ("trainer.limit_test_batches", _fraction_or_count, "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)"),
+    (
+        "trainer.limit_train_batches",
+        _fraction_or_count,
+        "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)",
+    ),
+    (
+        "trainer.limit_val_batches",
+        _fraction_or_count,
+        "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)",
+    ),
+    (
+        "trainer.limit_test_batches",
+        _fraction_or_count,
+        "a fraction in (0.0, 1.0] or a batch count >= 1 (an int)",
+    ),
     ("trainer.gradient_clip_val", _non_negative, "a number >= 0"),
     (
         "device.accelerator",
