@@ -127,6 +127,24 @@ def test_run_status_and_corrupt_metrics_warn_once(sweep: Path, caplog) -> None:
     assert runs[0].label("integrate") == "none"
 
 
+def test_a_running_record_whose_process_is_gone_reads_as_interrupted(tmp_path: Path) -> None:
+    import json as _json
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    records = {"killed": int(dead.stdout), "going": os.getpid()}
+    for name, pid in records.items():
+        run_dir = write_run(tmp_path / "sweep" / name, ["kn"], "net", 0)
+        record = {"status": "running", "stage": "train", "metrics": {}, "artifacts": {"pid": pid}}
+        (run_dir / "metrics.json").write_text(_json.dumps(record))
+    runs = {run.path.name: run for run in collect_runs([str(tmp_path / "sweep")])}
+    assert runs["killed"].status == "interrupted" and "interrupted" in runs["killed"].error
+    assert runs["going"].status == "running"
+    cell = build_pivot([runs["killed"]], ["language"], ["model"], ACC).cell(("kn",), ("net",))
+    assert cell.status == "interrupted"
+
+
 def test_config_falls_back_to_hydra_files(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", ["kn"], "resnet18", 4, {"test/kn/acc": 0.5})
     (run_dir / "config.yaml").rename(run_dir / ".hydra" / "config.yaml")
@@ -292,6 +310,8 @@ def test_report_writes_every_artifact(sweep: Path, tmp_path: Path, capsys) -> No
         "report/completed": 7,
         "report/failed": 2,
         "report/incomplete": 1,
+        "report/interrupted": 0,
+        "report/running": 0,
         "report/missing_cells": 6,
     }
     out = tmp_path / "out"

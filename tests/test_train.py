@@ -90,3 +90,43 @@ def test_wandb_offline_run_records_the_metrics(make_config, tmp_path, monkeypatc
     logged = logged_values(logs[0])
     assert logged["test/en/acc"] == pytest.approx(metrics["test/en/acc"])
     assert logged["val/en/f1"] == pytest.approx(metrics["val/en/f1"])
+
+
+def test_a_run_records_running_from_its_start(make_config, tmp_path):
+    seen = {}
+
+    def peek(cfg):
+        seen.update(read_metrics(cfg.paths.output_dir))
+        return {"x": 1.0}, {}
+
+    run_stage(peek, make_config())
+    assert seen["status"] == "running" and seen["artifacts"]["pid"] > 0
+    assert read_metrics(tmp_path / "run")["status"] == "completed"
+
+
+def test_a_dir_holding_a_run_is_never_written_over(make_config, tmp_path):
+    from xlvision.stages.runner import RunDirError
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"status": "running"}')
+    (run_dir / "config.yaml").write_text("seed: 7\n")
+    with pytest.raises(RunDirError, match=f"^{run_dir} already holds a run"):
+        run_stage(lambda cfg: ({}, {}), make_config())
+    assert (run_dir / "metrics.json").read_text() == '{"status": "running"}'
+    assert (run_dir / "config.yaml").read_text() == "seed: 7\n"
+
+
+def test_cli_refuses_a_run_dir_holding_a_run_in_one_line(tmp_path):
+    from conftest import run_cli
+
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"status": "completed", "metrics": {}}')
+    result = run_cli("xlv-train", "debug=fast", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"xlv-train: {run_dir} already holds a run (its metrics.json); give another "
+        "hydra.run.dir, or delete that one"
+    )
+    assert sorted(p.name for p in run_dir.iterdir() if p.name != ".hydra") == ["metrics.json"]

@@ -8,17 +8,20 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
 from xlvision.data.errors import DataError
-from xlvision.stages.runner import Stage, run_stage
+from xlvision.stages.outputs import holds_run
+from xlvision.stages.runner import RunDirError, Stage, run_stage
+from xlvision.training.fit import ResumeError
 
 PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve"}
 
@@ -48,7 +51,19 @@ def check_command_line(argv: list[str], config_name: str) -> None:
         return
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     for combo in override_combinations(overrides):
-        compose_config(combo, config_name=config_name)
+        cfg = compose_config(combo, config_name=config_name)
+    if "-m" in argv or "--multirun" in argv:
+        return  # each job's dir is checked when it starts (run_stage)
+    # A single run's dir is known now: refuse one that holds a run before Hydra writes there.
+    try:
+        run_dir = OmegaConf.select(cfg, "hydra.run.dir")
+    except Exception:  # an interpolation only Hydra's job can resolve
+        return
+    if run_dir and holds_run(run_dir) and config_name != "report":
+        raise RunDirError(
+            f"{run_dir} already holds a run (its metrics.json); give another "
+            "hydra.run.dir, or delete that one"
+        )
 
 
 def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
@@ -61,6 +76,33 @@ def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
         len(argv),
     )
     return argv[:first] + added + argv[first:]
+
+
+def resume_config(argv: list[str], stage: str) -> DictConfig:
+    """`resume=<run dir>` and nothing else: that run's own config.yaml, pointed at its dir."""
+    given = [a for a in argv if a.startswith("resume=")]
+    others = [a for a in argv if not a.startswith("resume=") and not a.startswith(("stage=",))]
+    if len(given) > 1 or others:
+        raise ResumeError(
+            "resume= takes no other argument: the run's config.yaml is its config "
+            f"(got {' '.join(others or given[1:])})"
+        )
+    run_dir = Path(given[0].partition("=")[2]).expanduser()
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise ResumeError(f"resume={run_dir}: no run there (no config.yaml)")
+    record = run_dir / "metrics.json"
+    if record.is_file() and '"status": "completed"' in record.read_text(errors="replace"):
+        raise ResumeError(f"resume={run_dir}: that run already completed")
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise ResumeError(f"resume={run_dir}: no checkpoints/last.ckpt to resume from")
+    cfg = OmegaConf.load(config_file)
+    if cfg.get("stage") != stage:
+        raise ResumeError(f"resume={run_dir}: a {cfg.get('stage')} run, not a {stage} run")
+    with open_dict(cfg):
+        cfg.resume = str(run_dir)
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
 
 
 def quiet_libraries() -> None:
@@ -90,6 +132,7 @@ def console_main(
     """
     register_resolvers()
     register_schemas()
+    stage_name = (defaults or {}).get("stage", "pipeline" if config_name == "pipeline" else "train")
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def job(cfg: DictConfig) -> float | None:
@@ -98,19 +141,41 @@ def console_main(
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
-        except (DataError, *user_errors) as err:
+        except (DataError, RunDirError, ResumeError, *user_errors) as err:
             print(f"{prog}: {err}", file=sys.stderr)
             sys.exit(1)
         return metrics.get(cfg.get("monitor", ""))
 
+    def run_guarded(cfg: DictConfig) -> None:
+        try:
+            run_stage(stage, cfg)
+        except ConfigError as err:
+            print(f"{prog}: config error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except (DataError, RunDirError, ResumeError, *user_errors) as err:
+            print(f"{prog}: {err}", file=sys.stderr)
+            sys.exit(1)
+
     def main() -> None:
         quiet_libraries()
+        resume = [a for a in sys.argv[1:] if a.startswith("resume=")]
+        if resume:
+            try:
+                cfg = resume_config(sys.argv[1:], stage_name)
+            except ResumeError as err:
+                print(f"{prog}: {err}", file=sys.stderr)
+                sys.exit(2)
+            run_guarded(cfg)
+            return
         sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], defaults or {})]
         try:
             check_command_line(sys.argv[1:], config_name)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
+        except RunDirError as err:
+            print(f"{prog}: {err}", file=sys.stderr)
+            sys.exit(1)
         except Exception as err:  # a malformed override: Hydra's parser explains it
             detail = " ".join(str(err).split()) or traceback.format_exc(limit=1)
             print(f"{prog}: bad command line: {detail}", file=sys.stderr)

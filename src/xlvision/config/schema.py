@@ -165,6 +165,8 @@ class Config:
     stage: str = "train"
     seed: int = 0
     base: str | None = None
+    # A run dir to continue from its last.ckpt (`xlv-train resume=<dir>`, nothing else given).
+    resume: str | None = None
     monitor: str = "val/mean/acc"
     trainer: TrainerConf = field(default_factory=TrainerConf)
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 RUN_MARKERS = ("config.yaml", "metrics.json")
 COMPLETED, FAILED, INCOMPLETE = "completed", "failed", "incomplete"
+RUNNING, INTERRUPTED = "running", "interrupted"
+"""A run's metrics.json says `running` from its start; if its process is gone it was killed."""
 UNSET = "none"
 """Label of a config key that is null or absent in a run."""
 
@@ -147,8 +150,8 @@ def load_run(path: Path) -> Run:
         if not isinstance(payload, dict):
             raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
         status = payload.get("status")
-        if status not in (COMPLETED, FAILED):
-            raise ValueError(f"status is {status!r}, expected 'completed' or 'failed'")
+        if status not in (COMPLETED, FAILED, RUNNING):
+            raise ValueError(f"status is {status!r}, expected 'completed', 'failed' or 'running'")
         metrics = payload.get("metrics") or {}
         if not isinstance(metrics, dict):
             raise ValueError("'metrics' is not a mapping")
@@ -156,6 +159,12 @@ def load_run(path: Path) -> Run:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         log.warning("%s: unreadable metrics.json (%s); counted as failed", metrics_file, reason)
         run.status, run.error = FAILED, f"unreadable metrics.json: {reason}"
+        return run
+    if status == RUNNING:
+        alive = _process_alive(payload.get("artifacts") or {})
+        run.status = RUNNING if alive else INTERRUPTED
+        run.stage = payload.get("stage")
+        run.error = None if alive else "interrupted: its process ended before the run finished"
         return run
     run.status = status
     run.stage = payload.get("stage")
@@ -167,6 +176,23 @@ def load_run(path: Path) -> Run:
     }
     run.confusion = _read_confusion(payload.get("confusion"), metrics_file)
     return run
+
+
+def _process_alive(record: dict) -> bool:
+    """Whether the process that wrote `running` still exists (on this host; another host's
+    run cannot be checked from here and counts as running)."""
+    pid, host = record.get("pid"), record.get("host")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if host and host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def collect_runs(patterns: Sequence[str], base: Path | None = None) -> list[Run]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from omegaconf import OmegaConf
 
-from xlvision.report.collect import COMPLETED, FAILED, Run, natural_key
+from xlvision.report.collect import COMPLETED, FAILED, INTERRUPTED, Run, natural_key
 from xlvision.report.options import LANG, LANG_PLACEHOLDER
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class Cell:
         if self.failed:
             return "failed"
         if self.incomplete:
-            return "incomplete"
+            interrupted = all(run.status == INTERRUPTED for run in self.incomplete)
+            return INTERRUPTED if interrupted else "incomplete"
         return "no metric" if self.without_metric else "missing"
 
 

@@ -17,6 +17,8 @@ from xlvision.report.collect import (
     COMPLETED,
     FAILED,
     INCOMPLETE,
+    INTERRUPTED,
+    RUNNING,
     UNSET,
     Run,
     collect_runs,
@@ -75,6 +77,8 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
         "report/completed": sum(run.status == COMPLETED for run in runs),
         "report/failed": sum(run.status == FAILED for run in runs),
         "report/incomplete": sum(run.status == INCOMPLETE for run in runs),
+        "report/interrupted": sum(run.status == INTERRUPTED for run in runs),
+        "report/running": sum(run.status == RUNNING for run in runs),
         "report/missing_cells": sum(len(s.pivot.missing_cells()) for s in sections),
     }
     return metrics, artifacts

@@ -29,7 +29,8 @@ def cell_parts(cell: Cell, precision: int) -> tuple[str, str]:
         (what, len(runs))
         for what, runs in (
             ("failed", cell.failed),
-            ("incomplete", cell.incomplete),
+            ("interrupted", [r for r in cell.incomplete if r.status == "interrupted"]),
+            ("incomplete", [r for r in cell.incomplete if r.status != "interrupted"]),
             ("no metric", cell.without_metric),
         )
         if runs

@@ -24,7 +24,7 @@ from xlvision.training.builders import (
     finish_loggers,
 )
 from xlvision.training.callbacks import FrozenBatchNorm
-from xlvision.training.fit import fit_and_test
+from xlvision.training.fit import fit_and_test, resume_point
 from xlvision.training.module import DigitClassifierModule
 from xlvision.training.tracking import log_model_artifact
 
@@ -101,6 +101,7 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     )
     tags = [target.code, spec["name"], cfg.stage, conf.name]
     # The best epoch is the target's: the source languages are only measured, not optimized.
+    resume = resume_point(cfg, output_dir)  # before the Trainer's CSV logger clears the log
     trainer = build_trainer(
         cfg, output_dir, tags=tags, callbacks=[FrozenBatchNorm()], monitor=f"val/{target.code}/acc"
     )
@@ -113,7 +114,7 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
         module.test_metrics.stage = "test"
         zero_shot, module.final = dict(module.final), {}
 
-    train_time, best = fit_and_test(trainer, module, data)
+    train_time, best = fit_and_test(trainer, module, data, resume)
     trainable = sum(p.numel() for g in groups for p in g["params"])
     if conf.name == "lora":
         merge_lora(model.backbone)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
+RUNNING = "running"
 
 
 def _clean(value: Any) -> Any:
@@ -46,11 +49,19 @@ def write_metrics(
     metrics: dict[str, Any],
     artifacts: dict[str, Any] | None = None,
     error: str | None = None,
+    status: str | None = None,
 ) -> Path:
-    """`{"status", "stage", "metrics", "confusion", "artifacts", "error"}`, written atomically."""
+    """`{"status", "stage", "metrics", "confusion", "artifacts", "error"}`, written atomically.
+
+    `status` is `completed` or `failed` (with `error`); `running` (written when a stage
+    starts, with the process id and host) tells a report a run that never finished apart
+    from one still going.
+    """
     artifacts = dict(artifacts or {})
+    if status == RUNNING:
+        artifacts.update(pid=os.getpid(), host=socket.gethostname())
     record = {
-        "status": "failed" if error else "completed",
+        "status": status or ("failed" if error else "completed"),
         "stage": stage,
         "metrics": _clean(metrics),
         "confusion": _clean(artifacts.pop("confusion", None) or {}),
@@ -63,6 +74,11 @@ def write_metrics(
     tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
     tmp.replace(path)
     return path
+
+
+def holds_run(run_dir: str | Path) -> bool:
+    """Whether a run (finished, failed, killed or going) already recorded itself here."""
+    return (Path(run_dir) / METRICS_FILE).is_file()
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:

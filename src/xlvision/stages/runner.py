@@ -11,10 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from xlvision.config import validate_config
-from xlvision.stages.outputs import write_config, write_metrics
+from xlvision.stages.outputs import RUNNING, holds_run, write_config, write_metrics
 from xlvision.training.metrics import METRICS
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
+
+
+class RunDirError(RuntimeError):
+    """The output dir already holds a run: nothing is written over it."""
 
 
 def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:
@@ -54,7 +58,13 @@ def run_stage(stage: Stage, cfg: DictConfig) -> tuple[dict, dict]:
     output_dir = Path(cfg.paths.output_dir)
     main = is_main_process()
     if main:
+        if holds_run(output_dir) and not cfg.get("resume"):
+            raise RunDirError(
+                f"{output_dir} already holds a run (its metrics.json); give another "
+                "hydra.run.dir, or delete that one"
+            )
         write_config(cfg, output_dir)
+        write_metrics(output_dir, cfg.stage, {}, status=RUNNING)
     try:
         validate_config(cfg)
         metrics, artifacts = stage(cfg)

@@ -20,7 +20,7 @@ from xlvision.training.builders import (
     build_trainer,
     finish_loggers,
 )
-from xlvision.training.fit import fit_and_test
+from xlvision.training.fit import fit_and_test, resume_point
 from xlvision.training.metrics import classification_metrics
 from xlvision.training.module import DigitClassifierModule
 from xlvision.training.tracking import log_model_artifact
@@ -87,9 +87,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         groups=[lang.group for lang in languages],
         language_prior=data.language_shares(),
     )
+    resume = resume_point(cfg, output_dir)  # before the Trainer's CSV logger clears the log
     trainer = build_trainer(cfg, output_dir, tags=[*codes, cfg.model.name, cfg.stage])
 
-    train_time, best = fit_and_test(trainer, module, data)
+    train_time, best = fit_and_test(trainer, module, data, resume)
     by_source = source_metrics(module.model, data, "test")
     log_model_artifact(trainer.loggers, best, "model")
     finish_loggers(trainer)

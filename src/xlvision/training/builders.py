@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from xlvision.stages.outputs import resolved_config
+from xlvision.training.callbacks import RngState
 
 STEP_SCHEDULERS = {"torch.optim.lr_scheduler.OneCycleLR"}
 
@@ -81,7 +82,7 @@ def build_trainer(
         mode="max",
         save_last=True,
     )
-    callbacks = [checkpoint, *callbacks]
+    callbacks = [checkpoint, RngState(), *callbacks]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar(leave=False))
     return L.Trainer(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import lightning as L
+import numpy as np
+import torch
 
 from xlvision.finetune.strategies import keep_frozen_bn_eval
 
@@ -12,3 +16,30 @@ class FrozenBatchNorm(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         keep_frozen_bn_eval(pl_module.model)
+
+
+class RngState(L.Callback):
+    """The Python, NumPy and torch random states travel in every checkpoint, so a run resumed
+    from `last.ckpt` draws the same shuffles and augmentations as one never interrupted."""
+
+    def state_dict(self) -> dict:
+        # Plain types and tensors only, so checkpoints still load with weights_only=True.
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        version, internal, gauss = random.getstate()
+        state = {
+            "python": [version, list(internal), gauss],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        version, internal, gauss = state_dict["python"]
+        random.setstate((version, tuple(internal), gauss))
+        name, keys, pos, has_gauss, cached = state_dict["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])

@@ -1,0 +1,105 @@
+"""Resume: a run killed with SIGKILL mid-training continues from last.ckpt to the same end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SCRIPTS, run_cli
+
+# Deterministic, four epochs of 50 steps: long enough to be killed mid-run.
+ARGS = [
+    "debug=fast",
+    "language=kn",
+    "data.train_per_class=80",
+    "data.batch_size=16",
+    "trainer.limit_train_batches=1.0",
+    "trainer.max_epochs=4",
+    "trainer.deterministic=true",
+]
+
+
+def final_test_metrics(run_dir: Path) -> dict:
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "completed", record.get("error")
+    return {k: v for k, v in record["metrics"].items() if k.startswith("test/")}
+
+
+def val_epochs(run_dir: Path) -> list[int]:
+    with (run_dir / "csv" / "metrics.csv").open() as file:
+        return [int(float(r["epoch"])) for r in csv.DictReader(file) if r.get("val/kn/acc")]
+
+
+def kill_after_first_checkpoint(run_dir: Path, cwd: Path) -> None:
+    """Start xlv-train, SIGKILL it once epoch 1's last.ckpt is on disk, mid-epoch 2."""
+    env = {**os.environ, "XLV_CACHE_DIR": str(cwd / "cache")}
+    proc = subprocess.Popen(
+        [str(SCRIPTS / "xlv-train"), *ARGS, f"hydra.run.dir={run_dir}"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 600
+    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "running"  # killed before it finished
+
+
+def test_killed_run_resumes_to_the_same_metrics(tmp_path):
+    full = tmp_path / "full"
+    assert run_cli("xlv-train", *ARGS, f"hydra.run.dir={full}", cwd=tmp_path).returncode == 0
+    killed = tmp_path / "killed"
+    kill_after_first_checkpoint(killed, tmp_path)
+
+    # The report sees the killed run as interrupted.
+    report = run_cli(
+        "xlv-report", f"runs=[{killed}]", f"report.out_dir={tmp_path / 'report'}", cwd=tmp_path
+    )
+    assert report.returncode == 0 and "interrupted" in report.stdout + report.stderr
+
+    result = run_cli("xlv-train", f"resume={killed}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert final_test_metrics(killed) == pytest.approx(final_test_metrics(full), abs=1e-6)
+    # The epochs before the kill are kept in the curve, each once.
+    assert val_epochs(killed) == val_epochs(full) == [0, 1, 2, 3, 4]  # 4: the final validate
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("none", "no run there (no config.yaml)"),
+        ("completed", "that run already completed"),
+        ("no_ckpt", "no checkpoints/last.ckpt to resume from"),
+        ("extra", "resume= takes no other argument"),
+    ],
+)
+def test_resume_mistakes_are_one_line(tmp_path, setup, message):
+    run_dir = tmp_path / "run"
+    extra = []
+    if setup != "none":
+        run_dir.mkdir()
+        (run_dir / "config.yaml").write_text("stage: train\n")
+        status = "completed" if setup == "completed" else "running"
+        (run_dir / "metrics.json").write_text(json.dumps({"status": status}))
+    if setup == "extra":
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+        extra = ["trainer.max_epochs=9"]
+    result = run_cli("xlv-train", f"resume={run_dir}", *extra, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xlv-train: ") and message in lines[0]
