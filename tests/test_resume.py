@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -103,3 +104,37 @@ def test_resume_mistakes_are_one_line(tmp_path, setup, message):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("xlv-train: ") and message in lines[0]
+
+
+def test_a_killed_pipeline_resumes_keeping_its_finished_stages(tmp_path):
+    from xlvision.cli.app import resume_config
+    from xlvision.config import compose_config
+    from xlvision.stages.pipeline import pipeline
+    from xlvision.stages.runner import run_stage
+
+    root = tmp_path / "pipe"
+    cfg = compose_config(
+        [
+            f"paths.output_dir={root}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "debug=fast",
+            "pipeline.targets=[kn,ar]",
+        ],
+        config_name="pipeline",
+    )
+    run_stage(pipeline, cfg)
+    kept = (root / "finetune_kn" / "metrics.json").read_text()
+    # As if killed during ar's fine-tuning: its record says running, nothing after it exists.
+    record = json.loads((root / "finetune_ar" / "metrics.json").read_text())
+    (root / "finetune_ar" / "metrics.json").write_text(json.dumps({**record, "status": "running"}))
+    for later in ("integrate", "eval"):
+        shutil.rmtree(root / later)
+    pipe_record = json.loads((root / "metrics.json").read_text())
+    (root / "metrics.json").write_text(json.dumps({**pipe_record, "status": "running"}))
+
+    resumed = resume_config([f"resume={root}"], "pipeline")
+    metrics, artifacts = run_stage(pipeline, resumed)
+    assert (root / "finetune_kn" / "metrics.json").read_text() == kept  # not rerun
+    for stage in ("finetune_ar", "integrate", "eval", "."):
+        assert json.loads((root / stage / "metrics.json").read_text())["status"] == "completed"
+    assert Path(artifacts["bundle"]).is_file() and "eval/test/ar/acc" in metrics

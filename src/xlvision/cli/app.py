@@ -94,7 +94,7 @@ def resume_config(argv: list[str], stage: str) -> DictConfig:
     record = run_dir / "metrics.json"
     if record.is_file() and '"status": "completed"' in record.read_text(errors="replace"):
         raise ResumeError(f"resume={run_dir}: that run already completed")
-    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+    if stage != "pipeline" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise ResumeError(f"resume={run_dir}: no checkpoints/last.ckpt to resume from")
     cfg = OmegaConf.load(config_file)
     if cfg.get("stage") != stage:
@@ -114,6 +114,8 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
+    # A resumed run writes into its own dir on purpose.
+    warnings.filterwarnings("ignore", message=r".*directory .* exists and is not empty.*")
 
 
 def console_main(

@@ -34,9 +34,28 @@ def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path
             sub.data.sources = {c: s for c, s in sub.data.sources.items() if c in codes}
         sub.paths.output_dir = str(output_dir)
         sub.pipeline = None
+        sub.resume = None  # a stage resumes only from its own last.ckpt (run_or_resume)
         for key, value in updates.items():
             sub[key] = value
     return sub
+
+
+def run_or_resume(stage, cfg: DictConfig, resume: bool, console: Console) -> tuple[dict, dict]:
+    """Run one stage of the pipeline; when the pipeline is resumed, a stage that completed is
+    read back, one with a last.ckpt continues from it, and one with neither runs again."""
+    run_dir = Path(cfg.paths.output_dir)
+    if resume and run_dir.is_dir():
+        record = read_metrics(run_dir) if (run_dir / "metrics.json").is_file() else {}
+        if record.get("status") == "completed":
+            console.print(f"{run_dir.name}: completed before, kept")
+            return record.get("metrics") or {}, record.get("artifacts") or {}
+        if (run_dir / "checkpoints" / "last.ckpt").is_file():
+            console.print(f"{run_dir.name}: resumed from its last.ckpt")
+            with open_dict(cfg):
+                cfg.resume = str(run_dir)
+        else:  # killed or failed before its first checkpoint: nothing to keep
+            shutil.rmtree(run_dir)
+    return run_stage(stage, cfg)
 
 
 def pretrain_key(cfg: DictConfig) -> str:
@@ -48,13 +67,16 @@ def pretrain_key(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def pretrain_once(cfg: DictConfig, run_dir: Path, reuse: bool, console: Console):
+def pretrain_once(cfg: DictConfig, run_dir: Path, reuse: bool, console: Console, resume=False):
     """Pretrain into `run_dir`, or copy a finished pretraining with the identical config.
 
     The cache holds the checkpoint, config.yaml and metrics.json of the first such run, so the
     jobs of a sweep that differ only downstream (k, strategy) share one source model.
     """
     cached = Path(cfg.paths.cache_dir) / "pretrain" / pretrain_key(cfg)
+    if resume and run_dir.is_dir():
+        metrics, artifacts = run_or_resume(train, cfg, True, console)
+        return metrics, {"checkpoint": artifacts["checkpoint"]}
     if reuse and (cached / "metrics.json").is_file():
         shutil.copytree(cached, run_dir, dirs_exist_ok=True)
         record = read_metrics(run_dir)
@@ -115,6 +137,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     """Every stage is recorded in its own subdir, so a crash keeps what finished."""
     console = Console(stderr=True)
     root = Path(cfg.paths.output_dir)
+    resume = bool(cfg.get("resume"))  # xlv-pipeline resume=<dir>: finished stages are kept
     sources, targets = pipeline_languages(cfg)
     method = cfg.integrate.name if cfg.get("integrate") is not None else None
     if method == "unified" and not cfg.pipeline.pretrain:
@@ -137,7 +160,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None, integrate=None)
         pre.data.shots_per_class = None  # k-shot budgets are for the targets
         pretrain_metrics, pretrain_artifacts = pretrain_once(
-            pre, root / "pretrain", cfg.pipeline.reuse_pretrain, console
+            pre, root / "pretrain", cfg.pipeline.reuse_pretrain, console, resume
         )
         checkpoint = pretrain_artifacts["checkpoint"]
         metrics = {f"pretrain/{k}": v for k, v in pretrain_metrics.items() if k.startswith("test/")}
@@ -166,7 +189,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
             finetune=head,
             integrate=None,
         )
-        tuned_metrics, tuned_artifacts = run_stage(finetune, sub)
+        tuned_metrics, tuned_artifacts = run_or_resume(finetune, sub, resume, console)
         tuned[code] = tuned_artifacts["checkpoint"]
         metrics.update(
             {f"finetune_{code}/{k}": v for k, v in tuned_metrics.items() if k.startswith("test/")}
@@ -179,11 +202,11 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         sub = stage_config(
             cfg, "integrate", bundled, root / "integrate", base=checkpoint, models=tuned
         )
-        integrated, integrate_artifacts = run_stage(integrate, sub)
+        integrated, integrate_artifacts = run_or_resume(integrate, sub, resume, console)
         artifacts["bundle"] = integrate_artifacts["bundle"]
         console.rule(f"[{steps}/{steps}] evaluate the bundle")
         sub = stage_config(cfg, "eval", bundled, root / "eval", bundle=artifacts["bundle"])
-        evaluated, _ = run_stage(evaluate, sub)
+        evaluated, _ = run_or_resume(evaluate, sub, resume, console)
         for stage, values in (("integrate", integrated), ("eval", evaluated)):
             metrics.update({f"{stage}/{k}": v for k, v in values.items() if k.startswith("test/")})
         runs += [root / "integrate", root / "eval"]
