@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -9,6 +10,7 @@ import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -19,9 +21,20 @@ from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
 from xlvision.data.errors import DataError
-from xlvision.stages.outputs import holds_run
-from xlvision.stages.runner import RunDirError, Stage, run_stage
-from xlvision.training.fit import ResumeError
+from xlvision.stages.outputs import ResumeError, RunDirError, holds_run
+
+Stage = Callable[[DictConfig], tuple[dict, dict]]
+Ref = Any  # a callable or exception class, or "module:name" imported on first use
+
+
+def load_ref(ref: Ref) -> Any:
+    """`"xlvision.stages.train:train"` → the function; anything else as it is. The console
+    scripts name their stage this way so `--help` and config errors never import torch."""
+    if isinstance(ref, str):
+        module, _, name = ref.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return ref
+
 
 PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve"}
 
@@ -119,11 +132,11 @@ def quiet_libraries() -> None:
 
 
 def console_main(
-    stage: Stage,
+    stage: Stage | str,
     config_name: str,
     prog: str,
     defaults: dict[str, str] | None = None,
-    user_errors: tuple[type[Exception], ...] = (),
+    user_errors: tuple[Ref, ...] = (),
 ) -> Callable[[], None]:
     """A console script for `stage` composed from `conf/<config_name>.yaml`.
 
@@ -138,23 +151,27 @@ def console_main(
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def job(cfg: DictConfig) -> float | None:
+        from xlvision.stages.runner import run_stage
+
         try:
-            metrics, _ = run_stage(stage, cfg)
+            metrics, _ = run_stage(load_ref(stage), cfg)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
-        except (DataError, RunDirError, ResumeError, *user_errors) as err:
+        except (DataError, RunDirError, ResumeError, *map(load_ref, user_errors)) as err:
             print(f"{prog}: {err}", file=sys.stderr)
             sys.exit(1)
         return metrics.get(cfg.get("monitor", ""))
 
     def run_guarded(cfg: DictConfig) -> None:
+        from xlvision.stages.runner import run_stage
+
         try:
-            run_stage(stage, cfg)
+            run_stage(load_ref(stage), cfg)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
-        except (DataError, RunDirError, ResumeError, *user_errors) as err:
+        except (DataError, RunDirError, ResumeError, *map(load_ref, user_errors)) as err:
             print(f"{prog}: {err}", file=sys.stderr)
             sys.exit(1)
 

@@ -1,10 +1,12 @@
 """xlv-finetune: `xlv-finetune base=<checkpoint> language=kn finetune=linear_probe`."""
 
 from xlvision.cli.app import console_main
-from xlvision.stages.finetune import finetune
 
 main = console_main(
-    finetune, "config", "xlv-finetune", defaults={"stage": "finetune", "finetune": "full"}
+    "xlvision.stages.finetune:finetune",
+    "config",
+    "xlv-finetune",
+    defaults={"stage": "finetune", "finetune": "full"},
 )
 
 if __name__ == "__main__":

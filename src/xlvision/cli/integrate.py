@@ -7,7 +7,6 @@ import re
 import sys
 
 from xlvision.cli.app import console_main
-from xlvision.stages.integrate import integrate
 
 _PAIRS = re.compile(r"^(\+?models)=\[(.*)\]$")
 
@@ -28,7 +27,9 @@ def main() -> None:
     defaults = {"stage": "integrate"}
     if not any(arg.startswith("experiment=") for arg in sys.argv[1:]):
         defaults["integrate"] = "routed"
-    console_main(integrate, "config", "xlv-integrate", defaults=defaults)()
+    console_main(
+        "xlvision.stages.integrate:integrate", "config", "xlv-integrate", defaults=defaults
+    )()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """xlv-pipeline: pretrain → fine-tune per target → report, e.g. `pipeline.targets=[kn,th]`."""
 
 from xlvision.cli.app import console_main
-from xlvision.stages.pipeline import pipeline
 
-main = console_main(pipeline, "pipeline", "xlv-pipeline")
+main = console_main("xlvision.stages.pipeline:pipeline", "pipeline", "xlv-pipeline")
 
 if __name__ == "__main__":
     main()

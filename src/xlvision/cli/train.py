@@ -1,9 +1,8 @@
 """xlv-train: train and test one model, e.g. `xlv-train language=[en,kn] model=resnet18`."""
 
 from xlvision.cli.app import console_main
-from xlvision.stages.train import train
 
-main = console_main(train, config_name="config", prog="xlv-train")
+main = console_main("xlvision.stages.train:train", config_name="config", prog="xlv-train")
 
 if __name__ == "__main__":
     main()

@@ -135,7 +135,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
 
 def validate_config(cfg: DictConfig) -> DictConfig:
     """Check value ranges and cross-key consistency; raise `ConfigError` on the first problem."""
-    from xlvision.models.registry import MODELS
+    from xlvision.models.names import MODEL_NAMES
 
     for key, check, allowed in RULES:
         value = OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=False)
@@ -157,8 +157,8 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         from xlvision.integrate.config import validate_integrate
 
         validate_integrate(cfg.integrate)
-    if "model" in cfg and cfg.model.name not in MODELS:
-        raise ConfigError("model.name", cfg.model.name, f"one of {', '.join(sorted(MODELS))}")
+    if "model" in cfg and cfg.model.name not in MODEL_NAMES:
+        raise ConfigError("model.name", cfg.model.name, f"one of {', '.join(sorted(MODEL_NAMES))}")
     return cfg
 
 

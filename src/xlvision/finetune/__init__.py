@@ -1,33 +1,36 @@
-"""Fine-tuning strategies: what to freeze, parameter groups, L2-SP and LoRA adapters."""
+"""Fine-tuning strategies: what to freeze, parameter groups, L2-SP and LoRA adapters.
 
-from xlvision.finetune.config import FinetuneConf, validate_finetune
-from xlvision.finetune.heads import init_head, resolve_source_language
-from xlvision.finetune.l2sp import l2sp_penalty, snapshot_backbone
-from xlvision.finetune.lora import LoRAConv2d, LoRALinear, add_lora, merge_lora
-from xlvision.finetune.strategies import (
-    apply_strategy,
-    frozen_batchnorm_modules,
-    groups_with_lr,
-    keep_frozen_bn_eval,
-    parameter_groups,
-    trainable_names,
-)
+Names load on first use, so importing a light submodule (its config dataclass, say)
+does not import torch."""
 
-__all__ = [
-    "FinetuneConf",
-    "LoRAConv2d",
-    "LoRALinear",
-    "add_lora",
-    "apply_strategy",
-    "frozen_batchnorm_modules",
-    "groups_with_lr",
-    "init_head",
-    "keep_frozen_bn_eval",
-    "l2sp_penalty",
-    "merge_lora",
-    "parameter_groups",
-    "resolve_source_language",
-    "snapshot_backbone",
-    "trainable_names",
-    "validate_finetune",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "FinetuneConf": "xlvision.finetune.config",
+    "validate_finetune": "xlvision.finetune.config",
+    "init_head": "xlvision.finetune.heads",
+    "resolve_source_language": "xlvision.finetune.heads",
+    "l2sp_penalty": "xlvision.finetune.l2sp",
+    "snapshot_backbone": "xlvision.finetune.l2sp",
+    "LoRAConv2d": "xlvision.finetune.lora",
+    "LoRALinear": "xlvision.finetune.lora",
+    "add_lora": "xlvision.finetune.lora",
+    "merge_lora": "xlvision.finetune.lora",
+    "apply_strategy": "xlvision.finetune.strategies",
+    "frozen_batchnorm_modules": "xlvision.finetune.strategies",
+    "groups_with_lr": "xlvision.finetune.strategies",
+    "keep_frozen_bn_eval": "xlvision.finetune.strategies",
+    "parameter_groups": "xlvision.finetune.strategies",
+    "trainable_names": "xlvision.finetune.strategies",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

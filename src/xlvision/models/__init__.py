@@ -1,21 +1,28 @@
-"""Backbones, per-language heads and the registry that rebuilds them by name."""
+"""Backbones, per-language heads and the registry that rebuilds them by name.
 
-from xlvision.models.classifier import (
-    DIGIT_HEAD,
-    LID_HEAD,
-    Classifier,
-    LanguageHeads,
-    language_codes,
-)
-from xlvision.models.registry import MODELS, build_backbone, build_classifier
+Names load on first use, so importing a light submodule (its config dataclass, say)
+does not import torch."""
 
-__all__ = [
-    "DIGIT_HEAD",
-    "LID_HEAD",
-    "MODELS",
-    "Classifier",
-    "LanguageHeads",
-    "build_backbone",
-    "build_classifier",
-    "language_codes",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "DIGIT_HEAD": "xlvision.models.classifier",
+    "LID_HEAD": "xlvision.models.classifier",
+    "Classifier": "xlvision.models.classifier",
+    "LanguageHeads": "xlvision.models.classifier",
+    "language_codes": "xlvision.models.classifier",
+    "MODELS": "xlvision.models.registry",
+    "build_backbone": "xlvision.models.registry",
+    "build_classifier": "xlvision.models.registry",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

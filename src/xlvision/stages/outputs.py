@@ -16,6 +16,14 @@ CONFIG_FILE = "config.yaml"
 RUNNING = "running"
 
 
+class RunDirError(RuntimeError):
+    """The output dir already holds a run: nothing is written over it."""
+
+
+class ResumeError(RuntimeError):
+    """`resume=` names a run that cannot be continued."""
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -11,14 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from xlvision.config import validate_config
-from xlvision.stages.outputs import RUNNING, holds_run, write_config, write_metrics
+from xlvision.stages.outputs import (  # noqa: F401  (RunDirError: raised here, caught by callers)
+    RUNNING,
+    RunDirError,
+    holds_run,
+    write_config,
+    write_metrics,
+)
 from xlvision.training.metrics import METRICS
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
-
-
-class RunDirError(RuntimeError):
-    """The output dir already holds a run: nothing is written over it."""
 
 
 def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:

@@ -11,11 +11,8 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from xlvision.stages.outputs import ResumeError
 from xlvision.training.tracking import log_confusion_matrices
-
-
-class ResumeError(RuntimeError):
-    """`resume=` names a run that cannot be continued."""
 
 
 @dataclass

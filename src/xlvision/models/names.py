@@ -1,0 +1,4 @@
+"""The names of the backbones, without importing torch (configs are checked before it loads).
+`registry.MODELS` builds exactly these; a test keeps the two in step."""
+
+MODEL_NAMES = ("net", "resnet18", "resnet34", "resnet50")
