@@ -94,6 +94,13 @@ def test_bad_report_config_fails_with_one_line(tmp_path, overrides, message) -> 
     assert "\n" not in str(caught.value)
 
 
+def test_an_axis_key_no_run_has_is_refused(sweep: Path, tmp_path: Path) -> None:
+    cfg = report_config(tmp_path, f"runs=[{sweep}]", "rows=modle", "cols=[]")
+    with pytest.raises(ReportError, match=r"^rows=modle: no run's config has this key"):
+        report(cfg)
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
 def test_find_run_dirs_recurses_globs_and_sorts_naturally(sweep: Path, tmp_path: Path) -> None:
     (sweep / "10").mkdir()
     (sweep / "10" / "metrics.json").write_text("{}", encoding="utf-8")

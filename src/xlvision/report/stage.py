@@ -14,6 +14,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 
 from xlvision.report.collect import (
+    _ABSENT,
     COMPLETED,
     FAILED,
     INCOMPLETE,
@@ -49,6 +50,7 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
     options = ReportOptions.from_config(cfg)
     out_dir = _out_dir(options)
     runs = collect_runs(options.runs)
+    _check_axis_keys(runs, options)
     slugs = _unique_slugs(options.metrics)
     artifacts: dict[str, Path] = {}
     sections = []
@@ -82,6 +84,17 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
         "report/missing_cells": sum(len(s.pivot.missing_cells()) for s in sections),
     }
     return metrics, artifacts
+
+
+def _check_axis_keys(runs: list[Run], options: ReportOptions) -> None:
+    """A rows/cols key that no run's config has is a typo (`rows=modle`), not a `none` row."""
+    pseudo = {"language", "lang", "model", "stage"}
+    for axis, keys in (("rows", options.rows), ("cols", options.cols)):
+        for key in keys:
+            if key in pseudo or not runs:
+                continue
+            if all(run.config_value(key) is _ABSENT for run in runs):
+                raise ReportError(f"{axis}={key}: no run's config has this key (a typo?)")
 
 
 def _out_dir(options: ReportOptions) -> Path:
