@@ -264,7 +264,7 @@ def test_eval_takes_a_subset_of_the_bundle_languages(bundle, tmp_path):
     metrics, _ = run_stage(evaluate, eval_config(tmp_path, f"bundle={bundle}", "language=[zh]"))
     assert {k.split("/")[1] for k in metrics if k.startswith("test/")} == {"zh", "mean"}
     with pytest.raises(ConfigError, match="language='ar' is not allowed"):
-        run_stage(evaluate, eval_config(tmp_path, f"bundle={bundle}", "language=[ar]"))
+        run_stage(evaluate, eval_config(tmp_path / "b", f"bundle={bundle}", "language=[ar]"))
 
 
 def test_eval_refuses_a_damaged_bundle_in_one_line(bundle, tmp_path, monkeypatch, capsys):

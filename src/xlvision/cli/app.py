@@ -153,8 +153,11 @@ def console_main(
     def job(cfg: DictConfig) -> float | None:
         from xlvision.stages.runner import run_stage
 
+        stage_fn = load_ref(stage)
+        quiet_libraries()  # again: importing Lightning resets its loggers to INFO
+
         try:
-            metrics, _ = run_stage(load_ref(stage), cfg)
+            metrics, _ = run_stage(stage_fn, cfg)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
@@ -166,8 +169,11 @@ def console_main(
     def run_guarded(cfg: DictConfig) -> None:
         from xlvision.stages.runner import run_stage
 
+        stage_fn = load_ref(stage)
+        quiet_libraries()  # again: importing Lightning resets its loggers to INFO
+
         try:
-            run_stage(load_ref(stage), cfg)
+            run_stage(stage_fn, cfg)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
