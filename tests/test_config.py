@@ -184,3 +184,8 @@ def test_cli_refuses_an_appended_unknown_key_in_one_line(tmp_path):
         "no such key in the config (a typo?)"
     )
     assert not (tmp_path / "outputs").exists()
+
+
+def test_finetune_takes_one_target_language():
+    with pytest.raises(ConfigError, match=r"^language=\['kn', 'ar'\] is not allowed: one target"):
+        compose_config(["stage=finetune", "finetune=full", "language=[kn,ar]"])

@@ -53,7 +53,12 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     """Fine-tune the base model on one target language and measure what the source forgot."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
-    (target,) = [language_from_mapping(node) for node in cfg.language.values()]
+    targets = [language_from_mapping(node) for node in cfg.language.values()]
+    if len(targets) != 1:
+        raise ConfigError(
+            "language", [t.code for t in targets], "one target language per fine-tuning run"
+        )
+    (target,) = targets
     conf = cfg.finetune
 
     model, spec, base_classes = load_base(cfg)
