@@ -326,3 +326,21 @@ def test_torchvision_mnist_and_usps_from_local_files(tmp_path: Path) -> None:
     assert usps["train"].labels.tolist() == [0, 9, 4]
     assert usps["train"].images.shape == (3, 16, 16)
     assert usps["train"].images[0, 0, 0] == 0 and usps["train"].images[0, -1, -1] == 255
+
+
+def test_readme_csv_example_takes_the_run_language(tmp_path: Path) -> None:
+    # `xlv-train data=csv language=bn data.source.path=…`: the file is the run's script.
+    from xlvision.config import compose_config
+    from xlvision.data.datamodule import load_splits
+    from xlvision.languages import load_language
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((60, 28, 28)) * 255).astype(np.uint8)
+    labels = np.arange(60) % 10
+    path = tmp_path / "bengali.csv"
+    path.write_text(_csv_rows(images, labels))
+    cfg = compose_config(
+        ["data=csv", "language=bn", f"data.source.path={path}", f"paths.output_dir={tmp_path}"]
+    )
+    splits = load_splits(cfg.data, load_language("bn"), 0, tmp_path)
+    assert sum(len(s) for s in splits.values()) == 60

@@ -107,7 +107,9 @@ def load_splits(
 
     source = OmegaConf.to_container(data.source, resolve=True)
     declared = source.get("language")
-    if declared and declared != language.code:
+    if declared in (None, "???"):  # a generic reader (data=csv …): the file is the run's script
+        declared = source["language"] = language.code
+    if declared != language.code:
         raise ValueError(
             f"data.source.language={declared!r} does not match language={language.code!r}; "
             f"run with language={declared}"
