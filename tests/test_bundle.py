@@ -19,6 +19,7 @@ from xlvision.bundle import (
     load_bundle,
     save_bundle,
 )
+from xlvision.bundle.file import CHECKSUM_KEY, file_sha256, payload_sha256
 from xlvision.models import build_classifier
 
 SPEC = {"name": "net", "channels": [4, 8], "hidden": 16, "dropout": 0.0}
@@ -46,13 +47,17 @@ def write(path, model: UnifiedModel, **changes):
     return save_bundle(path, model, **{**parts, **changes})
 
 
-def rewrite_manifest(src, dst, edit) -> None:
-    """Copy a bundle with its manifest changed by `edit` (the checksum stays the original's)."""
+def rewrite_manifest(src, dst, edit, resign: bool = True) -> None:
+    """Copy a bundle with its manifest changed by `edit`. With `resign` the whole-file checksum
+    is recomputed, as someone crafting a file can: the checks behind the checksum must hold."""
     with safe_open(str(src), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-        manifest = json.loads(f.metadata()["xlvision"])
+        metadata = f.metadata()
+    manifest = json.loads(metadata["xlvision"])
     edit(manifest)
-    save_file(tensors, str(dst), metadata={"xlvision": json.dumps(manifest)})
+    text = json.dumps(manifest)
+    checksum = file_sha256(text, payload_sha256(tensors)) if resign else metadata[CHECKSUM_KEY]
+    save_file(tensors, str(dst), metadata={"xlvision": text, CHECKSUM_KEY: checksum})
 
 
 def test_round_trip_is_bit_exact(tmp_path):
@@ -66,7 +71,7 @@ def test_round_trip_is_bit_exact(tmp_path):
         assert torch.equal(before[key], after[key]), key
     assert not loaded.training
     assert (loaded.routes, loaded.languages, loaded.router) == (model.routes, CODES, "router")
-    assert manifest["format"] == "xlvision-bundle" and manifest["format_version"] == 1
+    assert manifest["format"] == "xlvision-bundle" and manifest["format_version"] == 2
     assert manifest["members"]["kn"] == {"model": SPEC, "heads": {"kn": 10}}
     assert manifest["languages"][1]["class_names"][7] == "七"
     assert manifest["languages"][0]["class_names_en"][7] == "seven"
@@ -86,6 +91,24 @@ def test_one_flipped_payload_byte_is_refused(tmp_path):
     with pytest.raises(BundleError, match=r"b\.safetensors: checksum mismatch") as err:
         load_bundle(path)
     assert "\n" not in str(err.value)
+
+
+def test_an_edited_manifest_is_refused_by_the_whole_file_checksum(tmp_path):
+    src = write(tmp_path / "b.safetensors", routed_model())
+
+    def edit(m):
+        m["members"]["kn"]["heads"]["kn"] = 10**9  # would allocate before any shape check
+
+    rewrite_manifest(src, tmp_path / "m.safetensors", edit, resign=False)
+    with pytest.raises(BundleError, match=r"m\.safetensors: checksum mismatch"):
+        load_bundle(tmp_path / "m.safetensors")
+    # Re-signed, the size is still checked against the stored tensor before anything is built.
+    rewrite_manifest(src, tmp_path / "r.safetensors", edit)
+    with pytest.raises(BundleError, match=r"head 'kn': the manifest says 1000000000 classes"):
+        load_bundle(tmp_path / "r.safetensors")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "old.safetensors"), metadata={"xlvision": "{}"})
+    with pytest.raises(BundleError, match=r"no whole-file checksum"):
+        load_bundle(tmp_path / "old.safetensors")
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.999])
@@ -108,7 +131,7 @@ def test_missing_and_foreign_files_are_named(tmp_path):
         load_bundle(tmp_path / "plain.safetensors")
 
 
-@pytest.mark.parametrize("version", [2, "1", None, True])
+@pytest.mark.parametrize("version", [1, "2", None, True])
 def test_wrong_format_version_is_refused(tmp_path, version):
     src = write(tmp_path / "b.safetensors", routed_model())
     rewrite_manifest(src, tmp_path / "v.safetensors", lambda m: m.update(format_version=version))

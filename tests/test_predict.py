@@ -279,7 +279,7 @@ def test_eval_refuses_a_damaged_bundle_in_one_line(bundle, tmp_path, monkeypatch
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == f"xlv-eval: {damaged}: checksum mismatch: " + (
-        "the tensors are damaged or were modified"
+        "the file is damaged or was modified"
     )
     (record,) = tmp_path.glob("outputs/runs/*/*/metrics.json")
     assert json.loads(record.read_text())["status"] == "failed"

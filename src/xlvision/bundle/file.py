@@ -20,8 +20,9 @@ from xlvision.models.classifier import Classifier
 from xlvision.models.registry import MODELS, build_classifier
 
 FORMAT = "xlvision-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the whole file is checksummed (manifest and tensors)
 METADATA_KEY = "xlvision"
+CHECKSUM_KEY = "xlvision_sha256"
 LANGUAGE_FIELDS = ("name", "script", "class_names", "class_names_en")
 PREPROCESSING_FIELDS = ("mean", "std")
 
@@ -39,6 +40,11 @@ def payload_sha256(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(json.dumps(header).encode() + b"\0")
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
+
+
+def file_sha256(manifest_text: str, payload_digest: str) -> str:
+    """SHA-256 of the manifest exactly as stored and the tensors' digest: the whole bundle."""
+    return hashlib.sha256(manifest_text.encode() + b"\0" + payload_digest.encode()).hexdigest()
 
 
 def _architecture(spec: dict) -> dict:
@@ -100,9 +106,10 @@ def save_bundle(
         "payload_sha256": payload_sha256(tensors),
     }
     text = json.dumps(manifest, ensure_ascii=False, allow_nan=False)
+    checksum = file_sha256(text, manifest["payload_sha256"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={METADATA_KEY: text})
+    save_file(tensors, str(tmp), metadata={METADATA_KEY: text, CHECKSUM_KEY: checksum})
     tmp.replace(path)
     return path
 
@@ -119,6 +126,14 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise BundleError(f"{path}: not a readable safetensors file ({reason})") from None
     if METADATA_KEY not in metadata:
         raise BundleError(f"{path}: no {METADATA_KEY!r} manifest in the metadata (not a bundle)")
+    # Nothing the manifest says is trusted before the whole file's checksum holds.
+    if CHECKSUM_KEY not in metadata:
+        raise BundleError(
+            f"{path}: no whole-file checksum (written by an older xlvision: integrate again)"
+        )
+    payload = payload_sha256(tensors)
+    if file_sha256(metadata[METADATA_KEY], payload) != metadata[CHECKSUM_KEY]:
+        raise BundleError(f"{path}: checksum mismatch: the file is damaged or was modified")
     try:
         manifest = json.loads(metadata[METADATA_KEY])
     except json.JSONDecodeError as err:
@@ -155,6 +170,15 @@ def _build_member(path: Path, key: str, record, tensors: dict[str, torch.Tensor]
         )
     if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in heads.values()):
         raise BundleError(f"{path}: member {key!r} has a head size that is not a positive integer")
+    # Every size the manifest gives is checked against the stored tensors before building.
+    for code, size in heads.items():
+        weight = tensors.get(f"{key}.heads.{code}.weight")
+        if weight is None or weight.ndim != 2 or weight.shape[0] != size:
+            found = "missing" if weight is None else f"shape {tuple(weight.shape)}"
+            raise BundleError(
+                f"{path}: member {key!r} head {code!r}: the manifest says {size} classes, "
+                f"its weight is {found}"
+            )
     try:
         member = build_classifier(_architecture(spec), heads)
     except Exception as err:
