@@ -109,6 +109,14 @@ def test_pipeline_pretrains_finetunes_and_reports(tmp_path):
     kn_row = next(line for line in tables[0].read_text().splitlines() if line.startswith("| kn "))
     assert kn_row.count("(n=1)") == 3  # finetune, integrate, eval (pretraining saw only en)
     assert artifacts["report"].endswith("report.html")
+    # The dir records paths relative to itself: moved elsewhere, it still finds its models.
+    from xlvision.integrate.inputs import find_run_checkpoints
+
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    base, tuned = find_run_checkpoints(moved)
+    assert base is not None and base.is_relative_to(moved) and base.is_file()
+    assert sorted(tuned) == ["ar", "kn"] and all(p.is_relative_to(moved) for p in tuned.values())
 
 
 def test_pipeline_reuses_identical_pretraining(tmp_path, capsys):

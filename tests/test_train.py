@@ -24,7 +24,7 @@ def check_run_dir(run: Path, languages: list[str]) -> dict:
             assert 0.0 <= metrics[f"val/{code}/{name}"] <= 1.0
     assert (run / "config.yaml").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
-    assert Path(record["artifacts"]["checkpoint"]).is_file()
+    assert (run / record["artifacts"]["checkpoint"]).is_file()  # relative to the run dir
     assert "train/loss" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
     return record
 

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from xlvision.config.errors import ConfigError
 from xlvision.models import Classifier, language_codes
 from xlvision.models.checkpoint import load_classifier
-from xlvision.stages.outputs import METRICS_FILE, read_metrics
+from xlvision.stages.outputs import METRICS_FILE, read_metrics, resolve_artifact
 
 
 @dataclass
@@ -39,8 +39,8 @@ def stage_checkpoint(stage_dir: Path, default: str) -> Path | None:
     """The checkpoint a stage recorded in its metrics.json, else `checkpoints/<default>`."""
     if (stage_dir / METRICS_FILE).is_file():
         recorded = read_metrics(stage_dir).get("artifacts", {}).get("checkpoint")
-        if recorded and Path(recorded).is_file():
-            return Path(recorded)
+        if recorded and resolve_artifact(recorded, stage_dir).is_file():
+            return resolve_artifact(recorded, stage_dir)
     path = stage_dir / "checkpoints" / default
     return path if path.is_file() else None
 

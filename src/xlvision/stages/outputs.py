@@ -68,6 +68,7 @@ def write_metrics(
     artifacts = dict(artifacts or {})
     if status == RUNNING:
         artifacts.update(pid=os.getpid(), host=socket.gethostname())
+    artifacts = {k: relative_to_run(v, output_dir) for k, v in artifacts.items()}
     record = {
         "status": status or ("failed" if error else "completed"),
         "stage": stage,
@@ -82,6 +83,23 @@ def write_metrics(
     tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
     tmp.replace(path)
     return path
+
+
+def relative_to_run(value: Any, run_dir: Path) -> Any:
+    """A path inside the run dir as a path relative to it, so a copied or moved run dir still
+    finds its own files (`resolve_artifact` reads it back); anything else unchanged."""
+    if isinstance(value, Path | str) and value and os.path.isabs(str(value)):
+        try:
+            return str(Path(value).resolve().relative_to(Path(run_dir).resolve()))
+        except ValueError:
+            return str(value)
+    return value
+
+
+def resolve_artifact(value: str, run_dir: str | Path) -> Path:
+    """A recorded artifact path: relative ones are inside the run dir that recorded them."""
+    path = Path(value)
+    return path if path.is_absolute() else Path(run_dir) / path
 
 
 def holds_run(run_dir: str | Path) -> bool:

@@ -19,7 +19,7 @@ from xlvision.report import report
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune
 from xlvision.stages.integrate import integrate
-from xlvision.stages.outputs import read_metrics, resolved_config
+from xlvision.stages.outputs import read_metrics, resolve_artifact, resolved_config
 from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 
@@ -48,7 +48,11 @@ def run_or_resume(stage, cfg: DictConfig, resume: bool, console: Console) -> tup
         record = read_metrics(run_dir) if (run_dir / "metrics.json").is_file() else {}
         if record.get("status") == "completed":
             console.print(f"{run_dir.name}: completed before, kept")
-            return record.get("metrics") or {}, record.get("artifacts") or {}
+            artifacts = {
+                k: str(resolve_artifact(v, run_dir)) if k in ("checkpoint", "bundle") else v
+                for k, v in (record.get("artifacts") or {}).items()
+            }
+            return record.get("metrics") or {}, artifacts
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
             console.print(f"{run_dir.name}: resumed from its last.ckpt")
             with open_dict(cfg):
@@ -81,7 +85,7 @@ def pretrain_once(cfg: DictConfig, run_dir: Path, reuse: bool, console: Console,
         shutil.copytree(cached, run_dir, dirs_exist_ok=True)
         record = read_metrics(run_dir)
         checkpoint = str(run_dir / "checkpoints" / "best.ckpt")
-        record["artifacts"].update(checkpoint=checkpoint, reused_from=str(cached))
+        record["artifacts"].update(checkpoint="checkpoints/best.ckpt", reused_from=str(cached))
         (run_dir / "metrics.json").write_text(json.dumps(record, indent=2))
         console.print(f"pretrain: identical config already trained, reused {cached}")
         return record["metrics"], {"checkpoint": checkpoint}
