@@ -419,3 +419,19 @@ def test_cli_fails_with_one_line_when_runs_match_nothing(tmp_path: Path) -> None
         "xlv-report: runs= matched no run dirs (none holds config.yaml or metrics.json): "
         "'nothing/here/*', 'gone'"
     ]
+
+
+def test_validation_curves_name_each_language(monkeypatch, tmp_path: Path) -> None:
+    from xlvision.report import plots
+
+    captured = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, stem: captured.setdefault("fig", fig))
+    log = {
+        "train/loss": ([0, 1], [2.0, 1.0]),
+        "val/kn/acc": ([0, 1], [0.5, 0.7]),
+        "val/ar/acc": ([0, 1], [0.4, 0.6]),
+    }
+    plots.plot_training_curves({"net": [log, log]}, tmp_path / "curves")
+    acc_ax = captured["fig"].axes[1]
+    labels = acc_ax.get_legend_handles_labels()[1]
+    assert labels == ["net · ar", "net · kn"]  # each language once, named

@@ -143,6 +143,9 @@ def plot_confusions(
     return save_figure(fig, stem)
 
 
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
 def plot_training_curves(
     curves: Mapping[str, Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
     stem: Path,
@@ -160,17 +163,24 @@ def plot_training_curves(
                 kwargs = {"label": group} if "loss" not in labelled else {}
                 loss_ax.plot(xs, ys, color=color, alpha=0.7, lw=1, **kwargs)
                 labelled.add("loss")
-            for column in sorted(c for c in log if c.startswith("val/") and c.endswith("/acc")):
+            columns = sorted(c for c in log if c.startswith("val/") and c.endswith("/acc"))
+            for k, column in enumerate(columns):
+                # One line per language, named in the legend: `group · kn`, `group · mean`.
+                language = column.split("/")[1]
+                kwargs = {}
+                if ("acc", language) not in labelled:
+                    kwargs["label"] = f"{group} · {language}" if group else language
+                    labelled.add(("acc", language))
                 xs, ys = log[column]
-                kwargs = {"label": group} if "acc" not in labelled else {}
-                acc_ax.plot(xs, ys, color=color, alpha=0.7, lw=1, marker=".", **kwargs)
-                labelled.add("acc")
+                style = _LINESTYLES[k % len(_LINESTYLES)]
+                acc_ax.plot(xs, ys, color=color, alpha=0.7, lw=1, ls=style, marker=".", **kwargs)
     loss_ax.set(xlabel="step", ylabel="train loss", title="training loss")
     acc_ax.set(xlabel="epoch", ylabel="val accuracy", title="validation accuracy (per language)")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         if ax.lines:
-            ax.legend(fontsize=8)
+            entries = len(ax.get_legend_handles_labels()[1])
+            ax.legend(fontsize=7 if entries > 8 else 8, ncol=1 + entries // 12)
     return save_figure(fig, stem)
 
 
