@@ -155,12 +155,13 @@ def test_pipeline_reuses_identical_pretraining(tmp_path, capsys):
     ],
 )
 def test_pipeline_languages_are_checked_before_any_training(tmp_path, override, message):
-    cfg = compose_config(
-        [f"paths.output_dir={tmp_path / 'pipe'}", "debug=fast", override], config_name="pipeline"
-    )
+    # Refused when the config is composed: before Hydra makes a run dir, before any training.
     with pytest.raises(ConfigError, match=re.escape(message)):
-        pipeline(cfg)
-    assert not (tmp_path / "pipe").exists() or not any((tmp_path / "pipe").iterdir())
+        compose_config(
+            [f"paths.output_dir={tmp_path / 'pipe'}", "debug=fast", override],
+            config_name="pipeline",
+        )
+    assert not (tmp_path / "pipe").exists()
 
 
 def test_pipeline_pretrains_on_all_languages_and_tunes_each_own_head(tmp_path):

@@ -146,6 +146,10 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     for key in cfg.keys():
         if key != "hydra" and OmegaConf.is_missing(cfg, key):
             raise ConfigError(key, "???", f"a value is required: give {key}=…")
+    if cfg.get("pipeline"):  # its languages, before anything is trained or written
+        from xlvision.stages.pipeline_languages import check_pipeline_languages
+
+        check_pipeline_languages(cfg)
     if cfg.get("stage") == "finetune" and "language" in cfg and len(cfg.language) > 1:
         raise ConfigError("language", list(cfg.language), "one target language per fine-tuning run")
     # With a bundle (xlv-predict, xlv-eval), no language means: let the bundle decide.

@@ -20,6 +20,7 @@ from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune
 from xlvision.stages.integrate import integrate
 from xlvision.stages.outputs import read_metrics, resolve_artifact, resolved_config
+from xlvision.stages.pipeline_languages import pipeline_languages
 from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 
@@ -113,28 +114,6 @@ def report_config(root: Path, runs: list[Path]) -> DictConfig:
     cfg.report.out_dir = str(root / "report")
     cfg.report.title = "xlvision pipeline"
     return cfg
-
-
-ALL = "all"
-"""`pipeline.sources=[all]`: pretrain on every language of conf/language/."""
-
-
-def pipeline_languages(cfg: DictConfig) -> tuple[list[str], list[str]]:
-    """The pretraining and the target languages, checked before anything trains."""
-    known = available_languages()
-    sources, targets = list(cfg.pipeline.sources), list(cfg.pipeline.targets)
-    if ALL in sources:
-        sources = known
-    for key, codes in (("pipeline.sources", sources), ("pipeline.targets", targets)):
-        unknown = [c for c in codes if c not in known]
-        if unknown:
-            also = " or all" if key == "pipeline.sources" else ""
-            raise ConfigError(
-                key, unknown[0], f"language codes of conf/language/ ({', '.join(known)}){also}"
-            )
-    if not sources and cfg.pipeline.pretrain:
-        raise ConfigError("pipeline.sources", [], "at least one language to pretrain on")
-    return sources, targets
 
 
 def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
