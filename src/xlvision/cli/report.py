@@ -9,9 +9,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
-from xlvision.report import ReportError, report
+from xlvision.report.collect import find_run_dirs
+from xlvision.report.options import ReportError, ReportOptions
+
+PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve"}
 
 _BARE_PLACEHOLDER = re.compile(r"(?<!\\)\{lang\}")
 
@@ -20,6 +24,8 @@ _BARE_PLACEHOLDER = re.compile(r"(?<!\\)\{lang\}")
 def _run(cfg: DictConfig) -> None:
     with open_dict(cfg):
         cfg.report.out_dir = HydraConfig.get().runtime.output_dir
+    from xlvision.report.stage import report
+
     try:
         report(cfg)
     except ReportError as err:
@@ -34,10 +40,26 @@ def escape_placeholder(arg: str) -> str:
     return _BARE_PLACEHOLDER.sub(r"\\{lang\\}", arg)
 
 
+def check_command_line(argv: list[str]) -> None:
+    """The options and the runs they name, checked before Hydra makes the report's dir."""
+    if any(a.split("=")[0] in PASSTHROUGH_FLAGS for a in argv) or "-m" in argv:
+        return
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    options = ReportOptions.from_config(compose_config(overrides, "report", validate=False))
+    find_run_dirs(options.runs)
+
+
 def main() -> None:
-    """Console script `xlv-report`."""
+    """Console script `xlv-report`: config mistakes exit 2, runs that cannot be read 1."""
     sys.argv = [sys.argv[0], *map(escape_placeholder, sys.argv[1:])]
     register_resolvers()  # the out dir's ${xlv.uid:} suffix
+    try:
+        check_command_line(sys.argv[1:])
+    except (ConfigError, ReportError) as err:
+        runs = isinstance(err, ReportError) and str(err).startswith("runs= matched")
+        prefix = "" if isinstance(err, ReportError) else "config error: "
+        print(f"xlv-report: {prefix}{err}", file=sys.stderr)
+        sys.exit(1 if runs else 2)
     _run()
 
 
