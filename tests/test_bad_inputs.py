@@ -363,6 +363,14 @@ def test_the_table_is_large_enough():
         (["xlv-train", "resume=outputs/runs/old"], 2, "that run already completed"),
         (["xlv-train", "resume=outputs/runs/old", "seed=3"], 2, "takes no other argument"),
         (["xlv-finetune", "resume=outputs/runs/nope"], 2, "no run there (no config.yaml)"),
+        (["xlv-finetune", "language=kn", "base=nope.ckpt"], 1, "base=nope.ckpt: no such file"),
+        (["xlv-finetune", "language=kn", "base=outputs"], 1, "base=outputs: a directory, not"),
+        (["xlv-integrate", "run=nope/run"], 1, "run=nope/run: no such dir"),
+        (["xlv-integrate", "models=[kn=x.ckpt]"], 1, "models.kn=x.ckpt: no such checkpoint"),
+        (["xlv-eval", "bundle=outputs", "language=kn"], 1, "bundle=outputs: a directory, not"),
+        (["xlv-predict", "bundle=nope.safetensors", "input=x.png"], 1, "no such bundle file"),
+        (["xlv-train", "hydra.run.dir=/proc/xlv"], 1, "hydra.run.dir=/proc/xlv: cannot write"),
+        (["xlv-train", "-m", "hydra.sweep.dir=/proc/xlv"], 1, "hydra.sweep.dir=/proc/xlv: cannot"),
     ],
 )
 def test_run_dir_mistakes_are_one_line_and_change_nothing(workdir, argv, code, message):
@@ -372,3 +380,11 @@ def test_run_dir_mistakes_are_one_line_and_change_nothing(workdir, argv, code, m
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{argv[0]}: ") and message in lines[0]
     assert snapshot(workdir) == before
+
+
+def test_a_checkpoint_that_is_not_one_is_one_line(tmp_path):
+    (tmp_path / "text.ckpt").write_text("hello")
+    result = run_cli("xlv-finetune", "debug=fast", "language=kn", "base=text.ckpt", cwd=tmp_path)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("xlv-finetune: text.ckpt: not a readable checkpoint (")

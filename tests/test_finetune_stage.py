@@ -68,7 +68,9 @@ def test_lora_checkpoint_is_merged_into_the_plain_architecture(
 
 def test_missing_base_checkpoint_is_named(make_config, tmp_path):
     cfg = make_config("stage=finetune", "finetune=full", "language=kn", "base=/nope/x.ckpt")
-    with pytest.raises(FileNotFoundError, match="/nope/x.ckpt"):
+    from xlvision.models.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="/nope/x.ckpt: no such checkpoint"):
         run_stage(finetune, cfg)
 
 

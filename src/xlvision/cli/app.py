@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
 import sys
+import tempfile
 import traceback
 import warnings
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
 from xlvision.data.errors import DataError
-from xlvision.stages.outputs import ResumeError, RunDirError, holds_run
+from xlvision.stages.outputs import InputFileError, ResumeError, RunDirError, holds_run
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
 Ref = Any  # a callable or exception class, or "module:name" imported on first use
@@ -65,18 +67,61 @@ def check_command_line(argv: list[str], config_name: str) -> None:
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     for combo in override_combinations(overrides):
         cfg = compose_config(combo, config_name=config_name)
-    if "-m" in argv or "--multirun" in argv:
-        return  # each job's dir is checked when it starts (run_stage)
-    # A single run's dir is known now: refuse one that holds a run before Hydra writes there.
+        check_inputs(cfg)
+    multirun = "-m" in argv or "--multirun" in argv
     try:
-        run_dir = OmegaConf.select(cfg, "hydra.run.dir")
+        run_dir = OmegaConf.select(cfg, "hydra.sweep.dir" if multirun else "hydra.run.dir")
     except Exception:  # an interpolation only Hydra's job can resolve
         return
+    if run_dir:
+        check_writable("hydra.sweep.dir" if multirun else "hydra.run.dir", Path(run_dir))
+    if multirun:
+        return  # each job's dir is checked when it starts (run_stage)
+    # A single run's dir is known now: refuse one that holds a run before Hydra writes there.
     if run_dir and holds_run(run_dir) and config_name != "report":
         raise RunDirError(
             f"{run_dir} already holds a run (its metrics.json); give another "
             "hydra.run.dir, or delete that one"
         )
+
+
+def check_writable(key: str, path: Path) -> None:
+    """Refuse a dir that cannot be made or written, leaving nothing behind on disk."""
+    ancestor = path.expanduser().absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    try:
+        if not ancestor.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(ancestor))
+        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".xlv-probe-"))
+    except OSError as err:
+        reason = (err.strerror or type(err).__name__).lower()
+        raise RunDirError(f"{key}={path}: cannot write there ({ancestor}: {reason})") from None
+
+
+# Inputs the command line names, checked before Hydra makes a dir: key → file or dir.
+INPUT_FILES = {"base": "file", "bundle": "file", "checkpoint": "file", "run": "dir"}
+
+
+def check_inputs(cfg: DictConfig) -> None:
+    """Every input file the config names exists and is of the right kind."""
+    for key, kind in INPUT_FILES.items():
+        value = cfg.get(key) if key in cfg else None
+        if not value or OmegaConf.is_missing(cfg, key):
+            continue
+        path = Path(str(value)).expanduser()
+        if not path.exists():
+            raise InputFileError(f"{key}={path}: no such {kind}")
+        if kind == "file" and not path.is_file():
+            raise InputFileError(f"{key}={path}: a directory, not a file")
+        if kind == "dir" and not path.is_dir():
+            raise InputFileError(f"{key}={path}: a file, not a directory")
+    models = cfg.get("models") if "models" in cfg else None
+    if isinstance(models, DictConfig):
+        for code, value in models.items():
+            path = Path(str(value)).expanduser()
+            if not path.is_file():
+                raise InputFileError(f"models.{code}={path}: no such checkpoint file")
 
 
 def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
@@ -118,10 +163,25 @@ def resume_config(argv: list[str], stage: str) -> DictConfig:
     return cfg
 
 
+CHECKPOINT_ERROR = "xlvision.models.checkpoint:CheckpointError"
+
+
+def verbose() -> bool:
+    """`XLV_VERBOSE=1` or `HYDRA_FULL_ERROR=1`: tracebacks and library messages stay."""
+    return bool(os.environ.get("XLV_VERBOSE") or os.environ.get("HYDRA_FULL_ERROR"))
+
+
+def one_line(err: BaseException) -> str:
+    """An error as one line: `[Errno 13] Permission denied: 'x'` → `x: permission denied`."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror[0].lower()}{err.strerror[1:]}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def quiet_libraries() -> None:
     """Library chatter off: device banners, tips, restore and `limit_*` notices, deprecations
     raised inside libraries. `XLV_VERBOSE=1` (or `HYDRA_FULL_ERROR=1`) keeps all of it."""
-    if os.environ.get("XLV_VERBOSE") or os.environ.get("HYDRA_FULL_ERROR"):
+    if verbose():
         return
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -147,6 +207,11 @@ def console_main(
     """
     register_resolvers()
     register_schemas()
+
+    def runtime_errors() -> tuple[type[BaseException], ...]:
+        # A file the user named that is missing, unreadable or unwritable, a bad checkpoint.
+        return (OSError, load_ref(CHECKPOINT_ERROR), *map(load_ref, user_errors))
+
     stage_name = (defaults or {}).get("stage", "pipeline" if config_name == "pipeline" else "train")
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
@@ -161,8 +226,10 @@ def console_main(
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
-        except (DataError, RunDirError, ResumeError, *map(load_ref, user_errors)) as err:
-            print(f"{prog}: {err}", file=sys.stderr)
+        except (DataError, RunDirError, ResumeError, *runtime_errors()) as err:
+            if verbose():
+                raise
+            print(f"{prog}: {one_line(err)}", file=sys.stderr)
             sys.exit(1)
         return metrics.get(cfg.get("monitor", ""))
 
@@ -177,8 +244,10 @@ def console_main(
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
-        except (DataError, RunDirError, ResumeError, *map(load_ref, user_errors)) as err:
-            print(f"{prog}: {err}", file=sys.stderr)
+        except (DataError, RunDirError, ResumeError, *runtime_errors()) as err:
+            if verbose():
+                raise
+            print(f"{prog}: {one_line(err)}", file=sys.stderr)
             sys.exit(1)
 
     def main() -> None:
@@ -198,7 +267,7 @@ def console_main(
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
-        except RunDirError as err:
+        except (RunDirError, InputFileError) as err:
             print(f"{prog}: {err}", file=sys.stderr)
             sys.exit(1)
         except Exception as err:  # a malformed override: Hydra's parser explains it

@@ -12,18 +12,23 @@ from xlvision.models.registry import build_classifier
 PREFIX = "model."
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the one-line message starts with its path."""
+
+
 def load_classifier(path: str | Path) -> tuple[Classifier, dict, dict[str, int]]:
     """(model, model spec, classes per language) from a checkpoint written by a stage."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
+        what = "a directory, not a checkpoint file" if path.is_dir() else "no such checkpoint"
+        raise CheckpointError(f"{path}: {what}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
     info = ckpt.get("xlvision") if isinstance(ckpt, dict) else None
     if not info or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not an xlvision checkpoint (no architecture record)")
+        raise CheckpointError(f"{path}: not an xlvision checkpoint (no architecture record)")
     spec, classes = dict(info["model"]), dict(info["classes"])
     spec.pop("weights", None)  # the checkpoint's tensors replace any pretrained weights
     model = build_classifier(spec, classes)
@@ -32,7 +37,7 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict, dict[str, int]]
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
-        raise ValueError(f"{path}: tensors do not fit {spec['name']} ({first})") from None
+        raise CheckpointError(f"{path}: tensors do not fit {spec['name']} ({first})") from None
     return model, spec, classes
 
 

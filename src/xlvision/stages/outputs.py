@@ -20,6 +20,10 @@ class RunDirError(RuntimeError):
     """The output dir already holds a run: nothing is written over it."""
 
 
+class InputFileError(RuntimeError):
+    """A file or dir the command line names is missing or of the wrong kind."""
+
+
 class ResumeError(RuntimeError):
     """`resume=` names a run that cannot be continued."""
 
