@@ -138,3 +138,20 @@ def test_a_killed_pipeline_resumes_keeping_its_finished_stages(tmp_path):
     for stage in ("finetune_ar", "integrate", "eval", "."):
         assert json.loads((root / stage / "metrics.json").read_text())["status"] == "completed"
     assert Path(artifacts["bundle"]).is_file() and "eval/test/ar/acc" in metrics
+
+
+def test_a_resumed_sweep_reruns_only_its_unfinished_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "debug=fast", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    assert run_cli("xlv-train", *args, cwd=tmp_path).returncode == 0
+    finished = (sweep / "0" / "metrics.json").read_text()
+    # Job 1 as if killed before its first checkpoint.
+    record = json.loads((sweep / "1" / "metrics.json").read_text())
+    (sweep / "1" / "metrics.json").write_text(json.dumps({**record, "status": "running"}))
+    shutil.rmtree(sweep / "1" / "checkpoints")
+
+    result = run_cli("xlv-train", "-m", "debug=fast", "seed=0,1", f"resume={sweep}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (sweep / "0" / "metrics.json").read_text() == finished  # kept, not rerun
+    assert json.loads((sweep / "1" / "metrics.json").read_text())["status"] == "completed"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]

@@ -253,7 +253,14 @@ def console_main(
     def main() -> None:
         quiet_libraries()
         resume = [a for a in sys.argv[1:] if a.startswith("resume=")]
-        if resume:
+        multirun = "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]
+        if resume and multirun:  # the same sweep into its dir: only unfinished jobs run
+            sweep = resume[0].partition("=")[2]
+            if not Path(sweep).expanduser().is_dir():
+                print(f"{prog}: resume={sweep}: no such sweep dir", file=sys.stderr)
+                sys.exit(2)
+            sys.argv.append(f"hydra.sweep.dir={sweep}")
+        elif resume:
             try:
                 cfg = resume_config(sys.argv[1:], stage_name)
             except ResumeError as err:

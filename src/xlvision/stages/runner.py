@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.table import Table
 
@@ -15,6 +15,7 @@ from xlvision.stages.outputs import (  # noqa: F401  (RunDirError: raised here, 
     RUNNING,
     RunDirError,
     holds_run,
+    read_metrics,
     write_config,
     write_metrics,
 )
@@ -59,6 +60,19 @@ def run_stage(stage: Stage, cfg: DictConfig) -> tuple[dict, dict]:
     """Run one stage in its output dir; metrics.json records success or the error."""
     output_dir = Path(cfg.paths.output_dir)
     main = is_main_process()
+    if cfg.get("resume") and Path(cfg.resume).resolve() != output_dir.resolve():
+        # A job of a resumed sweep (`-m … resume=<sweep dir>`): finished jobs are kept.
+        record = read_metrics(output_dir) if holds_run(output_dir) else {}
+        if record.get("status") == "completed":
+            Console(stderr=True).print(f"{output_dir}: completed before, kept")
+            return record.get("metrics") or {}, record.get("artifacts") or {}
+        with open_dict(cfg):  # continue from its last.ckpt, or run it again
+            # A pipeline keeps its finished stages itself (each stage dir decides).
+            has_ckpt = (output_dir / "checkpoints" / "last.ckpt").is_file()
+            has_ckpt = has_ckpt or cfg.get("stage") == "pipeline"
+            cfg.resume = str(output_dir) if has_ckpt else None
+        if main and holds_run(output_dir) and not has_ckpt:
+            (output_dir / "metrics.json").unlink()
     if main:
         if holds_run(output_dir) and not cfg.get("resume"):
             raise RunDirError(
