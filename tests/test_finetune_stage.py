@@ -189,3 +189,18 @@ def test_pipeline_pretrains_on_all_languages_and_tunes_each_own_head(tmp_path):
     for code in ("kn", "th"):  # each target starts from its own pretrained head
         config = (tmp_path / "pipe" / f"finetune_{code}" / "config.yaml").read_text()
         assert f"source_language: {code}" in config
+
+
+def test_pretrain_cache_key_changes_with_the_package_and_generator(tmp_path, monkeypatch):
+    import xlvision.stages.pipeline as pipeline_module
+
+    cfg = compose_config(
+        [f"paths.output_dir={tmp_path}", "debug=fast", "stage=train"], config_name="pipeline"
+    )
+    key = pipeline_module.pretrain_key(cfg)
+    assert pipeline_module.pretrain_key(cfg) == key  # stable
+    monkeypatch.setattr(pipeline_module, "GENERATOR_VERSION", 999)
+    assert pipeline_module.pretrain_key(cfg) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline_module, "__version__", "9.9.9")
+    assert pipeline_module.pretrain_key(cfg) != key

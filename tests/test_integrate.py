@@ -12,9 +12,9 @@ from xlvision.bundle import load_bundle
 from xlvision.cli.integrate import models_as_mapping
 from xlvision.config import ConfigError, compose_config
 from xlvision.integrate.config import METHODS
+from xlvision.records import read_metrics
 from xlvision.stages.finetune import finetune
 from xlvision.stages.integrate import integrate
-from xlvision.stages.outputs import read_metrics
 from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 

@@ -32,7 +32,7 @@ def test_every_subpackage_imports_first_in_a_fresh_interpreter() -> None:
 
 
 def test_model_names_match_the_registry() -> None:
-    from xlvision.models.names import MODEL_NAMES
+    from xlvision.config.models import MODEL_NAMES
     from xlvision.models.registry import MODELS
 
     assert set(MODEL_NAMES) == set(MODELS)
@@ -66,3 +66,51 @@ assert not heavy, heavy
             timeout=120,
         )
         assert result.returncode == 0, (cli, args, result.stderr[-1500:])
+
+
+# Lower layers never import higher ones. The finetune and integrate config dataclasses belong
+# to the config layer (the schema is made of them).
+LAYERS = {
+    "xlvision.records": 0,
+    "xlvision.config": 0,
+    "xlvision.languages": 0,
+    "xlvision.finetune.config": 0,
+    "xlvision.integrate.config": 0,
+    "xlvision.data": 1,
+    "xlvision.models": 1,
+    "xlvision.training": 2,
+    "xlvision.finetune": 2,
+    "xlvision.integrate": 2,
+    "xlvision.bundle": 2,
+    "xlvision.report": 2,
+    "xlvision.stages": 3,
+    "xlvision.cli": 4,
+}
+
+
+def layer_of(module: str) -> int | None:
+    matches = [name for name in LAYERS if module == name or module.startswith(name + ".")]
+    return LAYERS[max(matches, key=len)] if matches else None
+
+
+def test_no_layer_imports_a_higher_one() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(xlvision.__file__).parent
+    wrong = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        own = layer_of(module)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                other = layer_of(name) if name.startswith("xlvision.") else None
+                if own is not None and other is not None and other > own:
+                    wrong.append(f"{module} imports {name}")
+    assert not wrong, wrong

@@ -9,7 +9,7 @@ import pytest
 import torch
 from wandb_records import logged_values
 
-from xlvision.stages.outputs import read_metrics
+from xlvision.records import read_metrics
 from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 

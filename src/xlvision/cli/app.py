@@ -23,7 +23,7 @@ from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
 from xlvision.data.errors import DataError
-from xlvision.stages.outputs import InputFileError, ResumeError, RunDirError, holds_run
+from xlvision.records import InputFileError, ResumeError, RunDirError, holds_run
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
 Ref = Any  # a callable or exception class, or "module:name" imported on first use

@@ -135,7 +135,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
 
 def validate_config(cfg: DictConfig) -> DictConfig:
     """Check value ranges and cross-key consistency; raise `ConfigError` on the first problem."""
-    from xlvision.models.names import MODEL_NAMES
+    from xlvision.config.models import MODEL_NAMES
 
     for key, check, allowed in RULES:
         value = OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=False)
@@ -147,7 +147,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         if key != "hydra" and OmegaConf.is_missing(cfg, key):
             raise ConfigError(key, "???", f"a value is required: give {key}=…")
     if cfg.get("pipeline"):  # its languages, before anything is trained or written
-        from xlvision.stages.pipeline_languages import check_pipeline_languages
+        from xlvision.config.pipeline import check_pipeline_languages
 
         check_pipeline_languages(cfg)
     if cfg.get("stage") == "finetune" and "language" in cfg and len(cfg.language) > 1:

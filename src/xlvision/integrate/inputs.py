@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from xlvision.config.errors import ConfigError
 from xlvision.models import Classifier, language_codes
 from xlvision.models.checkpoint import load_classifier
-from xlvision.stages.outputs import METRICS_FILE, read_metrics, resolve_artifact
+from xlvision.records import METRICS_FILE, read_metrics, resolve_artifact
 
 
 @dataclass

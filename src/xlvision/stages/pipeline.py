@@ -12,15 +12,17 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
+from xlvision import __version__
 from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
+from xlvision.config.pipeline import pipeline_languages
+from xlvision.data.glyphs import GENERATOR_VERSION
 from xlvision.languages import available_languages
+from xlvision.records import read_metrics, resolve_artifact, resolved_config
 from xlvision.report import report
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune
 from xlvision.stages.integrate import integrate
-from xlvision.stages.outputs import read_metrics, resolve_artifact, resolved_config
-from xlvision.stages.pipeline_languages import pipeline_languages
 from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 
@@ -66,8 +68,10 @@ def run_or_resume(stage, cfg: DictConfig, resume: bool, console: Console) -> tup
 def pretrain_key(cfg: DictConfig) -> str:
     """A digest of everything that decides the pretrained model (not where it is written)."""
     spec = resolved_config(cfg)
-    for key in ("paths", "logger", "pipeline", "integrate", "models", "run"):
+    for key in ("paths", "logger", "pipeline", "integrate", "models", "run", "resume"):
         spec.pop(key, None)
+    # A new xlvision or glyph generator may train a different model from the same config.
+    spec["_versions"] = {"xlvision": __version__, "generator": GENERATOR_VERSION}
     spec["trainer"].pop("enable_progress_bar", None)
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xlvision.config import validate_config
-from xlvision.stages.outputs import (  # noqa: F401  (RunDirError: raised here, caught by callers)
+from xlvision.records import (  # noqa: F401  (RunDirError: raised here, caught by callers)
     RUNNING,
     RunDirError,
     holds_run,

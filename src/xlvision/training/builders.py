@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from xlvision.stages.outputs import resolved_config
+from xlvision.records import resolved_config
 from xlvision.training.callbacks import RngState
 
 STEP_SCHEDULERS = {"torch.optim.lr_scheduler.OneCycleLR"}

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from xlvision.stages.outputs import ResumeError
+from xlvision.records import ResumeError
 from xlvision.training.tracking import log_confusion_matrices
 
 

@@ -1,4 +1,5 @@
-"""What every stage leaves in its run directory: config.yaml and metrics.json."""
+"""Run records, the lowest layer every other one may use: what each stage leaves in its run
+directory (config.yaml and metrics.json), and the errors about run dirs and inputs."""
 
 from __future__ import annotations
 
