@@ -36,6 +36,7 @@ def test_one_model_reads_several_languages(tmp_path):
     mean = (metrics["test/en/acc"] + metrics["test/kn/acc"]) / 2
     assert abs(metrics["test/mean/acc"] - mean) < 1e-6
     assert str(run) in result.stderr + result.stdout
+    assert "train · en+kn · net" in result.stderr  # one header line naming the stage
     # No library chatter: device banners, tips, limit and restore notices, deprecations.
     for chatter in ("GPU available", "Tip:", "was configured so", "Restoring states", "LeafSpec"):
         assert chatter not in result.stderr + result.stdout

@@ -62,7 +62,7 @@ def run_or_resume(stage, cfg: DictConfig, resume: bool, console: Console) -> tup
                 cfg.resume = str(run_dir)
         else:  # killed or failed before its first checkpoint: nothing to keep
             shutil.rmtree(run_dir)
-    return run_stage(stage, cfg)
+    return run_stage(stage, cfg, header=False)
 
 
 def pretrain_key(cfg: DictConfig) -> str:
@@ -94,7 +94,7 @@ def pretrain_once(cfg: DictConfig, run_dir: Path, reuse: bool, console: Console,
         (run_dir / "metrics.json").write_text(json.dumps(record, indent=2))
         console.print(f"pretrain: identical config already trained, reused {cached}")
         return record["metrics"], {"checkpoint": checkpoint}
-    metrics, artifacts = run_stage(train, cfg)
+    metrics, artifacts = run_stage(train, cfg, header=False)
     checkpoint = Path(artifacts["checkpoint"])
     if reuse:
         staging = cached.with_name(cached.name + ".tmp")

@@ -56,8 +56,25 @@ def is_main_process() -> bool:
     return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0
 
 
-def run_stage(stage: Stage, cfg: DictConfig) -> tuple[dict, dict]:
-    """Run one stage in its output dir; metrics.json records success or the error."""
+def stage_header(cfg: DictConfig) -> str:
+    """`train · kn+ar · net`: what the stage is about to do, in one line."""
+    parts = [str(cfg.get("stage") or "run")]
+    languages = list(cfg.get("language") or {})
+    if languages:
+        parts.append("+".join(languages))
+    model = cfg.get("model")
+    if model is not None and model.get("name") and cfg.get("stage") in ("train", "finetune"):
+        parts.append(str(model.name))
+    if cfg.get("finetune") is not None and cfg.get("stage") == "finetune":
+        parts.append(str(cfg.finetune.name))
+    if cfg.get("resume"):
+        parts.append("resumed")
+    return " · ".join(parts)
+
+
+def run_stage(stage: Stage, cfg: DictConfig, header: bool = True) -> tuple[dict, dict]:
+    """Run one stage in its output dir; metrics.json records success or the error. `header`
+    prints one line naming the stage first (a pipeline prints its own per stage)."""
     output_dir = Path(cfg.paths.output_dir)
     main = is_main_process()
     if cfg.get("resume") and Path(cfg.resume).resolve() != output_dir.resolve():
@@ -81,6 +98,8 @@ def run_stage(stage: Stage, cfg: DictConfig) -> tuple[dict, dict]:
             )
         write_config(cfg, output_dir)
         write_metrics(output_dir, cfg.stage, {}, status=RUNNING)
+        if header:
+            Console(stderr=True).rule(stage_header(cfg))
     try:
         validate_config(cfg)
         metrics, artifacts = stage(cfg)
