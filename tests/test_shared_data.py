@@ -11,10 +11,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from xlvision.stages.runner import run_stage
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.data.real import load_real_splits
 from xlvision.languages.registry import language_from_mapping
+from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 
 pytestmark = pytest.mark.slow
