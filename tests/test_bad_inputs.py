@@ -386,5 +386,7 @@ def test_a_checkpoint_that_is_not_one_is_one_line(tmp_path):
     (tmp_path / "text.ckpt").write_text("hello")
     result = run_cli("xlv-finetune", "debug=fast", "language=kn", "base=text.ckpt", cwd=tmp_path)
     assert result.returncode == 1
-    (line,) = result.stderr.strip().splitlines()
+    # The stage's header line, then the error in one line; no traceback.
+    header, line = result.stderr.strip().splitlines()
+    assert "finetune · kn" in header
     assert line.startswith("xlv-finetune: text.ckpt: not a readable checkpoint (")
