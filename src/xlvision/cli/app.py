@@ -214,13 +214,12 @@ def console_main(
 
     stage_name = (defaults or {}).get("stage", "pipeline" if config_name == "pipeline" else "train")
 
-    @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
-    def job(cfg: DictConfig) -> float | None:
+    def run_guarded(cfg: DictConfig) -> dict:
+        """Run the stage; a user's mistake ends the process with its one line."""
         from xlvision.stages.runner import run_stage
 
         stage_fn = load_ref(stage)
         quiet_libraries()  # again: importing Lightning resets its loggers to INFO
-
         try:
             metrics, _ = run_stage(stage_fn, cfg)
         except ConfigError as err:
@@ -231,24 +230,11 @@ def console_main(
                 raise
             print(f"{prog}: {one_line(err)}", file=sys.stderr)
             sys.exit(1)
-        return metrics.get(cfg.get("monitor", ""))
+        return metrics
 
-    def run_guarded(cfg: DictConfig) -> None:
-        from xlvision.stages.runner import run_stage
-
-        stage_fn = load_ref(stage)
-        quiet_libraries()  # again: importing Lightning resets its loggers to INFO
-
-        try:
-            run_stage(stage_fn, cfg)
-        except ConfigError as err:
-            print(f"{prog}: config error: {err}", file=sys.stderr)
-            sys.exit(2)
-        except (DataError, RunDirError, ResumeError, *runtime_errors()) as err:
-            if verbose():
-                raise
-            print(f"{prog}: {one_line(err)}", file=sys.stderr)
-            sys.exit(1)
+    @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
+    def job(cfg: DictConfig) -> float | None:
+        return run_guarded(cfg).get(cfg.get("monitor", ""))
 
     def main() -> None:
         quiet_libraries()

@@ -6,13 +6,13 @@ dataclasses of other packages) can be imported without the schema that imports t
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from xlvision.lazy import lazy_getattr
 
-__all__ = ["ConfigError", "compose_config", "validate_config"]
+_WHERE = {
+    name: "xlvision.config.compose" for name in ("ConfigError", "compose_config", "validate_config")
+}
+
+__all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("xlvision.config.compose"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)

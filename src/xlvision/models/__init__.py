@@ -5,8 +5,7 @@ does not import torch."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from xlvision.lazy import lazy_getattr
 
 _WHERE = {
     "DIGIT_HEAD": "xlvision.models.classifier",
@@ -22,7 +21,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)

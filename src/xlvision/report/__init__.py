@@ -4,8 +4,7 @@ Names load on first use: checking a report's options does not import matplotlib.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from xlvision.lazy import lazy_getattr
 
 _WHERE = {
     "ReportError": "xlvision.report.options",
@@ -16,7 +15,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)
