@@ -204,3 +204,24 @@ def test_pretrain_cache_key_changes_with_the_package_and_generator(tmp_path, mon
     monkeypatch.undo()
     monkeypatch.setattr(pipeline_module, "__version__", "9.9.9")
     assert pipeline_module.pretrain_key(cfg) != key
+
+
+def test_pipeline_reads_its_targets_real_files_before_pretraining(tmp_path):
+    from xlvision.data.errors import DataError
+
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path / 'pipe'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "debug=fast",
+            "data=mix",
+            "pipeline.targets=[kn]",
+            "~integrate",
+            "data.sources={kn: [{name: scans, source: {format: npz, path: "
+            f"{tmp_path / 'missing.npz'}, arrays: {{images: x, labels: y}}}}}}]}}",
+        ],
+        config_name="pipeline",
+    )
+    with pytest.raises(DataError, match="missing.npz"):
+        pipeline(cfg)
+    assert not (tmp_path / "pipe" / "pretrain").exists()  # failed before any training

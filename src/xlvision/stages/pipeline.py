@@ -17,7 +17,7 @@ from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
 from xlvision.config.pipeline import pipeline_languages
 from xlvision.data.glyphs import GENERATOR_VERSION
-from xlvision.languages import available_languages
+from xlvision.languages import available_languages, load_language
 from xlvision.records import read_metrics, resolve_artifact, resolved_config
 from xlvision.report import report
 from xlvision.stages.evaluate import evaluate
@@ -120,6 +120,24 @@ def report_config(root: Path, runs: list[Path]) -> DictConfig:
     return cfg
 
 
+def read_target_files(cfg: DictConfig, codes: list[str]) -> None:
+    """Read every real file of the target languages now, so a missing or broken one fails in
+    one line before pretraining, not after it (the sources' files are read by pretraining
+    before it trains)."""
+    from xlvision.data.datamodule import load_splits
+    from xlvision.data.mix import parse_mix
+    from xlvision.data.real import load_real_splits
+
+    data_dir = Path(cfg.paths.data_dir)
+    if cfg.data.kind == "mix" and codes:
+        for sources in parse_mix(cfg.data, codes, whole_run=False).values():
+            for source in (s for s in sources if s.is_real):
+                load_real_splits(source.source, seed=cfg.seed, data_dir=data_dir)
+    elif cfg.data.kind == "real":
+        for code in codes:
+            load_splits(cfg.data, load_language(code), cfg.seed, data_dir)
+
+
 def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     """Every stage is recorded in its own subdir, so a crash keeps what finished."""
     console = Console(stderr=True)
@@ -139,6 +157,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     unknown = [c for c in cfg.data.get("sources") or {} if c not in known]
     if unknown:
         raise ConfigError(f"data.sources.{unknown[0]}", "…", f"a language: {', '.join(known)}")
+    read_target_files(cfg, [c for c in targets if c not in sources])
     steps = int(cfg.pipeline.pretrain) + len(targets) + (2 if method else 0)
     metrics, runs, checkpoint, tuned = {}, [], None, {}
     finetune_conf = cfg.finetune
