@@ -371,6 +371,12 @@ def test_the_table_is_large_enough():
         (["xlv-predict", "bundle=nope.safetensors", "input=x.png"], 1, "no such bundle file"),
         (["xlv-train", "hydra.run.dir=/proc/xlv"], 1, "hydra.run.dir=/proc/xlv: cannot write"),
         (["xlv-train", "-m", "hydra.sweep.dir=/proc/xlv"], 1, "hydra.sweep.dir=/proc/xlv: cannot"),
+        (["xlv-train", "data=kannada_dig_mnist", "language=en"], 2, "data.source holds kn"),
+        (
+            ["xlv-report", "runs=[outputs/runs]", "report.out_dir=/proc/rep"],
+            1,
+            "report.out_dir=/proc/rep: cannot write there",
+        ),
     ],
 )
 def test_run_dir_mistakes_are_one_line_and_change_nothing(workdir, argv, code, message):
@@ -390,3 +396,13 @@ def test_a_checkpoint_that_is_not_one_is_one_line(tmp_path):
     header, line = result.stderr.strip().splitlines()
     assert "finetune · kn" in header
     assert line.startswith("xlv-finetune: text.ckpt: not a readable checkpoint (")
+
+
+def test_a_decompression_bomb_image_is_refused_in_one_line(tmp_path):
+    from PIL import Image
+
+    from xlvision.bundle.images import InputError, read_image
+
+    Image.new("L", (20000, 20000)).save(tmp_path / "bomb.png")  # 400 megapixels, 0.4 MB
+    with pytest.raises(InputError, match=r"bomb\.png: not a readable image \(Image size"):
+        read_image(tmp_path / "bomb.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +34,23 @@ def find_images(spec: str) -> list[Path]:
 def read_image(path: Path) -> np.ndarray:
     """[H, W] gray or [H, W, C] colour; transparency is kept for `normalize_digits` to composite."""
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # A digit image of over ~89 megapixels is a decompression bomb, not a scan.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             image = ImageOps.exif_transpose(image)
             if "A" in image.getbands() or image.mode == "P" or "transparency" in image.info:
                 image = image.convert("RGBA")
             elif image.mode not in ("L", "RGB", "I;16"):
                 image = image.convert("L")
             return np.asarray(image)
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+    except (
+        OSError,
+        UnidentifiedImageError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as err:
         reason = " ".join(str(err).split()) or type(err).__name__
         raise InputError(f"{path}: not a readable image ({reason})") from None

@@ -104,7 +104,18 @@ INPUT_FILES = {"base": "file", "bundle": "file", "checkpoint": "file", "run": "d
 
 
 def check_inputs(cfg: DictConfig) -> None:
-    """Every input file the config names exists and is of the right kind."""
+    """Every input file the config names exists and is of the right kind, and a real-data
+    preset's script is the run's."""
+    declared = OmegaConf.select(cfg, "data.source.language", default=None, throw_on_missing=False)
+    if (
+        cfg.get("stage") in ("train", "finetune")
+        and declared not in (None, "???")
+        and "language" in cfg
+        and list(cfg.language) != [declared]
+    ):
+        raise ConfigError(
+            "language", list(cfg.language), f"{declared}: data.source holds {declared} handwriting"
+        )
     for key, kind in INPUT_FILES.items():
         value = cfg.get(key) if key in cfg else None
         if not value or OmegaConf.is_missing(cfg, key):

@@ -9,9 +9,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from xlvision.cli.app import check_writable
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
+from xlvision.records import RunDirError
 from xlvision.report.collect import find_run_dirs
 from xlvision.report.options import ReportError, ReportOptions
 
@@ -47,6 +49,8 @@ def check_command_line(argv: list[str]) -> None:
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     options = ReportOptions.from_config(compose_config(overrides, "report", validate=False))
     find_run_dirs(options.runs)
+    if options.out_dir is not None:
+        check_writable("report.out_dir", options.out_dir)
 
 
 def main() -> None:
@@ -55,6 +59,9 @@ def main() -> None:
     register_resolvers()  # the out dir's ${xlv.uid:} suffix
     try:
         check_command_line(sys.argv[1:])
+    except RunDirError as err:
+        print(f"xlv-report: {err}", file=sys.stderr)
+        sys.exit(1)
     except (ConfigError, ReportError) as err:
         runs = isinstance(err, ReportError) and str(err).startswith("runs= matched")
         prefix = "" if isinstance(err, ReportError) else "config error: "

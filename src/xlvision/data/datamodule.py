@@ -110,7 +110,7 @@ def load_splits(
     if declared in (None, "???"):  # a generic reader (data=csv …): the file is the run's script
         declared = source["language"] = language.code
     if declared != language.code:
-        raise ValueError(
+        raise DataError(
             f"data.source.language={declared!r} does not match language={language.code!r}; "
             f"run with language={declared}"
         )
