@@ -406,3 +406,31 @@ def test_a_decompression_bomb_image_is_refused_in_one_line(tmp_path):
     Image.new("L", (20000, 20000)).save(tmp_path / "bomb.png")  # 400 megapixels, 0.4 MB
     with pytest.raises(InputError, match=r"bomb\.png: not a readable image \(Image size"):
         read_image(tmp_path / "bomb.png")
+
+
+def test_integrate_input_mistakes_are_one_line(tmp_path):
+    from xlvision.models import build_classifier
+    from xlvision.models.checkpoint import save_classifier
+
+    net = {"name": "net", "channels": [4, 8], "hidden": 16}
+    save_classifier(tmp_path / "kn.ckpt", build_classifier(net, {"kn": 10}), net)
+    resnet = {"name": "resnet18", "small_stem": True}
+    save_classifier(tmp_path / "ar.ckpt", build_classifier(resnet, {"ar": 10}), resnet)
+    cases = [
+        (
+            ["integrate=routed", "models=[th=kn.ckpt]"],
+            1,
+            "xlv-integrate: kn.ckpt: no head for 'th'",
+        ),
+        (
+            ["integrate=average", "models=[kn=kn.ckpt,ar=ar.ckpt]"],
+            2,
+            "xlv-integrate: config error: integrate='average' is not allowed: a method for "
+            "models of one architecture",
+        ),
+    ]
+    for args, code, start in cases:
+        result = run_cli("xlv-integrate", *args, cwd=tmp_path)
+        assert result.returncode == code, result.stderr[-1500:]
+        lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("─")]
+        assert lines[-1].startswith(start) and "Traceback" not in result.stderr

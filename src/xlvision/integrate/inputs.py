@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from xlvision.config.errors import ConfigError
 from xlvision.models import Classifier, language_codes
-from xlvision.models.checkpoint import load_classifier
+from xlvision.models.checkpoint import CheckpointError, load_classifier
 from xlvision.records import METRICS_FILE, read_metrics, resolve_artifact
 
 
@@ -96,7 +96,7 @@ def load_sources(cfg: DictConfig) -> Sources:
     for code, path in paths.items():
         model, spec, classes = load_classifier(path)
         if code not in classes:
-            raise ValueError(f"{path}: no head for {code!r} (heads: {', '.join(classes)})")
+            raise CheckpointError(f"{path}: no head for {code!r} (heads: {', '.join(classes)})")
         tuned[code], specs[code] = model, spec
     checkpoints = {code: str(path) for code, path in paths.items()}
     if base_path is not None:

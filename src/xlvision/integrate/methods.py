@@ -20,6 +20,7 @@ from torch import nn
 
 from xlvision.bundle import LID_HEAD, UnifiedModel
 from xlvision.bundle.model import ANSWERS
+from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.integrate.batchnorm import reestimate_batchnorm
 from xlvision.integrate.evaluate import accuracy_per_language, mean
@@ -111,9 +112,13 @@ def common_spec(ctx: Context) -> dict:
         specs.append(ctx.sources.base_spec)
     for code, spec in ctx.sources.specs.items():
         if spec != specs[0]:
-            raise ValueError(
-                f"integrate={ctx.conf.name} merges weights of one architecture, but the "
-                f"{code!r} model is {spec['name']} {spec} and another is {specs[0]}"
+            raise ConfigError(
+                "integrate",
+                ctx.conf.name,
+                f"a method for models of one architecture: the {code!r} model is "
+                f"{spec['name']}, another {specs[0]['name']}"
+                + ("" if spec["name"] != specs[0]["name"] else " with other settings")
+                + " (use routed, multihead or joint)",
             )
     return specs[0]
 
