@@ -369,6 +369,11 @@ def test_the_table_is_large_enough():
         (["xlv-integrate", "models=[kn=x.ckpt]"], 1, "models.kn=x.ckpt: no such checkpoint"),
         (["xlv-eval", "bundle=outputs", "language=kn"], 1, "bundle=outputs: a directory, not"),
         (["xlv-predict", "bundle=nope.safetensors", "input=x.png"], 1, "no such bundle file"),
+        (
+            ["xlv-predict", "bundle=b.safetensors", "input=x.png", "output=/proc/p/out.json"],
+            1,
+            "output=/proc/p: cannot write there",
+        ),
         (["xlv-train", "hydra.run.dir=/proc/xlv"], 1, "hydra.run.dir=/proc/xlv: cannot write"),
         (["xlv-train", "-m", "hydra.sweep.dir=/proc/xlv"], 1, "hydra.sweep.dir=/proc/xlv: cannot"),
         (["xlv-train", "data=kannada_dig_mnist", "language=en"], 2, "data.source holds kn"),

@@ -13,8 +13,10 @@ from xlvision.bundle.predict import (
     prediction_line,
     write_predictions,
 )
+from xlvision.cli.app import check_writable
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
+from xlvision.records import RunDirError
 
 PROG = "xlv-predict"
 OUTPUT_SUFFIXES = (".json", ".csv")
@@ -28,6 +30,8 @@ def run(overrides: list[str]) -> None:
         raise ConfigError("language", codes, "one language, or none to let the bundle decide")
     if cfg.output and Path(cfg.output).suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError("output", cfg.output, "a path ending in .json or .csv")
+    if cfg.output:  # before any work: a place the predictions cannot be written is named now
+        check_writable("output", Path(cfg.output).expanduser().absolute().parent)
     model, manifest = load_bundle(cfg.bundle)
     predictions = predict_images(
         model,
@@ -56,7 +60,7 @@ def main() -> None:
     except ConfigError as err:
         print(f"{PROG}: config error: {err}", file=sys.stderr)
         sys.exit(2)
-    except (BundleError, InputError) as err:
+    except (BundleError, InputError, RunDirError) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         sys.exit(1)
 
