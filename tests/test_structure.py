@@ -57,6 +57,9 @@ assert not heavy, heavy
         ("finetune", ["language=xx"]),
         ("pipeline", ["pipeline.targets=kn", "trainer.max_epochs=0"]),
         ("eval", ["--help"]),
+        ("predict", ["+foo=1"]),
+        ("predict", ["--help"]),
+        ("report", ["rows=model", "cols=model", "runs=x"]),
     ]
     for cli, args in cases:
         result = subprocess.run(

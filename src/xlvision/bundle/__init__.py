@@ -1,17 +1,23 @@
-"""The unified model bundle: one file that reads digits in every language it holds."""
+"""The unified model bundle: one file that reads digits in every language it holds.
 
-from xlvision.bundle.file import BundleError, load_bundle, payload_sha256, save_bundle
-from xlvision.bundle.manifest import digit_preprocessing, language_record, model_input
-from xlvision.bundle.model import LID_HEAD, UnifiedModel
+Names load on first use, so `xlv-predict --help` and its config errors do not import torch."""
 
-__all__ = [
-    "LID_HEAD",
-    "BundleError",
-    "UnifiedModel",
-    "digit_preprocessing",
-    "language_record",
-    "load_bundle",
-    "model_input",
-    "payload_sha256",
-    "save_bundle",
-]
+from __future__ import annotations
+
+from xlvision.lazy import lazy_getattr
+
+_WHERE = {
+    "BundleError": "xlvision.bundle.file",
+    "load_bundle": "xlvision.bundle.file",
+    "payload_sha256": "xlvision.bundle.file",
+    "save_bundle": "xlvision.bundle.file",
+    "digit_preprocessing": "xlvision.bundle.manifest",
+    "language_record": "xlvision.bundle.manifest",
+    "model_input": "xlvision.bundle.manifest",
+    "LID_HEAD": "xlvision.bundle.model",
+    "UnifiedModel": "xlvision.bundle.model",
+}
+
+__all__ = sorted(_WHERE)
+
+__getattr__ = lazy_getattr(__name__, _WHERE)

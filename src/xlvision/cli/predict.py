@@ -5,14 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xlvision.bundle import BundleError, load_bundle
-from xlvision.bundle.images import InputError
-from xlvision.bundle.predict import (
-    inference_device,
-    predict_images,
-    prediction_line,
-    write_predictions,
-)
 from xlvision.cli.app import check_writable
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
@@ -32,6 +24,15 @@ def run(overrides: list[str]) -> None:
         raise ConfigError("output", cfg.output, "a path ending in .json or .csv")
     if cfg.output:  # before any work: a place the predictions cannot be written is named now
         check_writable("output", Path(cfg.output).expanduser().absolute().parent)
+    # torch loads only now that the command line is known to be right.
+    from xlvision.bundle import load_bundle
+    from xlvision.bundle.predict import (
+        inference_device,
+        predict_images,
+        prediction_line,
+        write_predictions,
+    )
+
     model, manifest = load_bundle(cfg.bundle)
     predictions = predict_images(
         model,
@@ -49,6 +50,14 @@ def run(overrides: list[str]) -> None:
         print(f"{PROG}: {len(predictions)} predictions written to {path}", file=sys.stderr)
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """A bad bundle, image or output; imported only once something went wrong."""
+    from xlvision.bundle.file import BundleError
+    from xlvision.bundle.images import InputError
+
+    return (BundleError, InputError, RunDirError)
+
+
 def main() -> None:
     """Console script `xlv-predict`; every user mistake ends with one line."""
     args = sys.argv[1:]
@@ -60,7 +69,7 @@ def main() -> None:
     except ConfigError as err:
         print(f"{PROG}: config error: {err}", file=sys.stderr)
         sys.exit(2)
-    except (BundleError, InputError, RunDirError) as err:
+    except user_errors() as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         sys.exit(1)
 
