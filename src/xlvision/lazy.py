@@ -8,12 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_getattr(package: str, where: dict[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` serving `name` from the module `where[name]`."""
+def lazy_namespace(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], list[str]]:
+    """`(__getattr__, __all__)` for `package`; `exports` maps each submodule (relative to the
+    package) to the names it provides, separated by spaces."""
+    where = {
+        name: f"{package}.{module}" for module, names in exports.items() for name in names.split()
+    }
 
     def __getattr__(name: str) -> Any:
         if name in where:
             return getattr(importlib.import_module(where[name]), name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
-    return __getattr__
+    return __getattr__, sorted(where)

@@ -4,20 +4,13 @@ Names load on first use, so `xlv-predict --help` and its config errors do not im
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_getattr
+from xlvision.lazy import lazy_namespace
 
-_WHERE = {
-    "BundleError": "xlvision.bundle.file",
-    "load_bundle": "xlvision.bundle.file",
-    "payload_sha256": "xlvision.bundle.file",
-    "save_bundle": "xlvision.bundle.file",
-    "digit_preprocessing": "xlvision.bundle.manifest",
-    "language_record": "xlvision.bundle.manifest",
-    "model_input": "xlvision.bundle.manifest",
-    "LID_HEAD": "xlvision.bundle.model",
-    "UnifiedModel": "xlvision.bundle.model",
-}
-
-__all__ = sorted(_WHERE)
-
-__getattr__ = lazy_getattr(__name__, _WHERE)
+__getattr__, __all__ = lazy_namespace(
+    __name__,
+    {
+        "file": "BundleError load_bundle payload_sha256 save_bundle",
+        "manifest": "digit_preprocessing language_record model_input",
+        "model": "LID_HEAD UnifiedModel",
+    },
+)

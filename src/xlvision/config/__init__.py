@@ -6,13 +6,11 @@ dataclasses of other packages) can be imported without the schema that imports t
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_getattr
+from xlvision.lazy import lazy_namespace
 
-_WHERE = {
-    name: "xlvision.config.compose" for name in ("ConfigError", "compose_config", "validate_config")
-}
-
-__all__ = sorted(_WHERE)
-
-
-__getattr__ = lazy_getattr(__name__, _WHERE)
+__getattr__, __all__ = lazy_namespace(
+    __name__,
+    {
+        "compose": "ConfigError compose_config validate_config",
+    },
+)

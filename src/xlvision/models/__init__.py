@@ -1,24 +1,13 @@
-"""Backbones, per-language heads and the registry that rebuilds them by name.
-
-Names load on first use, so importing a light submodule (its config dataclass, say)
-does not import torch."""
+"""Backbones, per-language heads and the registry that rebuilds them by name."""
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_getattr
+from xlvision.lazy import lazy_namespace
 
-_WHERE = {
-    "DIGIT_HEAD": "xlvision.models.classifier",
-    "LID_HEAD": "xlvision.models.classifier",
-    "Classifier": "xlvision.models.classifier",
-    "LanguageHeads": "xlvision.models.classifier",
-    "language_codes": "xlvision.models.classifier",
-    "MODELS": "xlvision.models.registry",
-    "build_backbone": "xlvision.models.registry",
-    "build_classifier": "xlvision.models.registry",
-}
-
-__all__ = sorted(_WHERE)
-
-
-__getattr__ = lazy_getattr(__name__, _WHERE)
+__getattr__, __all__ = lazy_namespace(
+    __name__,
+    {
+        "classifier": "DIGIT_HEAD LID_HEAD Classifier LanguageHeads language_codes",
+        "registry": "MODELS build_backbone build_classifier",
+    },
+)

@@ -4,15 +4,12 @@ Names load on first use: checking a report's options does not import matplotlib.
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_getattr
+from xlvision.lazy import lazy_namespace
 
-_WHERE = {
-    "ReportError": "xlvision.report.options",
-    "ReportOptions": "xlvision.report.options",
-    "report": "xlvision.report.stage",
-}
-
-__all__ = sorted(_WHERE)
-
-
-__getattr__ = lazy_getattr(__name__, _WHERE)
+__getattr__, __all__ = lazy_namespace(
+    __name__,
+    {
+        "options": "ReportError ReportOptions",
+        "stage": "report",
+    },
+)
