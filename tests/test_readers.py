@@ -256,9 +256,9 @@ def test_folder_with_mixed_formats_sizes_and_modes(tmp_path: Path) -> None:
     assert raw.images[3].dtype == np.float32 and raw.images[3].max() == 60000
     out = normalize_digits(raw.images, polarity="per_image")
     assert out.shape == (6, 28, 28)
-    reference = out[2].float()
+    reference = out[2].astype(np.float32)
     for image in out:
-        assert np.corrcoef(image.float().ravel(), reference.ravel())[0, 1] > 0.8
+        assert np.corrcoef(image.astype(np.float32).ravel(), reference.ravel())[0, 1] > 0.8
 
 
 def test_folder_mistakes_fail(tmp_path: Path) -> None:

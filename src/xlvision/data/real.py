@@ -47,7 +47,8 @@ def read_source(source: RealSource, data_dir: Path) -> dict[str, RawDigits]:
 
 def _digit_arrays(raw: RawDigits, polarity: str) -> DigitArrays:
     groups = None if raw.groups is None else torch.from_numpy(raw.groups)
-    return DigitArrays(normalize_digits(raw.images, polarity), torch.from_numpy(raw.labels), groups)
+    digits = torch.from_numpy(normalize_digits(raw.images, polarity))
+    return DigitArrays(digits, torch.from_numpy(raw.labels), groups)
 
 
 def load_real_splits(
