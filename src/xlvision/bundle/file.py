@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from xlvision.bundle.errors import BundleError
 from xlvision.bundle.model import UnifiedModel
 from xlvision.models.classifier import Classifier
 from xlvision.models.registry import MODELS, build_classifier
@@ -25,10 +26,6 @@ METADATA_KEY = "xlvision"
 CHECKSUM_KEY = "xlvision_sha256"
 LANGUAGE_FIELDS = ("name", "script", "class_names", "class_names_en")
 PREPROCESSING_FIELDS = ("mean", "std")
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be used; the one-line message starts with the file's path."""
 
 
 def payload_sha256(tensors: dict[str, torch.Tensor]) -> str:

@@ -1,4 +1,8 @@
-"""Reading digit images with a bundle: preprocessing from its manifest, routing, class names."""
+"""Reading digit images with a bundle: preprocessing from its manifest, routing, class names.
+
+Torch-free at import: a `.safetensors` bundle is read by `TorchReader` (torch loads then), an
+exported `.onnx` file by `OnnxReader` (onnxruntime, no torch at all).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-import torch
+import numpy as np
 from rich.console import Console
 from rich.progress import track
 
 from xlvision.bundle.images import find_images, read_image
-from xlvision.bundle.manifest import model_input
-from xlvision.bundle.model import UnifiedModel
 from xlvision.config.errors import ConfigError
 from xlvision.data.normalize import normalize_digits
 from xlvision.languages import ENGLISH_DIGIT_NAMES, available_languages, load_language
@@ -37,8 +40,10 @@ class Prediction:
     names: dict[str, str] = field(default_factory=dict)
 
 
-def inference_device(accelerator: str) -> torch.device:
+def inference_device(accelerator: str):
     """The torch device for `device.accelerator` (auto: a CUDA GPU when there is one)."""
+    import torch
+
     if accelerator in {"gpu", "cuda"} or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("mps" if accelerator == "mps" else "cpu")
@@ -65,23 +70,55 @@ def display_names(manifest: dict, codes: list[str]) -> dict[str, list[str]]:
     return out
 
 
+class Reader(Protocol):
+    """A bundle or an exported file that reads normalized digits."""
+
+    languages: list[str]
+    can_identify: bool
+
+    def read(self, digits: np.ndarray, language: str | None) -> dict[str, np.ndarray]:
+        """uint8 [N, 28, 28] → `language` (index), `language_prob`, `digit`, `digit_prob`."""
+        ...
+
+
+class TorchReader:
+    """A loaded bundle (`load_bundle`) on a torch device."""
+
+    def __init__(self, model, manifest: dict, device="cpu") -> None:
+        self.model = model.to(device).eval()
+        self.manifest = manifest
+        self.device = device
+        self.languages = list(model.languages)
+        self.can_identify = model.router is not None
+
+    def read(self, digits: np.ndarray, language: str | None) -> dict[str, np.ndarray]:
+        import torch
+
+        from xlvision.bundle.manifest import model_input
+
+        x = model_input(torch.from_numpy(digits), self.manifest["preprocessing"])
+        with torch.no_grad():
+            result = self.model.predict(x.to(self.device), language)
+        return {k: v.cpu().numpy() for k, v in result.items()}
+
+
 def predict_images(
-    model: UnifiedModel,
+    reader: Reader,
     manifest: dict,
     input_spec: str,
     *,
     language: str | None = None,
     display: Sequence[str] = ("en",),
     batch_size: int = 256,
-    device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> list[Prediction]:
     """Read every image `input_spec` names, normalized the way the bundle's training data were."""
-    if language is None and model.router is None:
-        allowed = f"one of {', '.join(model.languages)}: this bundle cannot identify languages"
+    if language is None and not reader.can_identify:
+        allowed = f"one of {', '.join(reader.languages)}: this bundle cannot identify languages"
         raise ConfigError("language", None, allowed)
-    if language is not None and language not in model.languages:
-        raise ConfigError("language", language, f"one of the bundle's {', '.join(model.languages)}")
+    if language is not None and language not in reader.languages:
+        allowed = f"one of the bundle's {', '.join(reader.languages)}"
+        raise ConfigError("language", language, allowed)
     names = display_names(manifest, list(display))
     records = {record["code"]: record for record in manifest["languages"]}
     preprocessing = manifest["preprocessing"]
@@ -89,7 +126,6 @@ def predict_images(
     ink_threshold = preprocessing.get("ink_threshold", 0.25)
     paths = find_images(input_spec)
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    model = model.to(device)
     out = []
     steps = track(
         batches,
@@ -101,11 +137,9 @@ def predict_images(
         digits = normalize_digits(
             [read_image(p) for p in batch], polarity, ink_threshold=ink_threshold
         )
-        with torch.no_grad():
-            result = model.predict(model_input(digits, preprocessing).to(device), language)
-        result = {k: v.cpu().tolist() for k, v in result.items()}
+        result = {k: v.tolist() for k, v in reader.read(digits, language).items()}
         for i, path in enumerate(batch):
-            code = model.languages[result["language"][i]]
+            code = reader.languages[result["language"][i]]
             digit = result["digit"][i]
             out.append(
                 Prediction(

@@ -1,4 +1,7 @@
-"""`xlv-predict bundle=<file> input=<image|folder|glob> [language=kn] [display=[en,zh]]`."""
+"""`xlv-predict bundle=<file> input=<image|folder|glob> [language=kn] [display=[en,zh]]`.
+
+`bundle` is a `.safetensors` bundle (read with torch) or an `.onnx` file from `xlv-export`
+(read with onnxruntime; torch is never imported)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,20 @@ PROG = "xlv-predict"
 OUTPUT_SUFFIXES = (".json", ".csv")
 
 
+def open_reader(bundle: str, accelerator: str):
+    """An exported `.onnx` file through onnxruntime, or a bundle through torch (loaded only now
+    that the command line is known to be right)."""
+    if Path(bundle).suffix.lower() == ".onnx":
+        from xlvision.bundle.onnx_file import OnnxReader
+
+        return OnnxReader(bundle)
+    from xlvision.bundle import load_bundle
+    from xlvision.bundle.predict import TorchReader, inference_device
+
+    model, manifest = load_bundle(bundle)
+    return TorchReader(model, manifest, inference_device(accelerator))
+
+
 def run(overrides: list[str]) -> None:
     """Compose the config, load the bundle, predict, print a line per image, write `output`."""
     cfg = compose_config(overrides, config_name="predict")
@@ -24,24 +41,16 @@ def run(overrides: list[str]) -> None:
         raise ConfigError("output", cfg.output, "a path ending in .json or .csv")
     if cfg.output:  # before any work: a place the predictions cannot be written is named now
         check_writable("output", Path(cfg.output).expanduser().absolute().parent)
-    # torch loads only now that the command line is known to be right.
-    from xlvision.bundle import load_bundle
-    from xlvision.bundle.predict import (
-        inference_device,
-        predict_images,
-        prediction_line,
-        write_predictions,
-    )
+    from xlvision.bundle.predict import predict_images, prediction_line, write_predictions
 
-    model, manifest = load_bundle(cfg.bundle)
+    reader = open_reader(cfg.bundle, cfg.device.accelerator)
     predictions = predict_images(
-        model,
-        manifest,
+        reader,
+        reader.manifest,
         cfg.input,
         language=codes[0] if codes else None,
         display=list(cfg.display),
         batch_size=cfg.batch_size,
-        device=inference_device(cfg.device.accelerator),
     )
     for prediction in predictions:
         print(prediction_line(prediction))
@@ -52,7 +61,7 @@ def run(overrides: list[str]) -> None:
 
 def user_errors() -> tuple[type[Exception], ...]:
     """A bad bundle, image or output; imported only once something went wrong."""
-    from xlvision.bundle.file import BundleError
+    from xlvision.bundle.errors import BundleError
     from xlvision.bundle.images import InputError
 
     return (BundleError, InputError, RunDirError)
