@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# onnxruntime-web for `xlv-export format=web`, from the npm registry, inside the venv.
+WEB := $(VENV)/share/xlvision/web
+ORT_WEB := onnxruntime-web@1.30.0
+WEB_STAMP := $(WEB)/.installed
 
 .PHONY: demo test test-slow lint format install clean
 
@@ -14,12 +18,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+$(WEB_STAMP): | $(BIN)/python
+	mkdir -p $(WEB)
+	npm install --prefix $(WEB) --no-audit --no-fund --ignore-scripts --loglevel=error $(ORT_WEB)
+	touch $(WEB_STAMP)
+
+install: $(STAMP) $(WEB_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/xlv-pipeline
 
-test: $(STAMP)
+test: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -272,6 +272,41 @@ CASES = [
         "xlv-predict: config error: bundle='???' is not allowed: a value is required: give bundle=…",
     ),
     (
+        ["xlv-export"],
+        2,
+        "xlv-export: config error: bundle='???' is not allowed: a value is required: give bundle=…",
+    ),
+    (
+        ["xlv-export", "bundle=b.safetensors", "format=pdf"],
+        2,
+        "xlv-export: config error: format='pdf' is not allowed: one of onnx, torchscript, web",
+    ),
+    (
+        ["xlv-export", "bundle=b.safetensors", "format=torchscript", "output=m.onnx"],
+        2,
+        "xlv-export: config error: output='m.onnx' is not allowed: a path ending in .pt or .ts for format=torchscript",
+    ),
+    (
+        ["xlv-export", "bundle=b.safetensors", "format=web", "output=page.html"],
+        2,
+        "xlv-export: config error: output='page.html' is not allowed: a folder for format=web (index.html goes in it)",
+    ),
+    (
+        ["xlv-export", "bundle=b.safetensors", "check=-1"],
+        2,
+        "xlv-export: config error: check=-1 is not allowed: a number of images per language, 0 for none",
+    ),
+    (
+        ["xlv-export", "bundle=b.safetensors", "+opset=11"],
+        2,
+        "xlv-export: config error: opset='11' is not allowed: no such key in the config (a typo?)",
+    ),
+    (
+        ["xlv-export", "bundle=nope.safetensors"],
+        1,
+        "xlv-export: bundle=nope.safetensors: no such bundle file",
+    ),
+    (
         ["xlv-report"],
         2,
         "xlv-report: runs= is required: run dirs, sweep dirs or globs, e.g. runs=[outputs/multirun/*/*]",
@@ -349,6 +384,7 @@ def test_the_table_is_large_enough():
         "xlv-eval",
         "xlv-predict",
         "xlv-report",
+        "xlv-export",
     }
 
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO, run_cli
 
 from xlvision.bundle import load_bundle
+from xlvision.bundle.export import checked_export
 from xlvision.cli.integrate import models_as_mapping
 from xlvision.config import ConfigError, compose_config
 from xlvision.integrate.config import METHODS
@@ -115,6 +116,11 @@ def test_every_method_writes_a_bundle_that_loads(method, tuned_run, tmp_path):
         assert params["lam"] == float(max(scores, key=scores.get))
     record = read_metrics(tmp_path)
     assert record["status"] == "completed" and record["stage"] == "integrate"
+    # The bundle leaves Python: an ONNX file reads 1,000 glyphs per language as it does.
+    _, parity = checked_export(
+        model, manifest, artifacts["bundle"], "onnx", tmp_path / "m.onnx", check=1000
+    )
+    assert parity.images == 2000 and parity.ok, parity.line()
 
 
 def test_multihead_of_linear_probes_keeps_their_accuracy(tuned_run, probed_models, tmp_path):

@@ -59,6 +59,8 @@ assert not heavy, heavy
         ("eval", ["--help"]),
         ("predict", ["+foo=1"]),
         ("predict", ["--help"]),
+        ("export", ["--help"]),
+        ("export", ["format=pdf", "bundle=b.safetensors"]),
         ("report", ["rows=model", "cols=model", "runs=x"]),
     ]
     for cli, args in cases:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 from conftest import run_cli
 from torch import nn
 
 from xlvision.bundle import UnifiedModel, load_bundle
+from xlvision.bundle.export import checked_export
 from xlvision.config import compose_config
 from xlvision.config.errors import ConfigError
 from xlvision.languages import load_language
@@ -140,6 +142,15 @@ def test_unified_bundle_routes_with_its_trained_head_and_picks_the_answer_on_val
     for code in CODES:
         own = metrics[f"test/{code}/answer_{model.answer}_acc"]
         assert metrics[f"test/{code}/routed_acc"] == pytest.approx(own)
+
+
+def test_unified_bundle_exports_with_its_answer_rule(unified_run, tmp_path):
+    *_, bundle = unified_run
+    model, manifest = load_bundle(bundle)
+    _, parity = checked_export(model, manifest, bundle, "onnx", tmp_path / "u.onnx", check=1000)
+    assert parity.images == 3000 and parity.ok, parity.line()
+    info = json.loads(onnx.load(str(tmp_path / "u.onnx")).metadata_props[0].value)
+    assert info["answer"] == model.answer
 
 
 def test_eval_reports_script_id_raw_and_by_group(unified_run, tmp_path):

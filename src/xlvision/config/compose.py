@@ -16,10 +16,22 @@ from omegaconf.errors import OmegaConfBaseException
 from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
-from xlvision.config.schema import Config, EvalConfig, PredictConfig, register_schemas
+from xlvision.config.schema import (
+    Config,
+    EvalConfig,
+    ExportConfig,
+    PredictConfig,
+    register_schemas,
+)
 
 # The schema each primary config is merged onto; an appended `+key` must be one of its keys.
-SCHEMAS = {"config": Config, "pipeline": Config, "predict": PredictConfig, "eval": EvalConfig}
+SCHEMAS = {
+    "config": Config,
+    "pipeline": Config,
+    "predict": PredictConfig,
+    "eval": EvalConfig,
+    "export": ExportConfig,
+}
 
 
 def group_options(group: str, conf: Path | None = None) -> list[str]:

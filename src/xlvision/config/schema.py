@@ -213,9 +213,22 @@ class EvalConfig:
     paths: PathsConf = field(default_factory=PathsConf)
 
 
+@dataclass
+class ExportConfig:
+    """xlv-export: a bundle as one ONNX or TorchScript file, or a web page that runs it."""
+
+    bundle: str = MISSING
+    format: str = "onnx"
+    output: str | None = None
+    overwrite: bool = False
+    runtime: str | None = None
+    check: int = 200
+
+
 def register_schemas() -> None:
     """Make the schemas available to the defaults lists of the primary configs."""
     store = ConfigStore.instance()
     store.store(name="xlv_schema", node=Config)
     store.store(name="xlv_predict_schema", node=PredictConfig)
     store.store(name="xlv_eval_schema", node=EvalConfig)
+    store.store(name="xlv_export_schema", node=ExportConfig)
