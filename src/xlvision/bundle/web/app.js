@@ -258,7 +258,12 @@ async function read() {
   const language = model.languages[scriptIndex];
   const digitProb = result.digit_prob.data[0];
   const scriptProb = result.script_prob.data[0];
-  document.getElementById("digit").textContent = `${digit} · ${language.digits[digit] ?? digit}`;
+  const shown = document.getElementById("digit");
+  shown.textContent = `${digit} · `;
+  const numeral = document.createElement("span");
+  numeral.style.fontFamily = `xlv-${language.code}, system-ui, sans-serif`;
+  numeral.textContent = language.digits[digit] ?? String(digit);
+  shown.append(numeral);
   document.getElementById("script").textContent =
     `${language.name} (${language.script}) · script ${(100 * scriptProb).toFixed(1)}% · digit ${(100 * digitProb).toFixed(1)}%`;
   document.querySelectorAll("#names tbody tr").forEach((row, i) => {

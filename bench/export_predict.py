@@ -1,0 +1,101 @@
+"""Prediction speed of an exported `.onnx` file (onnxruntime) against the PyTorch bundle, on CPU.
+
+Builds a bundle of the demo's shape (a Net per language for kn, ar and hi, plus a router: the
+routed layout) and a shared-backbone one, exports each to ONNX, and reads the same normalized
+glyph digits with both, interleaved rounds, same thread count. Prints images/s of the model
+alone (batch 256, the xlv-predict default), the median of the rounds, and the ratio. Weights
+are untrained: speed does not depend on them.
+
+    .venv/bin/python bench/export_predict.py [images] [rounds]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xlvision.bundle import (
+    LID_HEAD,
+    UnifiedModel,
+    digit_preprocessing,
+    language_record,
+    load_bundle,
+    save_bundle,
+)
+from xlvision.bundle.export import check_images, checked_export
+from xlvision.bundle.onnx_file import OnnxReader
+from xlvision.bundle.predict import TorchReader
+from xlvision.models import build_classifier
+
+CODES = ["kn", "ar", "hi"]
+NET = {"name": "net"}  # the registry's defaults: the seed's Net
+
+
+def layouts() -> dict[str, tuple[UnifiedModel, dict]]:
+    torch.manual_seed(0)
+    members = {c: build_classifier(NET, {c: 10}) for c in CODES}
+    members["router"] = build_classifier(NET, {LID_HEAD: len(CODES)})
+    routed = UnifiedModel(members, {c: c for c in CODES}, CODES, "router")
+    shared = build_classifier(NET, {**{c: 10 for c in CODES}, LID_HEAD: len(CODES)})
+    one = UnifiedModel({"shared": shared}, {c: "shared" for c in CODES}, CODES, "shared")
+    return {
+        "routed (4 Nets)": (routed, {k: NET for k in members}),
+        "shared (1 Net)": (one, {"shared": NET}),
+    }
+
+
+def rate(read, digits: np.ndarray, batch: int) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(digits), batch):
+        read(digits[i : i + batch], None)
+    return len(digits) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 3072
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    threads = min(2, torch.get_num_threads())
+    torch.set_num_threads(threads)
+    digits = np.round(check_images(CODES, count // len(CODES))[:, 0] * 255).astype(np.uint8)
+    print(f"{len(digits)} images, batch 256, {threads} threads, {rounds} interleaved rounds")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (model, specs) in layouts().items():
+            path = save_bundle(
+                Path(tmp) / "b.safetensors",
+                model.eval(),
+                member_specs=specs,
+                languages={c: language_record(c) for c in CODES},
+                preprocessing=digit_preprocessing(),
+                integration={"method": "bench", "params": {}},
+                metrics={},
+            )
+            model, manifest = load_bundle(path)
+            onnx_path, _ = checked_export(
+                model, manifest, path, "onnx", Path(tmp) / "b.onnx", check=50, overwrite=True
+            )
+            readers = {
+                "torch": TorchReader(model, manifest),
+                "onnx": OnnxReader(onnx_path, threads),
+            }
+            for reader in readers.values():  # warm-up
+                reader.read(digits[:256], None)
+            speeds = {key: [] for key in readers}
+            for _ in range(rounds):
+                for key, reader in readers.items():
+                    speeds[key].append(rate(reader.read, digits, 256))
+            torch_rate = statistics.median(speeds["torch"])
+            onnx_rate = statistics.median(speeds["onnx"])
+            print(
+                f"{name:16s} PyTorch {torch_rate:8.0f} images/s   onnxruntime {onnx_rate:8.0f} "
+                f"images/s   ratio onnx / torch {onnx_rate / torch_rate:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
