@@ -366,6 +366,14 @@ def test_page_reads_a_drawn_digit_as_xlv_predict_does(bundle, onnx_file, page_di
         assert names == {c: language_record(c)["class_names"][3] for c in CODES}
         assert [code for code, _, chosen in rows if chosen] == ["zh"]
         assert "Chinese" in text
+        # The bundled numeral and name fonts were served and parsed.
+        faces = page.evaluate(
+            "Promise.all([...document.fonts].filter(f => f.family.startsWith('xlv'))"
+            ".map(f => f.loaded.then(() => f.family + ':' + f.status, () => f.family + ':error')))"
+        )
+        assert sorted(faces) == sorted(
+            f"{prefix}{c}:loaded" for c in CODES for prefix in ("xlv-", "xlv-name-")
+        )
         # Clear empties the pad and the answer; the next drawing is read afresh.
         clear = page.evaluate(
             "(() => { const b = document.getElementById('clear').getBoundingClientRect();"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from fontTools.ttLib import TTFont
 
-from xlvision.config.paths import FONTS_DIR
+from xlvision.config.paths import FONTS_DIR, NAME_FONTS_DIR
 from xlvision.data.render import master_image
 from xlvision.languages import Language, available_languages, load_language
 
@@ -171,3 +171,19 @@ def test_test_font_is_not_a_copy_of_a_training_font(lang):
                 f"{lang.code}: test font {test_font} draws like train font {train_font} "
                 f"({distance:.3f})"
             )
+
+
+@pytest.mark.parametrize("lang", [c for c in available_languages() if c != "en"])
+def test_name_font_draws_every_digit_name(lang):
+    """The web page's font for `lang`'s digit names maps every character of them, and its
+    licence text is bundled."""
+    [path] = sorted(NAME_FONTS_DIR.glob(f"{lang}.*"))
+    font = TTFont(path)
+    cmap = font.getBestCmap()
+    text = "".join(load_language(lang).class_names)
+    assert not sorted({c for c in text if ord(c) not in cmap and c not in "\u200c\u200d"})
+    assert "GSUB" in font or lang == "zh"  # shaping kept for the scripts that need it
+    family = font["name"].getDebugName(1)
+    assert family and family.replace(" ", "") + ".txt" in {
+        p.name for p in (FONTS_DIR / "LICENSES").iterdir()
+    }

@@ -294,17 +294,31 @@ def default_runtime() -> Path:
     )
 
 
-def page_model(info: dict) -> dict:
-    """What the page needs besides the graph: languages (names, digits, fonts) and preprocessing."""
+def page_fonts(code: str) -> tuple[Path | None, Path | None]:
+    """The bundled fonts the page draws `code`'s numerals and names with (None: the system's)."""
+    from xlvision.config.paths import NAME_FONTS_DIR
     from xlvision.languages import available_languages, load_language
 
+    digits = None
+    if code in available_languages():
+        paths = load_language(code).font_paths("train")
+        digits = paths[0] if paths else None
+    names = sorted(NAME_FONTS_DIR.glob(f"{code}.*"))
+    return digits, names[0] if names else None
+
+
+def page_model(info: dict) -> dict:
+    """What the page needs besides the graph: languages (names, digits, fonts) and preprocessing."""
     languages = []
     for record in info["languages"]:
-        font = None
-        if record["code"] in available_languages():
-            paths = load_language(record["code"]).font_paths("train")
-            font = f"fonts/{record['code']}{paths[0].suffix}" if paths else None
-        languages.append({**record, "font": font})
+        digits, names = page_fonts(record["code"])
+        languages.append(
+            {
+                **record,
+                "font": f"fonts/{record['code']}{digits.suffix}" if digits else None,
+                "name_font": f"fonts/names/{names.name}" if names else None,
+            }
+        )
     return {
         "input": info["input"],
         "preprocessing": info["preprocessing"],
@@ -316,8 +330,6 @@ def page_model(info: dict) -> dict:
 
 def write_web(wrapped: ReadEverything, info: dict, folder: Path, runtime: Path) -> None:
     """index.html, app.js, model.onnx, model.json, ort/ (the runtime) and fonts/ in `folder`."""
-    from xlvision.languages import load_language
-
     folder.mkdir(parents=True)
     write_onnx(wrapped, info, folder / "model.onnx")
     for name in ("index.html", "app.js"):
@@ -327,11 +339,11 @@ def write_web(wrapped: ReadEverything, info: dict, folder: Path, runtime: Path) 
     (folder / "ort").mkdir()
     for name in RUNTIME_FILES:
         shutil.copyfile(runtime / name, folder / "ort" / name)
-    (folder / "fonts").mkdir()
+    (folder / "fonts" / "names").mkdir(parents=True)
     for record in page["languages"]:
-        if record["font"]:
-            source = load_language(record["code"]).font_paths("train")[0]
-            shutil.copyfile(source, folder / record["font"])
+        for source, target in zip(page_fonts(record["code"]), ("font", "name_font"), strict=True):
+            if record[target]:
+                shutil.copyfile(source, folder / record[target])
 
 
 def checked_export(

@@ -6,6 +6,8 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 FONTS_DIR = PACKAGE_DIR / "assets" / "fonts"
+NAME_FONTS_DIR = FONTS_DIR.parent / "name_fonts"
+"""Fonts that draw each language's digit names (tools/build_name_fonts.py), for the web page."""
 
 
 def config_dir() -> Path:

@@ -284,10 +284,12 @@ async function start() {
   try {
     model = await (await fetch("model.json")).json();
     for (const language of model.languages) {
-      if (!language.font) continue;
-      const face = new FontFace(`xlv-${language.code}`, `url(${language.font})`);
-      document.fonts.add(face);
-      face.load().catch(() => {});
+      for (const [family, url] of [[`xlv-${language.code}`, language.font], [`xlv-name-${language.code}`, language.name_font]]) {
+        if (!url) continue;
+        const face = new FontFace(family, `url(${url})`);
+        document.fonts.add(face);
+        face.load().catch(() => {});
+      }
     }
     const body = document.querySelector("#names tbody");
     for (const language of model.languages) {
@@ -297,7 +299,10 @@ async function start() {
       const numeral = row.insertCell();
       numeral.className = "numeral";
       numeral.style.fontFamily = `xlv-${language.code}, system-ui, sans-serif`;
-      row.insertCell().className = "name";
+      const name = row.insertCell();
+      name.className = "name";
+      name.lang = language.code;
+      name.style.fontFamily = `xlv-name-${language.code}, system-ui, sans-serif`;
     }
     document.getElementById("languages").textContent =
       `${model.languages.length} scripts: ${model.languages.map((l) => l.name).join(", ")}`;
