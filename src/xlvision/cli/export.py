@@ -59,16 +59,20 @@ def run(overrides: list[str]) -> None:
         f"{PROG} · {cfg.format} · {len(model.languages)} languages · {len(model.members)} members",
         file=sys.stderr,
     )
-    path, parity = checked_export(
-        model,
-        manifest,
-        cfg.bundle,
-        cfg.format,
-        output,
-        runtime=runtime,
-        check=cfg.check,
-        overwrite=cfg.overwrite,
-    )
+    from rich.console import Console
+
+    checking = f", then checking it on {cfg.check} glyphs per language" if cfg.check else ""
+    with Console(stderr=True).status(f"exporting{checking}…"):
+        path, parity = checked_export(
+            model,
+            manifest,
+            cfg.bundle,
+            cfg.format,
+            output,
+            runtime=runtime,
+            check=cfg.check,
+            overwrite=cfg.overwrite,
+        )
     if parity is not None:
         print(f"{PROG}: checked on {parity.line()}", file=sys.stderr)
     shown = path / "index.html" if cfg.format == "web" else path
