@@ -10,7 +10,8 @@ import sys
 import tempfile
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,40 @@ def resume_config(argv: list[str], stage: str) -> DictConfig:
 
 CHECKPOINT_ERROR = "xlvision.models.checkpoint:CheckpointError"
 
+# The run dir of the job going on in this process, for the DDP processes it starts.
+RUN_DIR_ENV = "XLV_RUN_DIR"
+# What Lightning's DDP launcher sets in the launching process's own environment.
+DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def ddp_rank_config() -> DictConfig | None:
+    """In a process Lightning's DDP launcher started for a rank above 0, the config of the
+    job that started it (its run dir's config.yaml), so that the rank joins that run instead
+    of composing the command line again and making a run dir of its own; else None."""
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir or int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        return None
+    return OmegaConf.load(Path(run_dir) / "config.yaml")
+
+
+@contextmanager
+def job_environment(cfg: DictConfig) -> Iterator[None]:
+    """Tell the DDP ranks a job starts where its run is, and leave no DDP state behind for
+    the next job of a sweep in this process (it starts ranks of its own)."""
+    before = {key: os.environ.get(key) for key in (RUN_DIR_ENV, *DDP_ENV)}
+    os.environ[RUN_DIR_ENV] = str(Path(cfg.paths.output_dir).absolute())
+    try:
+        yield
+    finally:
+        distributed = sys.modules.get("torch.distributed")
+        if distributed is not None and distributed.is_available() and distributed.is_initialized():
+            distributed.destroy_process_group()
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
 
 def verbose() -> bool:
     """`XLV_VERBOSE=1` or `HYDRA_FULL_ERROR=1`: tracebacks and library messages stay."""
@@ -232,7 +267,8 @@ def console_main(
         stage_fn = load_ref(stage)
         quiet_libraries()  # again: importing Lightning resets its loggers to INFO
         try:
-            metrics, _ = run_stage(stage_fn, cfg)
+            with job_environment(cfg):
+                metrics, _ = run_stage(stage_fn, cfg)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
@@ -249,6 +285,12 @@ def console_main(
 
     def main() -> None:
         quiet_libraries()
+        rank_cfg = ddp_rank_config()
+        if rank_cfg is not None:  # a DDP rank of a job that rank 0 started: its console to a file
+            log = Path(rank_cfg.paths.output_dir) / f"rank{os.environ['LOCAL_RANK']}.log"
+            with log.open("a") as out, redirect_stdout(out), redirect_stderr(out):
+                run_guarded(rank_cfg)
+            return
         resume = [a for a in sys.argv[1:] if a.startswith("resume=")]
         multirun = "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]
         if resume and multirun:  # the same sweep into its dir: only unfinished jobs run

@@ -90,6 +90,9 @@ def build_trainer(
         devices=cfg.device.devices,
         strategy=cfg.device.strategy,
         precision=cfg.device.precision,
+        sync_batchnorm=bool(cfg.device.get("sync_batchnorm", False)),
+        # The data module cuts each batch into the ranks' shares itself (RankShare).
+        use_distributed_sampler=False,
         max_epochs=cfg.trainer.max_epochs,
         limit_train_batches=cfg.trainer.limit_train_batches,
         limit_val_batches=cfg.trainer.limit_val_batches,
