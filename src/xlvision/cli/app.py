@@ -148,6 +148,16 @@ def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
     return argv[:first] + added + argv[first:]
 
 
+def searched_keys(argv: list[str]) -> set[str]:
+    """The keys that a search preset given on the command line (`hparams_search=optuna`)
+    searches: a script's own defaults (xlv-finetune's `finetune=full`) leave them to it."""
+    chosen = [a.partition("=")[2] for a in argv if a.startswith("hparams_search=")]
+    path = config_dir() / "hparams_search" / f"{chosen[-1] if chosen else ''}.yaml"
+    if not chosen or not path.is_file():
+        return set()
+    return set(OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") or {})
+
+
 def resume_config(argv: list[str], stage: str) -> DictConfig:
     """`resume=<run dir>` and nothing else: that run's own config.yaml, pointed at its dir."""
     given = [a for a in argv if a.startswith("resume=")]
@@ -176,6 +186,29 @@ def resume_config(argv: list[str], stage: str) -> DictConfig:
 
 
 CHECKPOINT_ERROR = "xlvision.models.checkpoint:CheckpointError"
+
+
+class TrialFailed(Exception):
+    """A search trial ended by a user error (already printed): the study records the trial
+    as failed and goes on, where a grid sweep stops at its first failed job."""
+
+
+def in_search() -> bool:
+    """Whether this job is a trial of a search sweeper (Optuna)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return False
+    return "optuna" in str(HydraConfig.get().sweeper.get("_target_", ""))
+
+
+def sweep_value(cfg: DictConfig, metrics: dict) -> float | None:
+    """What a job returns to a sweeper: the metric that picks the best checkpoint, `monitor`,
+    or for xlv-finetune its target's `val/<lang>/acc` (the base's languages are only measured)."""
+    if cfg.get("stage") == "finetune" and len(cfg.get("language") or {}) == 1:
+        return metrics.get(f"val/{next(iter(cfg.language))}/acc")
+    return metrics.get(cfg.get("monitor", ""))
+
 
 # The run dir of the job going on in this process, for the DDP processes it starts.
 RUN_DIR_ENV = "XLV_RUN_DIR"
@@ -229,8 +262,17 @@ def quiet_libraries() -> None:
     raised inside libraries. `XLV_VERBOSE=1` (or `HYDRA_FULL_ERROR=1`) keeps all of it."""
     if verbose():
         return
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+    # alembic: imported by Optuna's storages, it logs every plugin it sets up.
+    for name in (
+        "lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "pytorch_lightning",
+        "alembic",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if "optuna" in sys.modules:  # it sets its own level when imported
+        sys.modules["optuna"].logging.set_verbosity(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
     # A resumed run writes into its own dir on purpose.
@@ -271,17 +313,21 @@ def console_main(
                 metrics, _ = run_stage(stage_fn, cfg)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
+            if in_search():
+                raise TrialFailed(f"config error: {err}") from None
             sys.exit(2)
         except (DataError, RunDirError, ResumeError, *runtime_errors()) as err:
             if verbose():
                 raise
             print(f"{prog}: {one_line(err)}", file=sys.stderr)
+            if in_search():
+                raise TrialFailed(one_line(err)) from None
             sys.exit(1)
         return metrics
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def job(cfg: DictConfig) -> float | None:
-        return run_guarded(cfg).get(cfg.get("monitor", ""))
+        return sweep_value(cfg, run_guarded(cfg))
 
     def main() -> None:
         quiet_libraries()
@@ -307,7 +353,12 @@ def console_main(
                 sys.exit(2)
             run_guarded(cfg)
             return
-        sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], defaults or {})]
+        searched = searched_keys(sys.argv[1:])
+        if searched:  # Optuna's sweeper: imported now, so that its study banner stays off
+            importlib.import_module("optuna")
+            quiet_libraries()
+        implied = {k: v for k, v in (defaults or {}).items() if k not in searched}
+        sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], implied)]
         try:
             check_command_line(sys.argv[1:], config_name)
         except ConfigError as err:
