@@ -7,7 +7,7 @@ import json
 from conftest import run_cli
 from omegaconf import OmegaConf
 
-from xlvision.cli.app import searched_keys
+from xlvision.cli.search import searched_keys
 from xlvision.config import compose_config
 
 

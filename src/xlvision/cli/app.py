@@ -10,8 +10,8 @@ import sys
 import tempfile
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from xlvision.cli.ranks import ddp_rank_config, job_environment
+from xlvision.cli.search import TrialFailed, in_search, searched_keys, sweep_value
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
@@ -148,16 +150,6 @@ def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
     return argv[:first] + added + argv[first:]
 
 
-def searched_keys(argv: list[str]) -> set[str]:
-    """The keys that a search preset given on the command line (`hparams_search=optuna`)
-    searches: a script's own defaults (xlv-finetune's `finetune=full`) leave them to it."""
-    chosen = [a.partition("=")[2] for a in argv if a.startswith("hparams_search=")]
-    path = config_dir() / "hparams_search" / f"{chosen[-1] if chosen else ''}.yaml"
-    if not chosen or not path.is_file():
-        return set()
-    return set(OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") or {})
-
-
 def resume_config(argv: list[str], stage: str) -> DictConfig:
     """`resume=<run dir>` and nothing else: that run's own config.yaml, pointed at its dir."""
     given = [a for a in argv if a.startswith("resume=")]
@@ -186,63 +178,6 @@ def resume_config(argv: list[str], stage: str) -> DictConfig:
 
 
 CHECKPOINT_ERROR = "xlvision.models.checkpoint:CheckpointError"
-
-
-class TrialFailed(Exception):
-    """A search trial ended by a user error (already printed): the study records the trial
-    as failed and goes on, where a grid sweep stops at its first failed job."""
-
-
-def in_search() -> bool:
-    """Whether this job is a trial of a search sweeper (Optuna)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return False
-    return "optuna" in str(HydraConfig.get().sweeper.get("_target_", ""))
-
-
-def sweep_value(cfg: DictConfig, metrics: dict) -> float | None:
-    """What a job returns to a sweeper: the metric that picks the best checkpoint, `monitor`,
-    or for xlv-finetune its target's `val/<lang>/acc` (the base's languages are only measured)."""
-    if cfg.get("stage") == "finetune" and len(cfg.get("language") or {}) == 1:
-        return metrics.get(f"val/{next(iter(cfg.language))}/acc")
-    return metrics.get(cfg.get("monitor", ""))
-
-
-# The run dir of the job going on in this process, for the DDP processes it starts.
-RUN_DIR_ENV = "XLV_RUN_DIR"
-# What Lightning's DDP launcher sets in the launching process's own environment.
-DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
-
-
-def ddp_rank_config() -> DictConfig | None:
-    """In a process Lightning's DDP launcher started for a rank above 0, the config of the
-    job that started it (its run dir's config.yaml), so that the rank joins that run instead
-    of composing the command line again and making a run dir of its own; else None."""
-    run_dir = os.environ.get(RUN_DIR_ENV)
-    if not run_dir or int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        return None
-    return OmegaConf.load(Path(run_dir) / "config.yaml")
-
-
-@contextmanager
-def job_environment(cfg: DictConfig) -> Iterator[None]:
-    """Tell the DDP ranks a job starts where its run is, and leave no DDP state behind for
-    the next job of a sweep in this process (it starts ranks of its own)."""
-    before = {key: os.environ.get(key) for key in (RUN_DIR_ENV, *DDP_ENV)}
-    os.environ[RUN_DIR_ENV] = str(Path(cfg.paths.output_dir).absolute())
-    try:
-        yield
-    finally:
-        distributed = sys.modules.get("torch.distributed")
-        if distributed is not None and distributed.is_available() and distributed.is_initialized():
-            distributed.destroy_process_group()
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def verbose() -> bool:
@@ -355,7 +290,11 @@ def console_main(
             return
         searched = searched_keys(sys.argv[1:])
         if searched:  # Optuna's sweeper: imported now, so that its study banner stays off
-            importlib.import_module("optuna")
+            try:
+                importlib.import_module("optuna")
+            except ImportError:
+                print(f"{prog}: hparams_search needs Optuna: make install", file=sys.stderr)
+                sys.exit(2)
             quiet_libraries()
         implied = {k: v for k, v in (defaults or {}).items() if k not in searched}
         sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], implied)]
