@@ -13,9 +13,9 @@ WEB_STAMP := $(WEB)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,search,cluster]"
 	touch $(STAMP)
 
 $(WEB_STAMP): | $(BIN)/python

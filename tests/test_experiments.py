@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
 from xlvision.cli.app import override_combinations
 from xlvision.config import compose_config
@@ -29,6 +30,31 @@ def test_every_swept_value_composes(preset, tmp_path):
         assert composed.stage == "pipeline"
     if sweep:
         assert len(combos) > 1
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_budget_gpu_raises_every_preset_and_its_cpu_defaults_stay(preset):
+    cpu = compose_config([f"experiment={preset}"], config_name="pipeline")
+    gpu = compose_config([f"experiment={preset}", "budget=gpu"], config_name="pipeline")
+    assert (cpu.device.accelerator, cpu.model.name) == ("cpu", "net")
+    assert cpu.data.train_per_class <= 600 and cpu.trainer.max_epochs <= 6
+    assert (gpu.device.accelerator, gpu.device.precision, gpu.model.name) == (
+        "gpu",
+        "bf16-mixed",
+        "resnet18",
+    )
+    assert gpu.data.train_per_class >= 1000 and gpu.trainer.max_epochs >= 10
+    assert gpu.data.batch_size > cpu.data.batch_size and gpu.data.pin_memory
+    # What the preset is about stays: its languages, shots, strategy, sweep, sources.
+    for key in ("pipeline", "finetune", "integrate", "objective", "data.shots_per_class"):
+        assert OmegaConf.select(gpu, key) == OmegaConf.select(cpu, key), key
+    assert gpu.hydra.sweeper.params == cpu.hydra.sweeper.params
+    assert OmegaConf.select(gpu, "data.sources") == OmegaConf.select(cpu, "data.sources")
+
+
+def test_a_model_given_beside_the_budget_wins():
+    cfg = compose_config(["experiment=kshot_curve", "budget=gpu", "model=net"], "pipeline")
+    assert (cfg.model.name, cfg.trainer.max_epochs) == ("net", 30)
 
 
 # `demo` is the pipeline's default preset: test_finetune_stage runs it end to end; `unified`

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from conftest import run_cli
 
 
@@ -40,13 +39,3 @@ def test_one_model_reads_several_languages(tmp_path):
     # No library chatter: device banners, tips, limit and restore notices, deprecations.
     for chatter in ("GPU available", "Tip:", "was configured so", "Restoring states", "LeafSpec"):
         assert chatter not in result.stderr + result.stdout
-
-
-@pytest.mark.slow
-def test_ddp_sim_runs_two_cpu_processes_and_records_once(tmp_path):
-    result = quick_train("device=ddp_sim", cwd=tmp_path)
-    (run,) = list((tmp_path / "outputs" / "runs").glob("*/*"))
-    record = json.loads((run / "metrics.json").read_text())
-    assert record["status"] == "completed"
-    assert 0 <= record["metrics"]["test/en/acc"] <= 1
-    assert (result.stderr + result.stdout).count("outputs: ") == 1

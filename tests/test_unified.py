@@ -244,8 +244,8 @@ def test_budget_gpu_raises_a_preset_and_the_cpu_default_stays():
     )
     assert (gpu.device.accelerator, gpu.trainer.max_epochs, gpu.data.train_per_class) == (
         "gpu",
-        18,
-        1000,
+        30,
+        3000,
     )
     assert gpu.data.sources == cpu.data.sources and gpu.objective == cpu.objective
 

@@ -11,6 +11,7 @@ import tempfile
 import traceback
 import warnings
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from xlvision.cli.ranks import ddp_rank_config, job_environment
+from xlvision.cli.search import TrialFailed, in_search, searched_keys, sweep_value
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
@@ -194,8 +197,17 @@ def quiet_libraries() -> None:
     raised inside libraries. `XLV_VERBOSE=1` (or `HYDRA_FULL_ERROR=1`) keeps all of it."""
     if verbose():
         return
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+    # alembic: imported by Optuna's storages, it logs every plugin it sets up.
+    for name in (
+        "lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "pytorch_lightning",
+        "alembic",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if "optuna" in sys.modules:  # it sets its own level when imported
+        sys.modules["optuna"].logging.set_verbosity(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
     # A resumed run writes into its own dir on purpose.
@@ -232,23 +244,34 @@ def console_main(
         stage_fn = load_ref(stage)
         quiet_libraries()  # again: importing Lightning resets its loggers to INFO
         try:
-            metrics, _ = run_stage(stage_fn, cfg)
+            with job_environment(cfg):
+                metrics, _ = run_stage(stage_fn, cfg)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
+            if in_search():
+                raise TrialFailed(f"config error: {err}") from None
             sys.exit(2)
         except (DataError, RunDirError, ResumeError, *runtime_errors()) as err:
             if verbose():
                 raise
             print(f"{prog}: {one_line(err)}", file=sys.stderr)
+            if in_search():
+                raise TrialFailed(one_line(err)) from None
             sys.exit(1)
         return metrics
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
     def job(cfg: DictConfig) -> float | None:
-        return run_guarded(cfg).get(cfg.get("monitor", ""))
+        return sweep_value(cfg, run_guarded(cfg))
 
     def main() -> None:
         quiet_libraries()
+        rank_cfg = ddp_rank_config()
+        if rank_cfg is not None:  # a DDP rank of a job that rank 0 started: its console to a file
+            log = Path(rank_cfg.paths.output_dir) / f"rank{os.environ['LOCAL_RANK']}.log"
+            with log.open("a") as out, redirect_stdout(out), redirect_stderr(out):
+                run_guarded(rank_cfg)
+            return
         resume = [a for a in sys.argv[1:] if a.startswith("resume=")]
         multirun = "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]
         if resume and multirun:  # the same sweep into its dir: only unfinished jobs run
@@ -265,7 +288,16 @@ def console_main(
                 sys.exit(2)
             run_guarded(cfg)
             return
-        sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], defaults or {})]
+        searched = searched_keys(sys.argv[1:])
+        if searched:  # Optuna's sweeper: imported now, so that its study banner stays off
+            try:
+                importlib.import_module("optuna")
+            except ImportError:
+                print(f"{prog}: hparams_search needs Optuna: make install", file=sys.stderr)
+                sys.exit(2)
+            quiet_libraries()
+        implied = {k: v for k, v in (defaults or {}).items() if k not in searched}
+        sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], implied)]
         try:
             check_command_line(sys.argv[1:], config_name)
         except ConfigError as err:

@@ -237,7 +237,9 @@ def compose_config(
     for item in overrides:
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
-        if (conf / key).is_dir() and value and not value.startswith("${"):
+        # Hydra's own groups (hydra/launcher, hydra/sweeper) also hold its plugins' options.
+        hydra_group = key.startswith("hydra/")
+        if (conf / key).is_dir() and value and not value.startswith("${") and not hydra_group:
             check_group_choice(key, value.strip("[]").split(","), conf)
     GlobalHydra.instance().clear()
     try:

@@ -70,6 +70,7 @@ class DataConf:
     epoch_size: int | None = None
     # Real training examples drawn afresh with the glyph augmentation each time (k shots).
     augment_real: bool = False
+    pin_memory: bool = False  # page-locked batches: faster copies to a GPU
 
 
 @dataclass
@@ -117,6 +118,8 @@ class DeviceConf:
     devices: Any = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    # Batch-norm statistics over the global batch in DDP (CUDA only in PyTorch).
+    sync_batchnorm: bool = False
 
 
 @dataclass

@@ -12,6 +12,7 @@ from torch.utils.data import (
     DataLoader,
     Dataset,
     RandomSampler,
+    Sampler,
     WeightedRandomSampler,
 )
 
@@ -26,6 +27,25 @@ from xlvision.languages import Language
 
 SPLITS = ("train", "val", "test")
 EVAL_ORDER_SEED = 20261127
+
+
+class RankShare(Sampler):
+    """This process's share of every batch: `data.batch_size` is the global batch, so
+    that one process and several (DDP) train on the same batches in the same order. With
+    `drop_small` (training), a batch too small to give every rank an example is dropped by
+    all of them, so that they take the same number of steps."""
+
+    def __init__(self, batches: BatchSampler, rank: int, world: int, drop_small: bool) -> None:
+        self.batches, self.rank, self.world, self.drop_small = batches, rank, world, drop_small
+
+    def __iter__(self):
+        for batch in self.batches:
+            share = batch[self.rank :: self.world]
+            if share and not (self.drop_small and len(batch) < self.world):
+                yield share
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 class LanguageBatches(Dataset):
@@ -273,12 +293,17 @@ class DigitDataModule(L.LightningDataModule):
             order = WeightedRandomSampler(self.train_weights, draws, generator=generator)
         else:
             order = RandomSampler(dataset, num_samples=draws, generator=generator)
+        batches = BatchSampler(order, self.data.batch_size, drop_last=False)
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            batches = RankShare(batches, trainer.global_rank, trainer.world_size, shuffle)
         return DataLoader(
             dataset,
             batch_size=None,
-            sampler=BatchSampler(order, self.data.batch_size, drop_last=False),
+            sampler=batches,
             num_workers=self.data.num_workers,
             persistent_workers=self.data.num_workers > 0,
+            pin_memory=bool(self.data.get("pin_memory", False)),
         )
 
     def train_dataloader(self) -> DataLoader:

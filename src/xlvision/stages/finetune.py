@@ -123,7 +123,9 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     trainable = sum(p.numel() for g in groups for p in g["params"])
     if conf.name == "lora":
         merge_lora(model.backbone)
-    final = save_classifier(output_dir / "checkpoints" / "final.ckpt", model, spec)
+    final = output_dir / "checkpoints" / "final.ckpt"
+    if trainer.is_global_zero:  # one writer per file under DDP
+        save_classifier(final, model, spec)
     log_model_artifact(trainer.loggers, str(final), f"model-{target.code}")
     finish_loggers(trainer)
     # What tuning changed on each language measured before it: the target's gain over its

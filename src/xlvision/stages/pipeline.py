@@ -23,7 +23,7 @@ from xlvision.report import report
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune
 from xlvision.stages.integrate import integrate
-from xlvision.stages.runner import run_stage
+from xlvision.stages.runner import end_distributed, is_main_process, run_stage
 from xlvision.stages.train import train
 
 
@@ -203,6 +203,10 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         runs.append(run_dir)
 
     artifacts = {}
+    if method != "joint":  # the DDP ranks' part ends with the last training
+        end_distributed()
+        if not is_main_process():
+            return metrics, artifacts
     if method:
         console.rule(f"[{step + 1}/{steps}] integrate {', '.join(bundled)} ({method})")
         sub = stage_config(
@@ -212,6 +216,9 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         artifacts["bundle"] = integrate_artifacts["bundle"]
         console.rule(f"[{steps}/{steps}] evaluate the bundle")
         sub = stage_config(cfg, "eval", bundled, root / "eval", bundle=artifacts["bundle"])
+        end_distributed()
+        if not is_main_process():
+            return metrics, artifacts
         evaluated, _ = run_or_resume(evaluate, sub, resume, console)
         for stage, values in (("integrate", integrated), ("eval", evaluated)):
             metrics.update({f"{stage}/{k}": v for k, v in values.items() if k.startswith("test/")})

@@ -56,6 +56,15 @@ def is_main_process() -> bool:
     return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0
 
 
+def end_distributed() -> None:
+    """Close the DDP process group where the distributed part of a stage ends: what follows
+    runs on rank 0 alone (metrics computed outside a Trainer must not wait for the others)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def stage_header(cfg: DictConfig) -> str:
     """`train · kn+ar · net`: what the stage is about to do, in one line."""
     parts = [str(cfg.get("stage") or "run")]

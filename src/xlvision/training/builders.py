@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from xlvision.records import resolved_config
-from xlvision.training.callbacks import RngState
+from xlvision.training.callbacks import RngState, TrainClock
 
 STEP_SCHEDULERS = {"torch.optim.lr_scheduler.OneCycleLR"}
 
@@ -82,7 +82,7 @@ def build_trainer(
         mode="max",
         save_last=True,
     )
-    callbacks = [checkpoint, RngState(), *callbacks]
+    callbacks = [checkpoint, RngState(), TrainClock(), *callbacks]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar(leave=False))
     return L.Trainer(
@@ -90,6 +90,9 @@ def build_trainer(
         devices=cfg.device.devices,
         strategy=cfg.device.strategy,
         precision=cfg.device.precision,
+        sync_batchnorm=bool(cfg.device.get("sync_batchnorm", False)),
+        # The data module cuts each batch into the ranks' shares itself (RankShare).
+        use_distributed_sampler=False,
         max_epochs=cfg.trainer.max_epochs,
         limit_train_batches=cfg.trainer.limit_train_batches,
         limit_val_batches=cfg.trainer.limit_val_batches,

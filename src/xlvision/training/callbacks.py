@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import lightning as L
 import numpy as np
@@ -16,6 +17,22 @@ class FrozenBatchNorm(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         keep_frozen_bn_eval(pl_module.model)
+
+
+class TrainClock(L.Callback):
+    """Logs `time/train_s`, the seconds of fitting so far, beside every epoch's validation
+    metrics: metrics.csv then tells how long a run took to reach an accuracy."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.start is None or trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        pl_module.log("time/train_s", time.perf_counter() - self.start, sync_dist=True)
 
 
 class RngState(L.Callback):

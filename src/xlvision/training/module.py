@@ -98,11 +98,11 @@ class DigitClassifierModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         loss = self._loss(batch, self.val_metrics)
-        self.log("val/loss", loss, batch_size=len(batch[1]))
+        self.log("val/loss", loss, batch_size=len(batch[1]), sync_dist=True)
 
     def test_step(self, batch, batch_idx: int) -> None:
         loss = self._loss(batch, self.test_metrics)
-        self.log("test/loss", loss, batch_size=len(batch[1]))
+        self.log("test/loss", loss, batch_size=len(batch[1]), sync_dist=True)
 
     def _log_stage(self, metrics: StageMetrics) -> None:
         values = metrics.compute()

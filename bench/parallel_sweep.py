@@ -1,0 +1,61 @@
+"""Parallel sweeps: 4 training jobs one after another vs on 2 joblib workers.
+
+Runs a 4-job `xlv-train -m` sweep of learning rates twice, with the basic launcher (sequential, one process)
+and with `hydra/launcher=joblib hydra.launcher.n_jobs=2` (each job takes cores // 2
+threads), and prints both wall times and their ratio. Target: >= 1.7x on a 2-core machine.
+The jobs share one seed and so one data set, which is cached before either sweep runs.
+
+    .venv/bin/python bench/parallel_sweep.py [jobs] [n_jobs]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCRIPT = Path(sys.executable).parent / "xlv-train"
+# A job of about 10-20 s on two cores: long enough that process start-up does not dominate.
+JOB = [
+    "debug=fast",
+    "data.train_per_class=300",
+    "trainer.limit_train_batches=1.0",
+    "trainer.max_epochs=2",
+]
+
+
+def sweep(args: list[str], cwd: Path) -> float:
+    """Seconds one `xlv-train` command takes; it must succeed."""
+    env = {**os.environ, "XLV_CACHE_DIR": str(cwd / "cache")}
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"xlv-train {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return seconds
+
+
+def main() -> None:
+    jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    n_jobs = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    rates = "optimizer.lr=" + ",".join(f"{0.002 / (i + 1):.6f}" for i in range(jobs))
+    with tempfile.TemporaryDirectory(prefix="xlv-bench-") as tmp:
+        cwd = Path(tmp)
+        sweep([*JOB, "trainer.max_epochs=1", "trainer.limit_train_batches=1"], cwd)  # the cache
+        sequential = sweep(["-m", rates, *JOB], cwd)
+        parallel = sweep(
+            ["-m", rates, "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", *JOB], cwd
+        )
+    print(f"{jobs} jobs, {os.cpu_count()} cores")
+    print(f"sequential (basic launcher): {sequential:7.1f} s")
+    print(f"joblib, {n_jobs} workers: {parallel:14.1f} s")
+    print(f"ratio sequential / parallel: {sequential / parallel:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
