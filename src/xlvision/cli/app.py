@@ -196,6 +196,8 @@ def quiet_libraries() -> None:
         return
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # device.compile: the C++ toolchain probe warns that a CPU machine has no CUDA runtime.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
     # A resumed run writes into its own dir on purpose.

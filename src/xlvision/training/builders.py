@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xlvision.records import resolved_config
 from xlvision.training.callbacks import RngState
+from xlvision.training.speed import SpeedSwitches, apply_threads, resolve_precision
 
 STEP_SCHEDULERS = {"torch.optim.lr_scheduler.OneCycleLR"}
 
@@ -83,13 +84,17 @@ def build_trainer(
         save_last=True,
     )
     callbacks = [checkpoint, RngState(), *callbacks]
+    device = cfg.device
+    if device.get("channels_last") or device.get("compile"):
+        callbacks.append(SpeedSwitches(device.channels_last, device.compile))
+    apply_threads(device)
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar(leave=False))
     return L.Trainer(
-        accelerator=cfg.device.accelerator,
-        devices=cfg.device.devices,
-        strategy=cfg.device.strategy,
-        precision=cfg.device.precision,
+        accelerator=device.accelerator,
+        devices=device.devices,
+        strategy=device.strategy,
+        precision=resolve_precision(device),
         max_epochs=cfg.trainer.max_epochs,
         limit_train_batches=cfg.trainer.limit_train_batches,
         limit_val_batches=cfg.trainer.limit_val_batches,
