@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint format install clean
+.PHONY: demo test test-slow bench lint format install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
+
+# Every benchmark in bench/ (files starting with _ are their shared helpers), one after another.
+bench: $(STAMP)
+	@for script in bench/[!_]*.py; do \
+		echo "== $$script"; \
+		$(BIN)/python $$script || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
