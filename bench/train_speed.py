@@ -1,15 +1,15 @@
 """Training speed on CPU, switch by switch, and Net's accuracy with and without the switches.
 
-1. Steady-state images/s of a training step through the Trainer (the stage's own module and
-   data module), for Net and ResNet-18: the baseline (every switch off: fp32, contiguous
-   weights, for-each Adam, eager — the code before the switches), each switch alone, the
-   shipped defaults, and the defaults plus `device.compile`. Variants alternate within each
-   round, so a busy machine slows them alike.
+1. Images/s of a training step of the stage's own module, switched as the Trainer switches
+   it, for Net and ResNet-18: the baseline (every switch off: fp32, contiguous weights,
+   for-each Adam, eager — the code before the switches), each switch alone, the shipped
+   defaults, and the defaults plus `device.compile`. The variants are built side by side and
+   take turns of a few steps, so a busy machine slows them alike.
 2. Net trained on English glyphs at the demo's budget (600 per class, 3 epochs), the baseline
    and the shipped defaults alternating, one run each per seed: test accuracy on 10,000
    held-out-font digits and end-to-end images/s (validation included).
 
-    .venv/bin/python bench/train_speed.py [--rounds 3] [--seeds 0 1 2] [--models net resnet18]
+    .venv/bin/python bench/train_speed.py [--cycles 8] [--seeds 0 1 2] [--models net resnet18]
                                           [--skip-accuracy] [--write]
 """
 
@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 BASELINE = ["device.precision=32-true", "device.channels_last=false", "optimizer.fused=false"]
 VARIANTS = {
     "baseline (all off)": BASELINE,
@@ -31,17 +33,17 @@ VARIANTS = {
     "shipped defaults": [],
     "shipped defaults + `device.compile=true`": ["device.compile=true"],
 }
-# ResNet-18 trains ~50× slower per image: fewer steps, and only the baseline and the defaults.
+# ResNet-18 trains ~50× slower per image: one step per turn, and no fused or compile rows.
 MODELS = {
-    "net": {"batch": 128, "steps": 20, "overrides": ["model=net"], "variants": list(VARIANTS)},
+    "net": {"batch": 128, "turn": 3, "overrides": ["model=net"], "variants": list(VARIANTS)},
     "resnet18": {
         "batch": 64,
-        "steps": 5,
+        "turn": 1,
         "overrides": ["model=resnet18"],
-        "variants": ["baseline (all off)", "shipped defaults"],
+        "variants": [n for n in VARIANTS if "fused" not in n and "compile" not in n],
     },
 }
-WARMUP = 2  # steps left out of the timing (the first compiles, caches warm up)
+WARMUP = 2  # steps before the timing (the first compiles, caches warm up)
 
 
 def compose(work: Path, out: str, *overrides: str):
@@ -58,75 +60,105 @@ def compose(work: Path, out: str, *overrides: str):
     )
 
 
-def step_times(work: Path, out: str, overrides: list[str], steps: int) -> list[float]:
-    """Seconds from each training step's start to the next's, after the warm-up steps."""
-    import lightning as L
-    from omegaconf import OmegaConf
+class Variant:
+    """One setting's module and optimizer, switched the way the Trainer switches them."""
 
+    def __init__(self, cfg) -> None:
+        from omegaconf import OmegaConf
+
+        from xlvision.models import build_classifier
+        from xlvision.training.builders import build_optimizer
+        from xlvision.training.module import DigitClassifierModule
+        from xlvision.training.speed import SpeedSwitches, resolve_precision
+
+        torch.manual_seed(0)
+        spec = OmegaConf.to_container(cfg.model, resolve=True)
+        model = build_classifier(spec, {"en": 10})
+        self.module = DigitClassifierModule(model, ["en"], build_optimizer(cfg.optimizer))
+        self.bf16 = resolve_precision(cfg.device) == "bf16-mixed"
+        switches = SpeedSwitches(cfg.device.channels_last, cfg.device.compile)
+        switches.setup(None, self.module, "fit")
+        self.optimizer = self.module.configure_optimizers()
+        self.module.train()
+
+    def step(self, batch) -> None:
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
+            loss = self.module._loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+
+def switch_table(work: Path, models: list[str], cycles: int) -> list[str]:
+    """Every variant of a model built side by side; they take turns of a few steps each, in
+    alternating order, so a busy machine slows them alike. Median images/s over the turns."""
     from xlvision.data.datamodule import DigitDataModule
     from xlvision.languages.registry import language_from_mapping
-    from xlvision.models import build_classifier
-    from xlvision.training.builders import build_optimizer, build_scheduler, build_trainer
-    from xlvision.training.module import DigitClassifierModule
 
-    class StepClock(L.Callback):
-        def __init__(self) -> None:
-            self.starts: list[float] = []
-
-        def on_train_batch_start(self, *args) -> None:
-            self.starts.append(time.perf_counter())
-
-    limits = [f"trainer.limit_train_batches={steps + WARMUP + 1}", "trainer.limit_val_batches=1"]
-    cfg = compose(work, out, *overrides, *limits, "trainer.max_epochs=1", "~logger")
-    L.seed_everything(0, verbose=False)
-    languages = [language_from_mapping(node) for node in cfg.language.values()]
-    data = DigitDataModule(cfg.data, languages, cfg.seed, cfg.paths.data_dir)
-    data.setup()
-    spec = OmegaConf.to_container(cfg.model, resolve=True)
-    scheduler, interval = build_scheduler(cfg.scheduler)
-    module = DigitClassifierModule(
-        build_classifier(spec, {"en": 10}), ["en"], build_optimizer(cfg.optimizer),
-        scheduler, interval, spec, language_prior=data.language_shares(),
-    )  # fmt: skip
-    clock = StepClock()
-    build_trainer(cfg, work / out, callbacks=[clock]).fit(module, datamodule=data)
-    return [b - a for a, b in zip(clock.starts[WARMUP:], clock.starts[WARMUP + 1 :], strict=False)]
-
-
-def switch_table(work: Path, models: list[str], rounds: int) -> list[str]:
-    speeds: dict[tuple[str, str], list[float]] = {}
+    speeds: dict[tuple[str, str], float] = {}
+    warmups: dict[tuple[str, str], float] = {}
     for model in models:
         setting = MODELS[model]
         base = [*setting["overrides"], f"data.batch_size={setting['batch']}"]
-        names = setting["variants"]
-        for r in range(rounds):
-            for name in names if r % 2 == 0 else names[::-1]:
-                out = f"{model}-{names.index(name)}-{r}"
-                gaps = step_times(work, out, [*base, *VARIANTS[name]], setting["steps"])
-                speeds.setdefault((model, name), []).extend(setting["batch"] / g for g in gaps)
-                rate = statistics.median(speeds[(model, name)])
-                print(f"  {model:8s} round {r + 1}: {name}: {rate:.0f} images/s", flush=True)
+        cfgs = {
+            name: compose(work, "switches", *base, *VARIANTS[name]) for name in setting["variants"]
+        }
+        first = next(iter(cfgs.values()))
+        data = DigitDataModule(
+            first.data, [language_from_mapping(n) for n in first.language.values()], 0,
+            first.paths.data_dir,
+        )  # fmt: skip
+        data.setup()
+        train = data.datasets["train"]
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+        batches = [train[i] for i in order.split(setting["batch"])[:8]]
+        variants = {}
+        for name, cfg in cfgs.items():
+            variants[name] = Variant(cfg)
+            start = time.perf_counter()
+            for batch in batches[:WARMUP]:
+                variants[name].step(batch)
+            warmups[(model, name)] = time.perf_counter() - start
+        rates: dict[str, list[float]] = {name: [] for name in variants}
+        names = list(variants)
+        turn = setting["turn"]
+        for c in range(cycles):
+            for name in names if c % 2 == 0 else names[::-1]:
+                start = time.perf_counter()
+                for k in range(turn):
+                    variants[name].step(batches[(c * turn + k) % len(batches)])
+                rates[name].append(turn * setting["batch"] / (time.perf_counter() - start))
+        for name in names:
+            speeds[(model, name)] = statistics.median(rates[name])
+            base_rate = statistics.median(rates["baseline (all off)"])
+            print(
+                f"  {model:8s} {name}: {speeds[(model, name)]:.1f} images/s, "
+                f"{speeds[(model, name)] / base_rate:.2f}× (warm-up {warmups[(model, name)]:.1f} s)",
+                flush=True,
+            )
     header = "| switch (config key) |"
     rule = "|---|"
     for model in models:
-        header += f" {model} images/s | {model} × baseline |"
-        rule += "---|---|"
+        header += f" {model} images/s | {model} × baseline | {model} warm-up s |"
+        rule += "---|---|---|"
     lines = [header, rule]
     for name in VARIANTS:
         row = f"| {name} |"
         for model in models:
             if (model, name) not in speeds:
-                row += " — | — |"
+                row += " — | — | — |"
                 continue
-            rate = statistics.median(speeds[(model, name)])
-            base = statistics.median(speeds[(model, "baseline (all off)")])
-            row += f" {rate:.1f} | {rate / base:.2f}× |"
+            rate, base_rate = speeds[(model, name)], speeds[(model, "baseline (all off)")]
+            row += f" {rate:.1f} | {rate / base_rate:.2f}× | {warmups[(model, name)]:.1f} |"
         lines.append(row)
-    batches = ", ".join(f"{m} batch {MODELS[m]['batch']}" for m in models)
+    setup = "; ".join(
+        f"{m}: batch {MODELS[m]['batch']}, turns of {MODELS[m]['turn']} steps" for m in models
+    )
     lines += [
         "",
-        f"Median images/s of steady-state training steps ({batches}; Adam; {rounds} rounds, "
-        f"{WARMUP} warm-up steps left out), through the Trainer with the stage's module.",
+        f"Median images/s of a training step of the stage's module (forward, loss, backward, "
+        f"Adam), the variants side by side taking {cycles} turns each in alternating order "
+        f"({setup}). Warm-up: the first {WARMUP} steps, compilation included.",
     ]
     return lines
 
@@ -174,7 +206,7 @@ def accuracy_table(work: Path, seeds: list[int]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cycles", type=int, default=8, help="turns per variant")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--skip-accuracy", action="store_true")
@@ -193,7 +225,7 @@ def main() -> None:
         work = Path(tmp)
         auto = resolve_precision(compose(work, "probe").device)
         print("switches, steady-state steps:")
-        lines = switch_table(work, args.models, args.rounds)
+        lines = switch_table(work, args.models, args.cycles)
         if not args.skip_accuracy:
             print("accuracy, baseline vs defaults:")
             lines += ["", *accuracy_table(work, args.seeds)]
