@@ -6,12 +6,13 @@ same cached tensors, validating every epoch, keeping the best epoch's weights on
 testing them at the end. Measured interleaved in this one run:
 
 - whole process: wall time of `xlv-train` and of a script running the loop, start to exit;
-- steady state: the median time from one training step's start to the next's, Lightning
-  (the stage's own module, data module and Trainer) and the loop, in this process.
+- steady state: the median time of a training step, Lightning (the stage's own module, data
+  module and Trainer, everything it does between steps included) and the loop, in lockstep
+  in this process: one loop step at the start of every Lightning step.
 
 Ratios are loop time / xlv-train time; targets: whole process >= 0.95, steady state >= 0.98.
 
-    .venv/bin/python bench/overhead.py [--repeats 3] [--steps 60] [--write]
+    .venv/bin/python bench/overhead.py [--repeats 3] [--steps 70] [--write]
 """
 
 from __future__ import annotations
@@ -42,45 +43,52 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: boo
     return hits / len(y)
 
 
-def hand_loop(
-    data: dict, switches: dict, out_dir: Path, epochs: int, steps: int | None = None, clock=None
-) -> dict:
-    """The loop one would write by hand: seeded, validated each epoch, best epoch tested."""
-    from xlvision.models.net import Net
+class HandLoop:
+    """The loop one would write by hand: its model, optimizer, schedule and training step."""
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(Net(), torch.nn.Linear(512, 10))
-    if switches["channels_last"]:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=switches["fused"])
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    bf16 = switches["bf16"]
-    generator = torch.Generator().manual_seed(0)
-    x, y = data["train"]
-    best_acc, losses = -1.0, []
-    for _ in range(epochs):
-        model.train()
-        for step, index in enumerate(torch.randperm(len(y), generator=generator).split(128)):
-            if steps is not None and step >= steps:
-                break
-            if clock is not None:
-                clock.append(time.perf_counter())
-            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(model(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
+    def __init__(self, switches: dict, epochs: int) -> None:
+        from xlvision.models.net import Net
+
+        torch.manual_seed(0)
+        self.model = torch.nn.Sequential(Net(), torch.nn.Linear(512, 10))
+        if switches["channels_last"]:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=switches["fused"])
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs)
+        self.bf16 = switches["bf16"]
+        self.generator = torch.Generator().manual_seed(0)
+        self.losses: list[float] = []
+
+    def epoch(self, x: torch.Tensor, y: torch.Tensor):
+        """One epoch of training steps in a seeded order; yields after each step."""
+        self.model.train()
+        for step, index in enumerate(torch.randperm(len(y), generator=self.generator).split(128)):
+            with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
+                loss = F.cross_entropy(self.model(x[index]), y[index])
+            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
             if step % 20 == 0:
-                losses.append(loss.item())
-        schedule.step()
-        acc = evaluate(model, *data["val"], bf16)
+                self.losses.append(loss.item())
+            yield
+        self.schedule.step()
+
+
+def hand_loop(data: dict, switches: dict, out_dir: Path, epochs: int) -> dict:
+    """Train, validate every epoch, keep the best epoch's weights on disk, test them."""
+    loop = HandLoop(switches, epochs)
+    best_acc = -1.0
+    for _ in range(epochs):
+        for _ in loop.epoch(*data["train"]):
+            pass
+        acc = evaluate(loop.model, *data["val"], loop.bf16)
         if acc > best_acc:
             best_acc = acc
-            torch.save(model.state_dict(), out_dir / "best.pt")
-    model.load_state_dict(torch.load(out_dir / "best.pt", weights_only=True))
+            torch.save(loop.model.state_dict(), out_dir / "best.pt")
+    loop.model.load_state_dict(torch.load(out_dir / "best.pt", weights_only=True))
     metrics = {
-        "val/acc": evaluate(model, *data["val"], bf16),
-        "test/acc": evaluate(model, *data["test"], bf16),
+        "val/acc": evaluate(loop.model, *data["val"], loop.bf16),
+        "test/acc": evaluate(loop.model, *data["test"], loop.bf16),
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics))
     return metrics
@@ -159,8 +167,13 @@ def whole_process(work: Path, switches: dict, repeats: int) -> tuple[list, list,
     return xlv, loop, accuracy
 
 
-def lightning_steps(work: Path, round_: int, steps: int) -> list[float]:
-    """Step start times of one epoch of the stage's own module, data module and Trainer."""
+def steady_state(work: Path, tensors: dict, switches: dict, steps: int) -> tuple[list, list]:
+    """Seconds per training step of the stage's own module, data module and Trainer, and of
+    the loop, in lockstep: a callback runs one loop step at the start of every Lightning
+    step, so both see the same moment of a busy machine. A Lightning step's time is from
+    the end of one loop step to the start of the next batch: its forward, backward and
+    optimizer step, and everything Lightning does around them (fetching, logging, progress
+    bar, callbacks)."""
     import lightning as L
     from omegaconf import OmegaConf
 
@@ -170,14 +183,23 @@ def lightning_steps(work: Path, round_: int, steps: int) -> list[float]:
     from xlvision.training.builders import build_optimizer, build_scheduler, build_trainer
     from xlvision.training.module import DigitClassifierModule
 
-    class StepClock(L.Callback):
+    loop_steps = HandLoop(switches, 1).epoch(*tensors["train"])
+
+    class Lockstep(L.Callback):
         def __init__(self) -> None:
-            self.starts: list[float] = []
+            self.xlv: list[float] = []
+            self.loop: list[float] = []
+            self.resumed: float | None = None
 
         def on_train_batch_start(self, *args) -> None:
-            self.starts.append(time.perf_counter())
+            now = time.perf_counter()
+            if self.resumed is not None:
+                self.xlv.append(now - self.resumed)
+            next(loop_steps)
+            self.resumed = time.perf_counter()
+            self.loop.append(self.resumed - now)
 
-    out = work / f"steady{round_}"
+    out = work / "steady"
     limits = [f"trainer.limit_train_batches={steps}", "trainer.limit_val_batches=1"]
     cfg = config(work, out, *limits, "trainer.max_epochs=1")
     L.seed_everything(0, verbose=False)
@@ -190,31 +212,15 @@ def lightning_steps(work: Path, round_: int, steps: int) -> list[float]:
         build_classifier(spec, {"en": 10}), ["en"], build_optimizer(cfg.optimizer),
         scheduler, interval, spec, language_prior=data.language_shares(),
     )  # fmt: skip
-    clock = StepClock()
+    clock = Lockstep()
     build_trainer(cfg, out, callbacks=[clock]).fit(module, datamodule=data)
-    return clock.starts
-
-
-def steady_state(work: Path, tensors: dict, switches: dict, repeats: int, steps: int):
-    """Median seconds per step (after 5 warm-up steps) of each, interleaved by round."""
-    xlv, loop = [], []
-    for i in range(repeats):
-        for side in ("xlv", "loop") if i % 2 == 0 else ("loop", "xlv"):
-            if side == "xlv":
-                starts = lightning_steps(work, i, steps)
-            else:
-                starts = []
-                (work / f"steady_loop{i}").mkdir()
-                hand_loop(tensors, switches, work / f"steady_loop{i}", 1, steps, starts)
-            gaps = [b - a for a, b in zip(starts[5:], starts[6:], strict=False)]
-            (xlv if side == "xlv" else loop).extend(gaps)
-    return statistics.median(xlv), statistics.median(loop)
+    return clock.xlv[5:], clock.loop[5:]  # after 5 warm-up steps each
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=60, help="steps per steady-state round")
+    parser.add_argument("--steps", type=int, default=70, help="steady-state steps (<= 78)")
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
     parser.add_argument("--loop", nargs=2, metavar=("TENSORS", "OUT_DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--switches", default="{}", help=argparse.SUPPRESS)
@@ -232,7 +238,8 @@ def main() -> None:
         work = Path(tmp)
         tensors, switches = prepare(work)
         xlv, loop, accuracy = whole_process(work, switches, args.repeats)
-        step_xlv, step_loop = steady_state(work, tensors, switches, args.repeats, args.steps)
+        xlv_steps, loop_steps = steady_state(work, tensors, switches, args.steps)
+        step_xlv, step_loop = statistics.median(xlv_steps), statistics.median(loop_steps)
 
     from _results import machine, write_section
 
@@ -245,7 +252,8 @@ def main() -> None:
         f"Machine: {machine()}.",
         "",
         f"Net, 2 epochs of 10,000 glyph digits, batch 128, Adam; switches on both sides: {on}.",
-        f"{args.repeats} interleaved repeats; ratio = loop time / xlv-train time.",
+        f"Whole process: {args.repeats} interleaved repeats each. Steady state: "
+        f"{len(xlv_steps)} steps each in lockstep. Ratio = loop time / xlv-train time.",
         "",
         "| measure | hand-written loop | xlv-train | ratio | target |",
         "|---|---|---|---|---|",

@@ -206,7 +206,7 @@ def accuracy_table(work: Path, seeds: list[int]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=8, help="turns per variant")
+    parser.add_argument("--cycles", type=int, default=6, help="turns per variant")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--skip-accuracy", action="store_true")
