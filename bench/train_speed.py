@@ -9,8 +9,8 @@
    and the shipped defaults alternating, one run each per seed: test accuracy on 10,000
    held-out-font digits and end-to-end images/s (validation included).
 
-    .venv/bin/python bench/train_speed.py [--cycles 8] [--seeds 0 1 2] [--models net resnet18]
-                                          [--skip-accuracy] [--write]
+    .venv/bin/python bench/train_speed.py [--part switches|accuracy|all] [--cycles 6]
+                                          [--seeds 0 1 2] [--models net resnet18] [--write]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ VARIANTS = {
     "`device.compile=true`": [*BASELINE, "device.compile=true"],
     "shipped defaults": [],
     "shipped defaults + `device.compile=true`": ["device.compile=true"],
+    "shipped defaults + `device.threads=1`": ["device.threads=1"],
 }
 # ResNet-18 trains ~50× slower per image: one step per turn, and no fused or compile rows.
 MODELS = {
@@ -40,9 +41,12 @@ MODELS = {
         "batch": 64,
         "turn": 1,
         "overrides": ["model=resnet18"],
-        "variants": [n for n in VARIANTS if "fused" not in n and "compile" not in n],
+        "variants": [
+            n for n in VARIANTS if not any(k in n for k in ("fused", "compile", "threads"))
+        ],
     },
 }
+DEFAULT_THREADS = torch.get_num_threads()
 WARMUP = 2  # steps before the timing (the first compiles, caches warm up)
 
 
@@ -78,10 +82,12 @@ class Variant:
         self.bf16 = resolve_precision(cfg.device) == "bf16-mixed"
         switches = SpeedSwitches(cfg.device.channels_last, cfg.device.compile)
         switches.setup(None, self.module, "fit")
+        self.threads = cfg.device.threads or DEFAULT_THREADS
         self.optimizer = self.module.configure_optimizers()
         self.module.train()
 
     def step(self, batch) -> None:
+        torch.set_num_threads(self.threads)  # as `device.threads` sets it for a run
         with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
             loss = self.module._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
@@ -206,11 +212,11 @@ def accuracy_table(work: Path, seeds: list[int]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["switches", "accuracy", "all"], default="all")
     parser.add_argument("--cycles", type=int, default=6, help="turns per variant")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--skip-accuracy", action="store_true")
-    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
+    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's sections")
     args = parser.parse_args()
 
     import lightning  # noqa: F401  (sets its own log level when imported: quiet it after)
@@ -221,31 +227,39 @@ def main() -> None:
 
     from xlvision.training.speed import resolve_precision
 
+    sections = {}
     with tempfile.TemporaryDirectory(prefix="xlv-speed-") as tmp:
         work = Path(tmp)
         auto = resolve_precision(compose(work, "probe").device)
-        print("switches, steady-state steps:")
-        lines = switch_table(work, args.models, args.cycles)
-        if not args.skip_accuracy:
+        if args.part in ("switches", "all"):
+            print("switches, steady-state steps:")
+            sections["train_speed"] = switch_table(work, args.models, args.cycles)
+        if args.part in ("accuracy", "all"):
             print("accuracy, baseline vs defaults:")
-            lines += ["", *accuracy_table(work, args.seeds)]
+            sections["train_accuracy"] = accuracy_table(work, args.seeds)
 
     from _results import machine, write_section
 
-    text = "\n".join(
-        [
-            "## Training speed on CPU, per switch (`bench/train_speed.py`)",
-            "",
-            f"Machine: {machine()}.",
-            f"Shipped defaults here: `device.precision=auto` (→ {auto}), "
-            "`device.channels_last=true`, `optimizer.fused=true`, `device.compile=false`.",
-            "",
-            *lines,
-        ]
-    )
-    print(text)
-    if args.write:
-        write_section("train_speed", text)
+    titles = {
+        "train_speed": "Training speed on CPU, per switch (`bench/train_speed.py`)",
+        "train_accuracy": "Net's accuracy, every switch off vs the defaults (`bench/train_speed.py`)",
+    }
+    for name, lines in sections.items():
+        text = "\n".join(
+            [
+                f"## {titles[name]}",
+                "",
+                f"Machine: {machine()}.",
+                f"Shipped defaults here: `device.precision=auto` (→ {auto}), "
+                "`device.channels_last=true`, `optimizer.fused=true`, `device.compile=false`, "
+                "`device.threads=null`.",
+                "",
+                *lines,
+            ]
+        )
+        print(text)
+        if args.write:
+            write_section(name, text)
 
 
 if __name__ == "__main__":
