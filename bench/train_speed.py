@@ -169,10 +169,12 @@ def switch_table(work: Path, models: list[str], cycles: int) -> list[str]:
     return lines
 
 
-def accuracy_table(work: Path, seeds: list[int]) -> list[str]:
+def accuracy_table(work: Path, seeds: list[int], threads: int | None) -> list[str]:
     from xlvision.stages.train import train
 
     budget = ["data.train_per_class=600", "data.test_per_class=1000", "trainer.max_epochs=3"]
+    if threads:
+        budget.append(f"device.threads={threads}")
     settings = {"baseline (all off)": BASELINE, "shipped defaults": []}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     for seed in seeds:
@@ -204,7 +206,8 @@ def accuracy_table(work: Path, seeds: list[int]) -> list[str]:
     lines += [
         "",
         f"Net, English glyphs, 600 per class, 3 epochs, batch 128, Adam with a cosine schedule; "
-        f"test on 10,000 digits of held-out fonts. Mean accuracy, defaults − baseline: "
+        f"test on 10,000 digits of held-out fonts; threads: {threads or 'PyTorch default'} "
+        f"on both sides. Mean accuracy, defaults − baseline: "
         f"{delta:+.2f} points (target: within ± 0.3).",
     ]
     return lines
@@ -215,6 +218,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["switches", "accuracy", "all"], default="all")
     parser.add_argument("--cycles", type=int, default=6, help="turns per variant")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, help="device.threads of the accuracy runs")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's sections")
     args = parser.parse_args()
@@ -236,7 +240,7 @@ def main() -> None:
             sections["train_speed"] = switch_table(work, args.models, args.cycles)
         if args.part in ("accuracy", "all"):
             print("accuracy, baseline vs defaults:")
-            sections["train_accuracy"] = accuracy_table(work, args.seeds)
+            sections["train_accuracy"] = accuracy_table(work, args.seeds, args.threads)
 
     from _results import machine, write_section
 
