@@ -46,7 +46,6 @@ MODELS = {
         ],
     },
 }
-DEFAULT_THREADS = torch.get_num_threads()
 WARMUP = 2  # steps before the timing (the first compiles, caches warm up)
 
 
@@ -82,7 +81,7 @@ class Variant:
         self.bf16 = resolve_precision(cfg.device) == "bf16-mixed"
         switches = SpeedSwitches(cfg.device.channels_last, cfg.device.compile)
         switches.setup(None, self.module, "fit")
-        self.threads = cfg.device.threads or DEFAULT_THREADS
+        self.threads = cfg.device.threads or torch.get_num_threads()
         self.optimizer = self.module.configure_optimizers()
         self.module.train()
 
@@ -218,7 +217,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["switches", "accuracy", "all"], default="all")
     parser.add_argument("--cycles", type=int, default=6, help="turns per variant")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, help="device.threads of the accuracy runs")
+    parser.add_argument("--threads", type=int, help="threads of every variant and accuracy run")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's sections")
     args = parser.parse_args()
@@ -237,7 +236,10 @@ def main() -> None:
         auto = resolve_precision(compose(work, "probe").device)
         if args.part in ("switches", "all"):
             print("switches, steady-state steps:")
-            sections["train_speed"] = switch_table(work, args.models, args.cycles)
+            if args.threads:  # every variant on that many threads: a second table
+                torch.set_num_threads(args.threads)
+            name = f"train_speed_threads{args.threads}" if args.threads else "train_speed"
+            sections[name] = switch_table(work, args.models, args.cycles)
         if args.part in ("accuracy", "all"):
             print("accuracy, baseline vs defaults:")
             sections["train_accuracy"] = accuracy_table(work, args.seeds, args.threads)
@@ -249,9 +251,10 @@ def main() -> None:
         "train_accuracy": "Net's accuracy, every switch off vs the defaults (`bench/train_speed.py`)",
     }
     for name, lines in sections.items():
+        title = titles.get(name, f"{titles['train_speed']}, {args.threads} thread(s) each")
         text = "\n".join(
             [
-                f"## {titles[name]}",
+                f"## {title}",
                 "",
                 f"Machine: {machine()}.",
                 f"Shipped defaults here: `device.precision=auto` (→ {auto}), "
