@@ -8,7 +8,7 @@ WEB := $(VENV)/share/xlvision/web
 ORT_WEB := onnxruntime-web@1.30.0
 WEB_STAMP := $(WEB)/.installed
 
-.PHONY: demo test test-slow lint format install clean
+.PHONY: demo test test-slow bench lint format install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ test: $(STAMP) $(WEB_STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
+
+# Every benchmark in bench/ (files starting with _ are their shared helpers), one after another.
+bench: $(STAMP)
+	@for script in bench/[!_]*.py; do \
+		echo "== $$script"; \
+		$(BIN)/python $$script || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

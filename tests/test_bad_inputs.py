@@ -114,7 +114,12 @@ CASES = [
     (
         ["xlv-train", "device.precision=fp8"],
         2,
-        "xlv-train: config error: device.precision='fp8' is not allowed: 32-true, 16-mixed, bf16-mixed, bf16-true or 64-true",
+        "xlv-train: config error: device.precision='fp8' is not allowed: auto, 32-true, 16-mixed, bf16-mixed, bf16-true or 64-true",
+    ),
+    (
+        ["xlv-train", "device.threads=0"],
+        2,
+        "xlv-train: config error: device.threads=0 is not allowed: null (PyTorch's default) or an integer > 0",
     ),
     (
         ["xlv-train", "data=nope"],

@@ -208,6 +208,8 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     if "optuna" in sys.modules:  # it sets its own level when imported
         sys.modules["optuna"].logging.set_verbosity(logging.WARNING)
+    # device.compile: the C++ toolchain probe warns that a CPU machine has no CUDA runtime.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
     # A resumed run writes into its own dir on purpose.

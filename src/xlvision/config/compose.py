@@ -139,9 +139,10 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ),
     (
         "device.precision",
-        lambda v: v in {"32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"},
-        "32-true, 16-mixed, bf16-mixed, bf16-true or 64-true",
+        lambda v: v in {"auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"},
+        "auto, 32-true, 16-mixed, bf16-mixed, bf16-true or 64-true",
     ),
+    ("device.threads", _positive_or_null, "null (PyTorch's default) or an integer > 0"),
 ]
 
 

@@ -98,6 +98,8 @@ class OptimizerConf:
     nesterov: bool | None = None
     betas: list[float] | None = None
     eps: float | None = None
+    # One kernel for every parameter's update (Adam, AdamW, SGD on CPU and CUDA).
+    fused: bool | None = None
 
 
 @dataclass
@@ -117,9 +119,16 @@ class DeviceConf:
     accelerator: str = "cpu"
     devices: Any = 1
     strategy: str = "auto"
+    # auto: bf16-mixed where the hardware computes bf16 (AVX-512 BF16/AMX CPU, CUDA), else 32-true
     precision: str = "32-true"
     # Batch-norm statistics over the global batch in DDP (CUDA only in PyTorch).
     sync_batchnorm: bool = False
+    # Conv weights in NHWC while training: oneDNN's fast path on CPU.
+    channels_last: bool = False
+    # torch.compile the backbone (falls back to eager, in one line, where it cannot run).
+    compile: bool = False
+    # Intra-op threads (null: PyTorch's default, one per physical core).
+    threads: int | None = None
 
 
 @dataclass

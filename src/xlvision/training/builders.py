@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xlvision.records import resolved_config
 from xlvision.training.callbacks import RngState, TrainClock
+from xlvision.training.speed import SpeedSwitches, apply_threads, resolve_precision
 
 STEP_SCHEDULERS = {"torch.optim.lr_scheduler.OneCycleLR"}
 
@@ -83,14 +84,18 @@ def build_trainer(
         save_last=True,
     )
     callbacks = [checkpoint, RngState(), TrainClock(), *callbacks]
+    device = cfg.device
+    if device.get("channels_last") or device.get("compile"):
+        callbacks.append(SpeedSwitches(device.channels_last, device.compile))
+    apply_threads(device)
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar(leave=False))
     return L.Trainer(
-        accelerator=cfg.device.accelerator,
-        devices=cfg.device.devices,
-        strategy=cfg.device.strategy,
-        precision=cfg.device.precision,
-        sync_batchnorm=bool(cfg.device.get("sync_batchnorm", False)),
+        accelerator=device.accelerator,
+        devices=device.devices,
+        strategy=device.strategy,
+        precision=resolve_precision(device),
+        sync_batchnorm=bool(device.get("sync_batchnorm", False)),
         # The data module cuts each batch into the ranks' shares itself (RankShare).
         use_distributed_sampler=False,
         max_epochs=cfg.trainer.max_epochs,

@@ -55,19 +55,25 @@ class DigitClassifierModule(L.LightningModule):
         log_prior = None if language_prior is None else language_prior.clamp_min(1e-8).log()
         self.register_buffer("lid_log_prior", log_prior, persistent=False)
         self.final: dict[str, float] = {}
+        # `device.compile` puts the compiled backbone here: a plain dict, so its wrapper is
+        # not registered as a submodule and the state dict keeps its keys.
+        self.compiled: dict[str, Callable] = {}
 
     def forward(self, x: torch.Tensor, language: str) -> torch.Tensor:
         return self.model(x, language)
 
     def _loss(self, batch, metrics: StageMetrics | None = None) -> torch.Tensor:
         x, y, language_index = batch
-        features = self.model.backbone(x)
+        features = self.compiled.get("backbone", self.model.backbone)(x)
         loss = x.new_zeros(())
         for i, code in enumerate(self.languages):
-            where = torch.nonzero(language_index == i).flatten()
-            if not len(where):
-                continue
-            logits, target = self.model.heads[code](features[where]), y[where]
+            if len(self.languages) == 1:  # every row: no index to compute, nothing to gather
+                logits, target = self.model.heads[code](features), y
+            else:
+                where = torch.nonzero(language_index == i).flatten()
+                if not len(where):
+                    continue
+                logits, target = self.model.heads[code](features[where]), y[where]
             loss = loss + F.cross_entropy(logits, target, reduction="sum")
             if metrics is not None:
                 metrics.update(code, logits.detach(), target)
@@ -122,6 +128,8 @@ class DigitClassifierModule(L.LightningModule):
         self._log_stage(self.test_metrics)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Plain layout whatever the training used (channels-last): safetensors needs it.
+        checkpoint["state_dict"] = {k: v.contiguous() for k, v in checkpoint["state_dict"].items()}
         # Enough to rebuild the architecture from the registry, without unpickling a class.
         checkpoint["xlvision"] = {
             "model": self.model_spec,

@@ -1,0 +1,49 @@
+"""What the benchmarks share: the machine's description and their sections of RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+HEADER = (
+    "# Benchmark results\n\n"
+    "Written by the benchmarks themselves (`python bench/<name>.py --write`); each section is\n"
+    "one run's output, with the machine it ran on. Ratios are measured interleaved in that\n"
+    "run, so a busy machine slows both sides alike; absolute images/s are only indicative.\n"
+)
+
+
+def machine() -> str:
+    """CPU model, cores, PyTorch and its CPU features, and how busy the machine was."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        model = found.group(1).strip() if found else model
+    bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (
+        f"{model}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads, "
+        f"PyTorch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"AVX-512 BF16 {'yes' if bf16 else 'no'}; load average at the end {load} "
+        "(a machine shared with other jobs)"
+    )
+
+
+def write_section(name: str, text: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (or add it), keeping the others."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    current = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else HEADER
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: block, current)
+    else:
+        updated = current.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(updated, encoding="utf-8")
+    print(f"wrote the {name} section of {RESULTS}")
