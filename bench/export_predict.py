@@ -6,13 +6,13 @@ glyph digits with both, interleaved rounds, same thread count. Prints images/s o
 alone (batch 256, the xlv-predict default), the median of the rounds, and the ratio. Weights
 are untrained: speed does not depend on them.
 
-    .venv/bin/python bench/export_predict.py [images] [rounds]
+    .venv/bin/python bench/export_predict.py [--images 3072] [--rounds 3] [--write]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,12 +58,16 @@ def rate(read, digits: np.ndarray, batch: int) -> float:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 3072
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=3072)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
+    args = parser.parse_args()
     threads = min(2, torch.get_num_threads())
     torch.set_num_threads(threads)
-    digits = np.round(check_images(CODES, count // len(CODES))[:, 0] * 255).astype(np.uint8)
-    print(f"{len(digits)} images, batch 256, {threads} threads, {rounds} interleaved rounds")
+    digits = np.round(check_images(CODES, args.images // len(CODES))[:, 0] * 255).astype(np.uint8)
+    print(f"{len(digits)} images, batch 256, {threads} threads, {args.rounds} interleaved rounds")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (model, specs) in layouts().items():
             path = save_bundle(
@@ -86,15 +90,33 @@ def main() -> None:
             for reader in readers.values():  # warm-up
                 reader.read(digits[:256], None)
             speeds = {key: [] for key in readers}
-            for _ in range(rounds):
+            for _ in range(args.rounds):
                 for key, reader in readers.items():
                     speeds[key].append(rate(reader.read, digits, 256))
             torch_rate = statistics.median(speeds["torch"])
             onnx_rate = statistics.median(speeds["onnx"])
+            rows.append((name, torch_rate, onnx_rate))
             print(
                 f"{name:16s} PyTorch {torch_rate:8.0f} images/s   onnxruntime {onnx_rate:8.0f} "
                 f"images/s   ratio onnx / torch {onnx_rate / torch_rate:.2f}x"
             )
+    if args.write:
+        from _results import machine, write_section
+
+        table = "\n".join(f"| {name} | {t:.0f} | {o:.0f} | {o / t:.2f}× |" for name, t, o in rows)
+        write_section(
+            "export_predict",
+            f"""## Prediction: an exported .onnx file against the PyTorch bundle (`bench/export_predict.py`)
+
+Machine: {machine()}.
+
+| bundle (kn, ar, hi) | PyTorch images/s | onnxruntime images/s | onnx / torch |
+|---|---|---|---|
+{table}
+
+The model alone (`TorchReader.read` against `OnnxReader.read`) on {len(digits)} normalized glyph
+digits, batch 256, {threads} threads each, the median of {args.rounds} interleaved rounds.""",
+        )
 
 
 if __name__ == "__main__":

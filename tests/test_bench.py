@@ -38,4 +38,6 @@ def test_make_bench_runs_every_benchmark_script():
     makefile = (REPO / "Makefile").read_text()
     assert "bench/[!_]*.py" in makefile  # a new bench/*.py is picked up without editing
     scripts = sorted(p.name for p in (REPO / "bench").glob("[!_]*.py"))
-    assert {"glyph_throughput.py", "overhead.py", "train_speed.py"} <= set(scripts)
+    assert {"glyph_throughput.py", "overhead.py", "train_speed.py", "export_predict.py"} <= set(
+        scripts
+    )
