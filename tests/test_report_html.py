@@ -6,14 +6,13 @@ Without Chromium the test is skipped, unless XLV_REQUIRE_CHROMIUM=1 makes that a
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from browser import chromium_binary
 from fake_runs import make_sweep
 from hydra import compose, initialize_config_dir
 from PIL import Image
@@ -52,14 +51,7 @@ window.addEventListener("load", () => {
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """The Chromium binary; skips (or fails under XLV_REQUIRE_CHROMIUM=1) without one."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if path := shutil.which(name):
-            return path
-    reason = "no Chromium on PATH (tried chromium, chromium-browser, google-chrome)"
-    if os.environ.get("XLV_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"XLV_REQUIRE_CHROMIUM=1 but {reason}")
-    print(f"skipping: {reason}")
-    pytest.skip(reason)
+    return chromium_binary()
 
 
 class BodyData(HTMLParser):

@@ -19,6 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
+from build_fonts import subset_options
 from fontTools import subset
 from fontTools.ttLib import TTFont
 
@@ -27,8 +28,6 @@ from xlvision.languages import available_languages, load_language
 
 SYSTEM_FONTS = Path("/usr/share/fonts")
 OUT_DIR = FONTS_DIR.parent / "name_fonts"
-KEPT_NAME_IDS = [0, 1, 2, 4, 5, 6, 13, 14, 16, 17]
-"""Copyright, names, version, licence and licence URL: what the licences ask to keep."""
 
 # language | family (its licence: fonts/LICENSES/<Family>.txt) | Debian package | source
 SOURCES = """
@@ -66,17 +65,11 @@ def sources() -> list[tuple[str, str, str, Path, int]]:
 
 
 def options() -> subset.Options:
-    """Keep the names' outlines with every layout feature, the names and the licence."""
-    opts = subset.Options()
+    """The digit fonts' options (names, licence, no hinting), keeping every layout feature
+    and the layout tables that shape the names."""
+    opts = subset_options()
     opts.layout_features = ["*"]
-    opts.hinting = False
-    opts.desubroutinize = True
-    opts.name_IDs = KEPT_NAME_IDS
-    opts.name_languages = [0x0409]
-    opts.name_legacy = False
-    opts.notdef_outline = True
-    opts.glyph_names = False
-    opts.recalc_timestamp = False
+    opts.drop_tables = subset.Options().drop_tables
     return opts
 
 

@@ -216,6 +216,30 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*directory .* exists and is not empty.*")
 
 
+def simple_main(
+    prog: str, config_name: str, run: Callable[[list[str]], None], user_errors: Callable[[], tuple]
+) -> Callable[[], None]:
+    """A console script without a Hydra run dir (xlv-predict, xlv-export): `--help` prints its
+    config; a config error ends in one line with exit 2, a user mistake in one line with exit 1.
+    `user_errors` is called only once something went wrong, so torch loads only then."""
+
+    def main() -> None:
+        args = sys.argv[1:]
+        if {"-h", "--help"} & set(args):
+            print((config_dir() / f"{config_name}.yaml").read_text())
+            return
+        try:
+            run(args)
+        except ConfigError as err:
+            print(f"{prog}: config error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except user_errors() as err:
+            print(f"{prog}: {err}", file=sys.stderr)
+            sys.exit(1)
+
+    return main
+
+
 def console_main(
     stage: Stage | str,
     config_name: str,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xlvision.cli.app import check_writable
+from xlvision.cli.app import check_writable, simple_main
 from xlvision.config import ConfigError, compose_config
-from xlvision.config.paths import config_dir
 from xlvision.records import RunDirError
 
 PROG = "xlv-export"
@@ -89,20 +88,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     return (BundleError, ExportError, RunDirError, OSError)
 
 
-def main() -> None:
-    """Console script `xlv-export`; every user mistake ends with one line."""
-    args = sys.argv[1:]
-    if {"-h", "--help"} & set(args):
-        print((config_dir() / "export.yaml").read_text())
-        return
-    try:
-        run(args)
-    except ConfigError as err:
-        print(f"{PROG}: config error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except user_errors() as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
-        sys.exit(1)
+main = simple_main(PROG, "export", run, user_errors)
+"""Console script `xlv-export`; every user mistake ends with one line."""
 
 
 if __name__ == "__main__":
