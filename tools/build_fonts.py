@@ -551,6 +551,25 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+def sync_tree(built: dict[str, bytes], root: Path, check: bool) -> list[str]:
+    """With `check`, print and return the files of `root` that differ from `built`; otherwise
+    make `root` hold exactly `built` (and return nothing)."""
+    committed = _tree(root) if root.is_dir() else {}
+    if check:
+        differ = sorted(
+            k for k in built.keys() | committed.keys() if built.get(k) != committed.get(k)
+        )
+        for name in differ:
+            print(f"differs from a fresh build: {root / name}", file=sys.stderr)
+        return differ
+    for name in committed.keys() - built.keys():
+        (root / name).unlink()
+    for name, data in built.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     """Rebuild the bundled fonts, or with --check compare a fresh build with the committed one."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -564,19 +583,10 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 1
-        built, committed = _tree(fresh), _tree(FONTS_DIR)
+        built = _tree(fresh)
         if args.check:
-            differ = sorted(
-                k for k in built.keys() | committed.keys() if built.get(k) != committed.get(k)
-            )
-            for name in differ:
-                print(f"differs from a fresh build: {FONTS_DIR / name}", file=sys.stderr)
-            return 1 if differ else 0
-        for name in committed.keys() - built.keys():
-            (FONTS_DIR / name).unlink()
-        for name, data in built.items():
-            (FONTS_DIR / name).parent.mkdir(parents=True, exist_ok=True)
-            (FONTS_DIR / name).write_bytes(data)
+            return 1 if sync_tree(built, FONTS_DIR, check=True) else 0
+        sync_tree(built, FONTS_DIR, check=False)
     total = sum(len(data) for data in built.values())
     print(f"{len(sources)} fonts, {total / 1e6:.2f} MB in {FONTS_DIR}")
     return 0

@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from build_fonts import subset_options
+from build_fonts import subset_options, sync_tree
 from fontTools import subset
 from fontTools.ttLib import TTFont
 
@@ -131,19 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     built = build()
-    committed = {p.name: p.read_bytes() for p in OUT_DIR.glob("*")} if OUT_DIR.is_dir() else {}
     if args.check:
-        differ = sorted(
-            k for k in built.keys() | committed.keys() if built.get(k) != committed.get(k)
-        )
-        for name in differ:
-            print(f"differs from a fresh build: {OUT_DIR / name}", file=sys.stderr)
-        return 1 if differ else 0
-    OUT_DIR.mkdir(exist_ok=True)
-    for name in committed.keys() - built.keys():
-        (OUT_DIR / name).unlink()
-    for name, data in built.items():
-        (OUT_DIR / name).write_bytes(data)
+        return 1 if sync_tree(built, OUT_DIR, check=True) else 0
+    sync_tree(built, OUT_DIR, check=False)
     total = sum(len(data) for data in built.values())
     print(f"{len(built) - 1} name fonts, {total / 1e3:.0f} kB in {OUT_DIR}")
     return 0

@@ -78,7 +78,6 @@ class Reader(Protocol):
 
     def read(self, digits: np.ndarray, language: str | None) -> dict[str, np.ndarray]:
         """uint8 [N, 28, 28] → `language` (index), `language_prob`, `digit`, `digit_prob`."""
-        ...
 
 
 class TorchReader:
