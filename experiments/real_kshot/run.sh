@@ -6,6 +6,9 @@
 #   recipe:    the shots redrawn with the glyph augmentation, the target's glyphs, and the
 #              other 20 scripts' glyphs replayed (finetune.replay=1)
 #   no_replay: the shots as they are and the target's glyphs; nothing replayed (k = 1, 10)
+#   self_train: the recipe plus up to 5,000 of the set's other training images *without their
+#              labels*, labelled by the model itself every epoch (finetune.unlabeled); the
+#              last epoch is tested (finetune.select=last)
 #   bash experiments/real_kshot/run.sh                  # both parts, report, RESULTS.md
 #   bash experiments/real_kshot/run.sh no_replay        # only this part, then the report
 #   bash experiments/real_kshot/run.sh --report-only    # report the finished sweeps again
@@ -19,20 +22,24 @@ report=outputs/experiments/real_kshot_report
 # language code : its real-data preset (conf/data/)
 pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
 pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
-parts=(recipe no_replay)
+parts=(recipe no_replay self_train)
 jobs=${JOBS:-1}
-# The same glyph sizes as the base's run; 3 epochs of 2,000 draws at lr 3e-4 (set on a probe
+# The same glyph sizes as the base's run. recipe, no_replay: 3 epochs of 2,000 draws at lr
+# 3e-4; self_train: 6 epochs of 3,000 at lr 1e-3, the pool at weight 2 (each set on a probe
 # of kn and bo, seed 0, 10-shot: see header.md).
-common="seed=0,1,2 data=mix finetune=full finetune.lr=3e-4 data.epoch_size=2000
-trainer.max_epochs=3 data.train_per_class=300 data.val_per_class=30 data.test_per_class=100
-trainer.enable_progress_bar=false"
+common="seed=0,1,2 data=mix finetune=full data.train_per_class=300 data.val_per_class=30
+data.test_per_class=100 trainer.enable_progress_bar=false"
+short="finetune.lr=3e-4 data.epoch_size=2000 trainer.max_epochs=3"
 
 finetune() {  # part, language code, preset
   local args=("language=$2" "data.sources={$2: [{preset: $3, weight: 1}]}"
     "base=$bases/\${seed}/pretrain/checkpoints/best.ckpt" "hydra.sweep.dir=$out/$1/$2")
   case $1 in
-    recipe) args+=(data.shots_per_class=1,5,10,50 data.augment_real=true finetune.replay=1) ;;
-    no_replay) args+=(data.shots_per_class=1,10) ;;
+    recipe) args+=(data.shots_per_class=1,5,10,50 data.augment_real=true finetune.replay=1 $short) ;;
+    no_replay) args+=(data.shots_per_class=1,10 $short) ;;
+    self_train) args+=(data.shots_per_class=1,5,10,50 data.augment_real=true finetune.replay=1
+      finetune.unlabeled=5000 finetune.unlabeled_weight=2 finetune.select=last finetune.lr=1e-3
+      data.epoch_size=3000 trainer.max_epochs=6) ;;
   esac
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=$((2 / jobs > 0 ? 2 / jobs : 1)) .venv/bin/xlv-finetune -m "${args[@]}" $common \
@@ -48,7 +55,7 @@ if [ "${1:-}" != "--report-only" ]; then
   run=("${@:-${parts[@]}}")
   rm -f "$out/failed"
   for part in "${run[@]}"; do
-    case $part in recipe | no_replay) ;; *) echo "unknown part '$part' (one of: ${parts[*]})" >&2; exit 2 ;; esac
+    case $part in recipe | no_replay | self_train) ;; *) echo "unknown part '$part' (one of: ${parts[*]})" >&2; exit 2 ;; esac
     rm -rf "${out:?}/$part" && mkdir -p "$out/$part"
     for p in $pairs; do
       while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -27,6 +28,15 @@ from xlvision.languages import Language
 
 SPLITS = ("train", "val", "test")
 EVAL_ORDER_SEED = 20261127
+
+
+@dataclass(frozen=True)
+class Unlabeled:
+    """A pool of unlabeled real training images of one language for self-training."""
+
+    language: str
+    size: int
+    weight: float
 
 
 class RankShare(Sampler):
@@ -163,11 +173,18 @@ class DigitDataModule(L.LightningDataModule):
         seed: int,
         data_dir: str | Path = ".",
         eval_only: tuple[str, ...] = (),
+        unlabeled: Unlabeled | None = None,
     ) -> None:
-        """`eval_only` languages get val and test data but no training data (forgetting)."""
+        """`eval_only` languages get val and test data but no training data (forgetting).
+        With `unlabeled`, that language's real training images beyond its k shots form a
+        pool without labels (`unlabeled_slice` of the training set), drawn only once
+        something (`PseudoLabels`) has labelled them and given them sampling weights."""
         super().__init__()
         self.data, self.languages, self.seed, self.data_dir = data, languages, seed, data_dir
         self.eval_only = set(eval_only)
+        self.unlabeled = unlabeled
+        self.unlabeled_slice: slice | None = None
+        self._real: dict[tuple[str, str], dict[str, DigitArrays]] = {}
         self.datasets: dict[str, LanguageBatches] = {}
         self.counts: dict[str, dict[str, int]] = {}
         # {split: {language: {source: arrays}}} for languages scored on several real sources
@@ -195,6 +212,12 @@ class DigitDataModule(L.LightningDataModule):
                     )
                 parts["train"] += [(arrays, index, weight, real) for arrays, weight, real in train]
                 self.counts.setdefault(language.code, {})["train"] = sum(len(a[0]) for a in train)
+                if self.unlabeled is not None and language.code == self.unlabeled.language:
+                    pool = self._unlabeled_pool(language, mix.get(language.code))
+                    start = sum(len(a) for a, _, _, _ in parts["train"])
+                    self.unlabeled_slice = slice(start, start + len(pool))
+                    parts["train"].append((pool, index, self.unlabeled.weight, True))
+                    self.counts[language.code]["unlabeled"] = len(pool)
             for split in ("val", "test"):
                 by_source = evaluation[split]
                 parts[split] += [(arrays, index, 1.0, False) for arrays in by_source.values()]
@@ -217,6 +240,9 @@ class DigitDataModule(L.LightningDataModule):
             self.train_weights = torch.tensor(
                 sampling_weights([(a, w) for a, _, w, _ in parts["train"]]), dtype=torch.double
             )
+            if self.unlabeled_slice is not None:  # not drawn until labelled
+                self.train_weights[self.unlabeled_slice] = 0.0
+        self._real.clear()
 
     def language_shares(self) -> torch.Tensor:
         """Each language's share of the training draws (its prior as the model sees it)."""
@@ -231,14 +257,54 @@ class DigitDataModule(L.LightningDataModule):
     def is_mix(self) -> bool:
         return self.data.kind == "mix"
 
-    def _shots(self, arrays: DigitArrays, language: Language, name: str) -> DigitArrays:
+    def _real_splits(self, source: MixSource) -> dict[str, DigitArrays]:
+        """A real source's splits, read and normalized once per data module."""
+        key = (source.language, source.name)
+        if key not in self._real:
+            from xlvision.data.real import load_real_splits
+
+            self._real[key] = load_real_splits(source.source, self.seed, Path(self.data_dir))
+        return self._real[key]
+
+    def _shot_indices(self, arrays: DigitArrays, language: Language, name: str) -> torch.Tensor:
+        """The k shots' indices in `arrays` (every index without a k-shot budget)."""
         shots = self.data.shots_per_class
         if shots is None:
-            return arrays
+            return torch.arange(len(arrays))
         where = f"{language.code} {name} train"
-        return arrays.subset(
-            sample_shots(arrays.labels, shots, self.seed, language.num_classes, where)
-        )
+        return sample_shots(arrays.labels, shots, self.seed, language.num_classes, where)
+
+    def _shots(self, arrays: DigitArrays, language: Language, name: str) -> DigitArrays:
+        if self.data.shots_per_class is None:
+            return arrays
+        return arrays.subset(self._shot_indices(arrays, language, name))
+
+    def _unlabeled_pool(self, language: Language, sources: list[MixSource] | None) -> DigitArrays:
+        """Up to `unlabeled.size` real training images of `language` that are not its k shots,
+        drawn by the seed; their labels are replaced by -1 here, so nothing downstream can
+        read one."""
+        real = [s for s in sources or [] if s.is_real and s.weight > 0]
+        if not real:
+            raise DataError(
+                f"finetune.unlabeled needs a real training source of {language.code}: list one "
+                f"under data.sources.{language.code} with a weight > 0 (data=mix)"
+            )
+        rest = []
+        for source in real:
+            train = self._real_splits(source)["train"]
+            keep = torch.ones(len(train), dtype=torch.bool)
+            keep[self._shot_indices(train, language, source.name)] = False
+            rest.append(train.images[keep])
+        images = torch.cat(rest)
+        if not len(images):
+            raise DataError(
+                f"finetune.unlabeled: every {language.code} training image is labelled "
+                "(set data.shots_per_class to keep the rest unlabeled)"
+            )
+        generator = torch.Generator().manual_seed(self.seed)
+        chosen = torch.randperm(len(images), generator=generator)[: self.unlabeled.size]
+        images = images[chosen.sort().values]
+        return DigitArrays(images, torch.full((len(images),), -1, dtype=torch.long))
 
     def _language_splits(self, language: Language, sources: list[MixSource] | None):
         """([(train arrays, weight, real)], {split: {source name: arrays}}) of one language.
@@ -259,9 +325,7 @@ class DigitDataModule(L.LightningDataModule):
         train, evaluation = [], {"val": {}, "test": {}}
         for source in sources:
             if source.is_real:
-                from xlvision.data.real import load_real_splits
-
-                splits = load_real_splits(source.source, self.seed, Path(self.data_dir))
+                splits = self._real_splits(source)
             else:
                 wanted = ("train",) * (source.weight > 0)
                 wanted += tuple(s for s in ("val", "test") if not tested[s])

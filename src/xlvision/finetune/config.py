@@ -9,6 +9,7 @@ from xlvision.config.checks import Rule, check_rules, is_count, is_number
 
 STRATEGIES = ("full", "linear_probe", "partial", "bitfit", "l2sp", "lora")
 HEAD_INITS = ("source", "random", "zero")
+SELECTIONS = ("best", "last")
 
 
 @dataclass
@@ -26,6 +27,15 @@ class FinetuneConf:
     # With data=mix: the share of draws given to the base's other languages' glyphs (0: none),
     # trained through their own heads so the backbone keeps what it knew.
     replay: float = 0.0
+    # Self-training: up to this many unlabeled real training images of the target (their
+    # labels dropped when loaded; 0: off), labelled by the model itself at the start of every
+    # epoch; those read with probability >= unlabeled_threshold are drawn, at unlabeled_weight.
+    unlabeled: int = 0
+    unlabeled_threshold: float = 0.9
+    unlabeled_weight: float = 1.0
+    # The checkpoint tested: `best` by the target's validation accuracy, or `last` (a fixed
+    # number of steps, nothing selected).
+    select: str = "best"
 
 
 RULES: list[Rule] = [
@@ -51,6 +61,10 @@ RULES: list[Rule] = [
         "null (the optimizer's lr) or a number > 0",
     ),
     ("replay", lambda v: is_number(v) and v >= 0, "a sampling weight >= 0"),
+    ("unlabeled", lambda v: v == 0 or is_count(v), "0 (off) or a number of images >= 1"),
+    ("unlabeled_threshold", lambda v: is_number(v) and 0 < v <= 1, "a probability in (0, 1]"),
+    ("unlabeled_weight", lambda v: is_number(v) and v > 0, "a sampling weight > 0"),
+    ("select", lambda v: v in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
 ]
 
 

@@ -8,10 +8,11 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from xlvision.config.errors import ConfigError
-from xlvision.data.datamodule import DigitDataModule
+from xlvision.data.datamodule import DigitDataModule, Unlabeled
 from xlvision.finetune.heads import init_head
 from xlvision.finetune.l2sp import l2sp_penalty, snapshot_backbone
 from xlvision.finetune.lora import merge_lora
+from xlvision.finetune.self_train import PseudoLabels
 from xlvision.finetune.strategies import apply_strategy
 from xlvision.languages import load_language
 from xlvision.languages.registry import language_from_mapping
@@ -89,7 +90,16 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
         others = others if cfg.data.kind == "glyphs" else []
         eval_only = tuple(others)
     languages = [target, *(load_language(c) for c in others)]
-    data = DigitDataModule(data_conf, languages, cfg.seed, cfg.paths.data_dir, eval_only)
+    unlabeled = None
+    if conf.unlabeled:
+        if data_conf.num_workers:
+            raise ConfigError(
+                "data.num_workers",
+                data_conf.num_workers,
+                "0 with finetune.unlabeled (the pool is relabelled in place every epoch)",
+            )
+        unlabeled = Unlabeled(target.code, conf.unlabeled, conf.unlabeled_weight)
+    data = DigitDataModule(data_conf, languages, cfg.seed, cfg.paths.data_dir, eval_only, unlabeled)
     optimizer = (
         cfg.optimizer if conf.lr is None else OmegaConf.merge(cfg.optimizer, {"lr": conf.lr})
     )
@@ -107,8 +117,18 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     tags = [target.code, spec["name"], cfg.stage, conf.name]
     # The best epoch is the target's: the source languages are only measured, not optimized.
     resume = resume_point(cfg, output_dir)  # before the Trainer's CSV logger clears the log
+    callbacks = [FrozenBatchNorm()]
+    pseudo = None
+    if unlabeled is not None:
+        pseudo = PseudoLabels(data, target.code, conf.unlabeled_threshold)
+        callbacks.append(pseudo)
     trainer = build_trainer(
-        cfg, output_dir, tags=tags, callbacks=[FrozenBatchNorm()], monitor=f"val/{target.code}/acc"
+        cfg,
+        output_dir,
+        tags=tags,
+        callbacks=callbacks,
+        monitor=f"val/{target.code}/acc",
+        select_last=conf.select == "last",
     )
 
     zero_shot = {}
@@ -145,6 +165,10 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
         "total_params": sum(p.numel() for p in model.parameters()),
         "epochs": trainer.current_epoch,
     }
+    if pseudo is not None:  # the share of the pool drawn, first and last epoch
+        metrics[f"unlabeled/{target.code}/pool"] = data.counts[target.code]["unlabeled"]
+        metrics[f"unlabeled/{target.code}/kept_first"] = pseudo.kept[0]
+        metrics[f"unlabeled/{target.code}/kept_last"] = pseudo.kept[-1]
     artifacts = {
         "checkpoint": str(final),
         "confusion": module.confusion,

@@ -73,13 +73,14 @@ def build_trainer(
     tags: list[str] = (),
     callbacks: list = (),
     monitor: str | None = None,
+    select_last: bool = False,
 ) -> L.Trainer:
     """A Trainer that saves `last.ckpt` and the best checkpoint by `monitor` (default
-    `cfg.monitor`)."""
+    `cfg.monitor`); with `select_last`, `best.ckpt` is simply the last epoch's weights."""
     checkpoint = ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
         filename="best",
-        monitor=monitor or cfg.monitor,
+        monitor=None if select_last else monitor or cfg.monitor,
         mode="max",
         save_last=True,
     )
