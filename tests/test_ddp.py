@@ -7,9 +7,9 @@ import json
 from conftest import run_cli
 
 # Enough training for the metrics to mean something (about 70 % accuracy), in seconds. Batch
-# norm and dropout are off: on CPU each process normalizes by its own half of the batch
-# (PyTorch's SyncBatchNorm is CUDA-only) and draws its own dropout masks; with both off the
-# two processes compute what one does, so the test metrics must agree.
+# norm is on and synchronized (an all-reduce of the batch moments on CPU); dropout is off, as
+# each process draws its own masks: then the two processes compute what one does, so the test
+# metrics must agree.
 SETUP = (
     "debug=fast",
     "data.train_per_class=100",
@@ -18,13 +18,12 @@ SETUP = (
     "trainer.limit_train_batches=1.0",
     "trainer.limit_val_batches=1.0",
     "trainer.limit_test_batches=1.0",
-    "model.batch_norm=false",
     "model.dropout=0",
 )
 
 
-def train(device: str, cwd) -> tuple[dict, str]:
-    result = run_cli("xlv-train", f"device={device}", *SETUP, cwd=cwd)
+def train(device: str, cwd, *extra: str) -> tuple[dict, str]:
+    result = run_cli("xlv-train", f"device={device}", *SETUP, *extra, cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     (run,) = list((cwd / "outputs" / "runs").glob("*/*"))  # one run dir, not one per rank
     record = json.loads((run / "metrics.json").read_text())
@@ -35,7 +34,7 @@ def train(device: str, cwd) -> tuple[dict, str]:
 def test_two_processes_reach_the_metrics_of_one_and_record_once(tmp_path):
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    one, _ = train("cpu", tmp_path / "one")
+    one, _ = train("cpu", tmp_path / "one", "device.precision=32-true")
     two, console = train("ddp_sim", tmp_path / "two")
     assert one["test/mean/acc"] > 0.5
     for metric in ("acc", "recall", "f1"):
@@ -43,3 +42,65 @@ def test_two_processes_reach_the_metrics_of_one_and_record_once(tmp_path):
     assert console.count("outputs: ") == 1
     assert "sync_dist" not in console  # no library advice on the console
     assert not list((tmp_path / "two").glob("outputs/runs/*/*/*/metrics.json"))
+
+
+def _synced_batch_norm_worker(rank: int, world: int, port: int, x, weights, out) -> None:
+    """One process of two: half the batch through batch norm synchronized by all-reduce."""
+    import os
+
+    import torch.distributed as dist
+
+    from xlvision.training.sync_bn import AllReduceSyncBatchNorm
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    model = _bn_model()
+    model.load_state_dict(weights)
+    AllReduceSyncBatchNorm().apply(model)
+    y = model(x[rank::world])
+    (y.square().sum() / len(x)).backward()  # summed over the processes: the one-process loss
+    grads = [p.grad.clone() for p in model.parameters()]
+    for grad in grads:
+        dist.all_reduce(grad)
+    buffers = [b.clone() for b in model.buffers()]
+    out[rank] = (y.detach(), grads, buffers)
+    dist.destroy_process_group()
+
+
+def _bn_model():
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 3), nn.BatchNorm1d(3)
+    )
+
+
+def test_synced_batch_norm_on_two_cpu_processes_computes_one_process_on_the_whole_batch():
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(0)
+    x = torch.randn(10, 1, 8, 8) * 3 + 1
+    model = _bn_model()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    y = model(x)
+    (y.square().sum() / len(x)).backward()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = mp.Manager().dict()
+    mp.spawn(_synced_batch_norm_worker, args=(2, port, x, weights, out), nprocs=2)
+    both = torch.empty_like(y)
+    both[0::2], both[1::2] = out[0][0], out[1][0]
+    assert torch.allclose(both, y, atol=1e-5)
+    for param, grad in zip(model.parameters(), out[0][1], strict=True):
+        assert torch.allclose(param.grad, grad, atol=1e-5)
+    for mine, theirs in zip(model.buffers(), out[1][2], strict=True):  # running statistics
+        assert torch.allclose(mine.float(), theirs.float(), atol=1e-6)
+    # Unsynced, each process would normalize by its own half: visibly different outputs.
+    halves = torch.cat([model[:2](x[0::2]), model[:2](x[1::2])])
+    assert not torch.allclose(
+        halves, torch.cat([model[:2](x)[0::2], model[:2](x)[1::2]]), atol=1e-3
+    )

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from xlvision.records import resolved_config
 from xlvision.training.callbacks import RngState, TrainClock
 from xlvision.training.speed import SpeedSwitches, apply_threads, resolve_precision
+from xlvision.training.sync_bn import AllReduceSyncBatchNorm
 
 STEP_SCHEDULERS = {"torch.optim.lr_scheduler.OneCycleLR"}
 
@@ -89,6 +90,8 @@ def build_trainer(
     if device.get("channels_last") or device.get("compile"):
         callbacks.append(SpeedSwitches(device.channels_last, device.compile))
     apply_threads(device)
+    sync_bn = bool(device.get("sync_batchnorm", False))
+    on_cpu = device.accelerator == "cpu"
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RichProgressBar(leave=False))
     return L.Trainer(
@@ -96,7 +99,9 @@ def build_trainer(
         devices=device.devices,
         strategy=device.strategy,
         precision=resolve_precision(device),
-        sync_batchnorm=bool(device.get("sync_batchnorm", False)),
+        # PyTorch's SyncBatchNorm refuses CPU tensors: there batch norm syncs by all-reduce.
+        sync_batchnorm=sync_bn and not on_cpu,
+        plugins=[AllReduceSyncBatchNorm()] if sync_bn and on_cpu else None,
         # The data module cuts each batch into the ranks' shares itself (RankShare).
         use_distributed_sampler=False,
         max_epochs=cfg.trainer.max_epochs,
