@@ -93,12 +93,28 @@ class DigitClassifierModule(L.LightningModule):
             heads.update(shared, y, language_index)
         return loss
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """A CPU batch is already where it trains: skip Lightning's walk over it."""
+        if device.type == "cpu":
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def _step_logged(self) -> bool:
+        """Whether Lightning writes step metrics after this step (every `log_every_n_steps`).
+        `self.log` walks its store of results on every call, so per-step values are logged
+        only on those steps; what the logger and the progress bar show is the same."""
+        connector = getattr(self.trainer, "_logger_connector", None)
+        return bool(getattr(connector, "should_update_logs", True))
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[1]))
+        logged = self._step_logged()
+        if logged:
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[1]))
         if self.regularizer is not None:
             penalty = self.regularizer(self.model)
-            self.log("train/penalty", penalty, batch_size=len(batch[1]))
+            if logged:
+                self.log("train/penalty", penalty, batch_size=len(batch[1]))
             loss = loss + penalty
         return loss
 
