@@ -32,6 +32,12 @@ def final_test_metrics(run_dir: Path) -> dict:
     return {k: v for k, v in record["metrics"].items() if k.startswith("test/")}
 
 
+def train_losses(run_dir: Path) -> dict[int, float]:
+    with (run_dir / "csv" / "metrics.csv").open() as file:
+        rows = csv.DictReader(file)
+        return {int(r["step"]): float(r["train/loss"]) for r in rows if r.get("train/loss")}
+
+
 def val_epochs(run_dir: Path) -> list[int]:
     with (run_dir / "csv" / "metrics.csv").open() as file:
         return [int(float(r["epoch"])) for r in csv.DictReader(file) if r.get("val/kn/acc")]
@@ -75,6 +81,10 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     result = run_cli("xlv-train", f"resume={killed}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert final_test_metrics(killed) == pytest.approx(final_test_metrics(full), abs=1e-6)
+    # The same batches, augmentation and dropout draws after the kill as without it: every
+    # step's training loss is the same (a different order would show from the first step).
+    losses = train_losses(full)
+    assert len(losses) == 200 and train_losses(killed) == losses
     # The epochs before the kill are kept in the curve, each once.
     assert val_epochs(killed) == val_epochs(full) == [0, 1, 2, 3, 4]  # 4: the final validate
 

@@ -58,6 +58,28 @@ class RankShare(Sampler):
         return len(self.batches)
 
 
+class SeededEpochs(Sampler):
+    """Training batches whose order, and the dataset's augmentation draws, depend only on the
+    seed and the epoch. Lightning calls `set_epoch` at the start of every epoch, so a run
+    resumed from last.ckpt draws in its next epoch what the uninterrupted run drew; epoch 0
+    draws from the seed itself."""
+
+    STRIDE = 1_000_003
+
+    def __init__(self, batches: Sampler, generators: list[torch.Generator], seed: int) -> None:
+        self.batches, self.generators, self.seed = batches, generators, seed
+
+    def set_epoch(self, epoch: int) -> None:
+        for generator in self.generators:
+            generator.manual_seed(self.seed + self.STRIDE * epoch)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class LanguageBatches(Dataset):
     """Images, labels and language indices, fetched a whole batch per index list.
 
@@ -361,6 +383,8 @@ class DigitDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is not None and trainer.world_size > 1:
             batches = RankShare(batches, trainer.global_rank, trainer.world_size, shuffle)
+        if shuffle:
+            batches = SeededEpochs(batches, [generator, dataset.generator], seed)
         return DataLoader(
             dataset,
             batch_size=None,
