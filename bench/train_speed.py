@@ -94,6 +94,30 @@ class Variant:
         self.optimizer.step()
 
 
+def train_flops(variant: Variant, batch) -> float:
+    """FLOPs of one training step per image (forward and backward), counted by PyTorch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        variant.module._loss(batch).backward()
+    variant.optimizer.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(batch[1])
+
+
+def gemm_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """This CPU's matrix-multiply throughput in `dtype`, GFLOP/s (best of `repeats`): what a
+    compute-bound training step can approach at most."""
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
 def switch_table(work: Path, models: list[str], cycles: int) -> list[str]:
     """Every variant of a model built side by side; they take turns of a few steps each, in
     alternating order, so a busy machine slows them alike. Median images/s over the turns."""
@@ -102,6 +126,7 @@ def switch_table(work: Path, models: list[str], cycles: int) -> list[str]:
 
     speeds: dict[tuple[str, str], float] = {}
     warmups: dict[tuple[str, str], float] = {}
+    flops: dict[str, float] = {}
     for model in models:
         setting = MODELS[model]
         base = [*setting["overrides"], f"data.batch_size={setting['batch']}"]
@@ -120,6 +145,8 @@ def switch_table(work: Path, models: list[str], cycles: int) -> list[str]:
         variants = {}
         for name, cfg in cfgs.items():
             variants[name] = Variant(cfg)
+            if name == "baseline (all off)":
+                flops[model] = train_flops(variants[name], batches[0])
             start = time.perf_counter()
             for batch in batches[:WARMUP]:
                 variants[name].step(batch)
@@ -165,6 +192,26 @@ def switch_table(work: Path, models: list[str], cycles: int) -> list[str]:
         f"Adam), the variants side by side taking {cycles} turns each in alternating order "
         f"({setup}). Warm-up: the first {WARMUP} steps, compilation included.",
     ]
+    peaks = {
+        name: gemm_peak(dtype)
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    }
+    lines += [
+        "",
+        f"Compute: a {peaks['fp32']:.0f} GFLOP/s fp32 and {peaks['bf16']:.0f} GFLOP/s bf16 "
+        "matrix multiply (2048², best of 5) is what this CPU gives a compute-bound step at most.",
+    ]
+    for model in models:
+        base_rate = speeds[(model, "baseline (all off)")]
+        best = max(speeds[(model, n)] for n in VARIANTS if (model, n) in speeds)
+        lines.append(
+            f"- {model}: {flops[model] / 1e9:.3f} GFLOP per training image; the baseline runs at "
+            f"{base_rate * flops[model] / 1e9:.0f} GFLOP/s ({base_rate * flops[model] / 1e9 / peaks['fp32']:.0%} "
+            f"of the fp32 multiply), the fastest setting at {best * flops[model] / 1e9:.0f} GFLOP/s "
+            f"({best * flops[model] / 1e9 / peaks['bf16']:.0%} of the bf16 multiply). At the bf16 "
+            f"multiply's rate a step would be {peaks['bf16'] / (base_rate * flops[model] / 1e9):.2f}× "
+            "the baseline: the most any switch can give without cutting FLOPs."
+        )
     return lines
 
 
