@@ -5,11 +5,12 @@ and with `hydra/launcher=joblib hydra.launcher.n_jobs=2` (each job takes cores /
 threads), and prints both wall times and their ratio. Target: >= 1.7x on a 2-core machine.
 The jobs share one seed and so one data set, which is cached before either sweep runs.
 
-    .venv/bin/python bench/parallel_sweep.py [jobs] [n_jobs]
+    .venv/bin/python bench/parallel_sweep.py [jobs] [n_jobs] [--write]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -41,20 +42,43 @@ def sweep(args: list[str], cwd: Path) -> float:
 
 
 def main() -> None:
-    jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 4
-    n_jobs = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    rates = "optimizer.lr=" + ",".join(f"{0.002 / (i + 1):.6f}" for i in range(jobs))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("jobs", type=int, nargs="?", default=4)
+    parser.add_argument("n_jobs", type=int, nargs="?", default=2)
+    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
+    args = parser.parse_args()
+    rates = "optimizer.lr=" + ",".join(f"{0.002 / (i + 1):.6f}" for i in range(args.jobs))
     with tempfile.TemporaryDirectory(prefix="xlv-bench-") as tmp:
         cwd = Path(tmp)
         sweep([*JOB, "trainer.max_epochs=1", "trainer.limit_train_batches=1"], cwd)  # the cache
         sequential = sweep(["-m", rates, *JOB], cwd)
         parallel = sweep(
-            ["-m", rates, "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", *JOB], cwd
+            ["-m", rates, "hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.n_jobs}", *JOB],
+            cwd,
         )
-    print(f"{jobs} jobs, {os.cpu_count()} cores")
-    print(f"sequential (basic launcher): {sequential:7.1f} s")
-    print(f"joblib, {n_jobs} workers: {parallel:14.1f} s")
-    print(f"ratio sequential / parallel: {sequential / parallel:.2f}x")
+    from _results import machine, write_section
+
+    text = "\n".join(
+        [
+            "## Parallel sweeps: joblib workers against one job after another "
+            "(`bench/parallel_sweep.py`)",
+            "",
+            f"Machine: {machine()}.",
+            "",
+            "| launcher | wall s | × sequential | target |",
+            "|---|---|---|---|",
+            f"| basic (one job after another) | {sequential:.1f} | 1.00× | |",
+            f"| joblib, {args.n_jobs} workers | {parallel:.1f} | {sequential / parallel:.2f}× "
+            "| >= 1.7× |",
+            "",
+            f"A {args.jobs}-job `xlv-train -m` sweep of learning rates (`debug=fast`, 300 glyphs "
+            "per class, 2 epochs), the data cached before either sweep; each joblib job takes "
+            "cores // workers threads.",
+        ]
+    )
+    print(text)
+    if args.write:
+        write_section("parallel_sweep", text)
 
 
 if __name__ == "__main__":
