@@ -6,15 +6,15 @@ import json
 
 from conftest import run_cli
 
-# Enough training for the metrics to mean something (about 70 % accuracy), in seconds. Batch
-# norm is on and synchronized (an all-reduce of the batch moments on CPU); dropout is off, as
-# each process draws its own masks: then the two processes compute what one does, so the test
-# metrics must agree.
+# Enough training for the metrics to settle (about 95 % accuracy), in seconds. Batch norm is
+# on and synchronized (an all-reduce of the batch moments on CPU); dropout is off, as each
+# process draws its own masks. Then the two processes compute what one does up to rounding
+# (the order of sums differs), which a short, unsettled run would amplify into a point or so.
 SETUP = (
     "debug=fast",
-    "data.train_per_class=100",
-    "data.test_per_class=50",
-    "trainer.max_epochs=2",
+    "data.train_per_class=300",
+    "data.test_per_class=100",
+    "trainer.max_epochs=3",
     "trainer.limit_train_batches=1.0",
     "trainer.limit_val_batches=1.0",
     "trainer.limit_test_batches=1.0",
@@ -36,7 +36,7 @@ def test_two_processes_reach_the_metrics_of_one_and_record_once(tmp_path):
     (tmp_path / "two").mkdir()
     one, _ = train("cpu", tmp_path / "one", "device.precision=32-true")
     two, console = train("ddp_sim", tmp_path / "two")
-    assert one["test/mean/acc"] > 0.5
+    assert one["test/mean/acc"] > 0.9
     for metric in ("acc", "recall", "f1"):
         assert abs(one[f"test/mean/{metric}"] - two[f"test/mean/{metric}"]) <= 0.005, metric
     assert console.count("outputs: ") == 1
