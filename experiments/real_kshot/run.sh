@@ -69,8 +69,10 @@ fi
 rm -rf "$report"
 for part in "${parts[@]}"; do
   [ -d "$out/$part" ] || { echo "$out/$part missing: run this script with '$part' first" >&2; exit 1; }
+  metrics="test/{lang}/acc,gain/{lang}/acc,zeroshot/{lang}/acc"
+  [ "$part" != self_train ] || metrics+=",unlabeled/{lang}/kept_first,unlabeled/{lang}/kept_last"
   .venv/bin/xlv-report "runs=[$out/$part]" rows=language cols=data.shots_per_class mean_row=true \
-    'metric=[test/{lang}/acc,gain/{lang}/acc,zeroshot/{lang}/acc]' "report.out_dir=$report/$part"
+    "metric=[$metrics]" "report.out_dir=$report/$part"
 done
 
 table() {  # part, metric → the report's markdown table of that metric
@@ -105,6 +107,22 @@ table() {  # part, metric → the report's markdown table of that metric
   echo "### Gain over zero-shot"
   echo
   table no_replay gain
+  echo
+  echo "## self_train: the recipe and the set's unlabeled training images, labelled by the model"
+  echo
+  echo "### Real test accuracy by k"
+  echo
+  table self_train test
+  echo
+  echo "### Gain over zero-shot"
+  echo
+  table self_train gain
+  echo
+  echo "### Share of the unlabeled pool drawn: first epoch (the base's reading) and last"
+  echo
+  cat "$report/self_train/table_unlabeled-lang-kept-first.md"
+  echo
+  cat "$report/self_train/table_unlabeled-lang-kept-last.md"
   cat "$here/discussion.md"
 } > "$here/RESULTS.md"
 echo "wrote $here/RESULTS.md"
