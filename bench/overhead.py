@@ -101,6 +101,16 @@ def loop_process(tensors: str, out_dir: str, switches: str, epochs: int) -> None
     hand_loop(data, json.loads(switches), Path(out_dir), epochs)
 
 
+def import_seconds(module: str, repeats: int = 3) -> float:
+    """Median wall seconds of a fresh Python importing `module`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def config(work: Path, out: Path, *extra: str):
     from xlvision.config import compose_config
 
@@ -240,6 +250,7 @@ def main() -> None:
         xlv, loop, accuracy = whole_process(work, switches, args.repeats)
         xlv_steps, loop_steps = steady_state(work, tensors, switches, args.steps)
         step_xlv, step_loop = statistics.median(xlv_steps), statistics.median(loop_steps)
+    imports = {m: import_seconds(m) for m in ("torch", "lightning.pytorch")}
 
     from _results import machine, write_section
 
@@ -268,6 +279,11 @@ def main() -> None:
         + "; loop "
         + ", ".join(f"{s:.1f}" for s in loop)
         + ".",
+        "",
+        f"Start-up: a fresh Python takes {imports['torch']:.1f} s to import torch and "
+        f"{imports['lightning.pytorch']:.1f} s to import Lightning (which imports torchmetrics, "
+        "torchvision and SciPy with it; median of 3), a cost every xlv-train process pays once "
+        "and the loop does not.",
     ]
     text = "\n".join(lines)
     print(text)
