@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 
 SCRIPT = Path(sys.executable).parent / "xlv-train"
-# A job of about 10-20 s on two cores: long enough that process start-up does not dominate.
+# A job of about 15-20 s of training on two cores: long enough that a worker's start-up (a
+# fresh Python importing Lightning, about 5 s) does not dominate.
 JOB = [
     "debug=fast",
-    "data.train_per_class=300",
+    "data.train_per_class=1000",
     "trainer.limit_train_batches=1.0",
-    "trainer.max_epochs=2",
+    "trainer.max_epochs=3",
 ]
 
 
@@ -71,9 +72,9 @@ def main() -> None:
             f"| joblib, {args.n_jobs} workers | {parallel:.1f} | {sequential / parallel:.2f}× "
             "| >= 1.7× |",
             "",
-            f"A {args.jobs}-job `xlv-train -m` sweep of learning rates (`debug=fast`, 300 glyphs "
-            "per class, 2 epochs), the data cached before either sweep; each joblib job takes "
-            "cores // workers threads.",
+            f"A {args.jobs}-job `xlv-train -m` sweep of learning rates (`debug=fast`, 1,000 "
+            "glyphs per class, 3 epochs), the data cached before either sweep; each joblib job "
+            "takes cores // workers threads and each worker is a fresh Python.",
         ]
     )
     print(text)
