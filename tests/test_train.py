@@ -130,3 +130,17 @@ def test_cli_refuses_a_run_dir_holding_a_run_in_one_line(tmp_path):
         "hydra.run.dir, or delete that one"
     )
     assert sorted(p.name for p in run_dir.iterdir() if p.name != ".hydra") == ["metrics.json"]
+
+
+def test_the_training_loss_is_written_every_log_every_n_steps(make_config, tmp_path):
+    import csv
+
+    cfg = make_config(
+        "trainer.log_every_n_steps=2", "trainer.limit_train_batches=5", "trainer.max_epochs=2"
+    )
+    run_stage(train, cfg)
+    with (tmp_path / "run" / "csv" / "metrics.csv").open() as file:
+        rows = [r for r in csv.DictReader(file) if r.get("train/loss")]
+    # 10 steps; Lightning writes after steps 2, 4, … (step index 1, 3, …), each a finite loss.
+    assert [int(r["step"]) for r in rows] == [1, 3, 5, 7, 9]
+    assert all(0 < float(r["train/loss"]) < 10 for r in rows)
