@@ -27,6 +27,16 @@ def test_two_language_sweep_writes_one_run_dir_each(tmp_path):
         assert "language:\n  " + code in (run / "config.yaml").read_text()
 
 
+CHATTER = (
+    "GPU available",
+    "Tip:",
+    "was configured so",
+    "Restoring states",
+    "LeafSpec",
+    "transfer_batch_to_device",
+)
+
+
 def test_one_model_reads_several_languages(tmp_path):
     result = quick_train("language=[en,kn]", cwd=tmp_path)
     (run,) = list((tmp_path / "outputs" / "runs").glob("*/*"))
@@ -37,5 +47,5 @@ def test_one_model_reads_several_languages(tmp_path):
     assert str(run) in result.stderr + result.stdout
     assert "train · en+kn · net" in result.stderr  # one header line naming the stage
     # No library chatter: device banners, tips, limit and restore notices, deprecations.
-    for chatter in ("GPU available", "Tip:", "was configured so", "Restoring states", "LeafSpec"):
+    for chatter in CHATTER:
         assert chatter not in result.stderr + result.stdout

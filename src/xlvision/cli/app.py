@@ -212,6 +212,8 @@ def quiet_libraries() -> None:
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
+    # The module skips Lightning's batch transfer on a CPU on purpose (DigitClassifierModule).
+    warnings.filterwarnings("ignore", message=r".*overridden `transfer_batch_to_device`.*")
     # A resumed run writes into its own dir on purpose.
     warnings.filterwarnings("ignore", message=r".*directory .* exists and is not empty.*")
 
