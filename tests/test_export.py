@@ -247,6 +247,27 @@ def test_predict_reads_an_onnx_file_without_torch(bundle, onnx_file, tmp_path):
     assert {line.split(",")[1] for line in out.read_text().splitlines()[1:]} == {"3", "7"}
 
 
+def test_one_script_reads_the_same_from_the_onnx_file(bundle, onnx_file, tmp_path):
+    from xlvision.bundle.onnx_file import OnnxReader
+    from xlvision.bundle.predict import TorchReader, predict_images
+
+    write_scans(tmp_path / "scans")
+    model, manifest = load_bundle(bundle)
+    read = {}
+    for name, reader in (("torch", TorchReader(model, manifest)), ("onnx", OnnxReader(onnx_file))):
+        predictions = predict_images(
+            reader,
+            reader.manifest,
+            str(tmp_path / "scans" / "kn*"),
+            one_script="all",
+            progress=False,
+        )
+        read[name] = [(p.path, p.digit, p.language, p.language_prob) for p in predictions]
+    assert [r[:3] for r in read["onnx"]] == [r[:3] for r in read["torch"]]
+    assert {r[2] for r in read["onnx"]} == {"kn"}
+    assert read["onnx"][0][3] == pytest.approx(read["torch"][0][3], abs=1e-4)
+
+
 def test_export_refuses_what_it_cannot_do_in_one_line(bundle, onnx_file, tmp_path):
     cases = []
     # An output that exists is never replaced without overwrite=true.

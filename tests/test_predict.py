@@ -7,6 +7,7 @@ import csv
 import json
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ from xlvision.bundle import (
     model_input,
     save_bundle,
 )
+from xlvision.bundle.scripts import pages, pooled_script
 from xlvision.cli import eval as eval_cli
 from xlvision.cli import predict as predict_cli
 from xlvision.config import ConfigError, compose_config
@@ -374,3 +376,101 @@ def test_training_on_a_test_only_file_fails_in_one_line(tmp_path):
     )
     with pytest.raises(DataError, match="language kn: its data have no train examples"):
         train(cfg)
+
+
+def test_pooled_script_is_the_posterior_of_all_the_images_at_once():
+    # Two images lean to script 1, one is sure of script 0: 0.3·0.3·0.9 < 0.7·0.7·0.1 is false,
+    # 0.081 against 0.049, so script 0 explains the three best.
+    probs = np.array([[0.3, 0.7], [0.3, 0.7], [0.9, 0.1]])
+    index, posterior = pooled_script(probs)
+    assert index == 0 and posterior == pytest.approx(0.081 / (0.081 + 0.049))
+    # One image that gives script 1 no chance at all cannot veto it: the floor keeps it at 1e-6.
+    probs = np.array([[0.01, 0.99]] * 4 + [[1.0, 0.0]])
+    assert pooled_script(probs)[0] == 1
+    with pytest.raises(ValueError, match="N ≥ 1"):
+        pooled_script(np.zeros((0, 3)))
+
+
+def test_pages_deal_every_image_once_by_the_seed():
+    dealt = pages(23, 5, seed=3)
+    assert [len(p) for p in dealt] == [5, 5, 5, 5, 3]
+    assert sorted(np.concatenate(dealt).tolist()) == list(range(23))
+    assert all((a == b).all() for a, b in zip(dealt, pages(23, 5, seed=3), strict=True))
+    assert not (np.concatenate(dealt) == np.concatenate(pages(23, 5, seed=4))).all()
+
+
+def test_eval_decides_the_script_once_per_page(bundle, tmp_path):
+    cfg = eval_config(tmp_path, f"bundle={bundle}", "page_size=4")
+    metrics, _ = run_stage(evaluate, cfg)
+    assert metrics["page_size"] == 4
+    model, manifest = load_bundle(bundle)
+    for i, code in enumerate(CODES):
+        test = glyph_splits(cfg.data, load_language(code), cfg.seed, ("test",))["test"]
+        x = model_input(test.images, manifest["preprocessing"])
+        with torch.no_grad():
+            probs = model.script_probs(x).numpy()
+            every = {c: model(x, c).argmax(dim=1) for c in CODES}
+        named = np.empty(len(test), dtype=int)
+        for page in pages(len(test), 4, cfg.seed):  # the log-posterior of each page, by hand
+            named[page] = np.log(np.maximum(probs[page], 1e-6)).sum(axis=0).argmax()
+        digits = torch.stack([every[CODES[j]][k] for k, j in enumerate(named)])
+        assert metrics[f"test/{code}/page_lid_acc"] == pytest.approx((named == i).mean())
+        assert metrics[f"test/{code}/page_lid_group_acc"] == pytest.approx((named == i).mean())
+        assert metrics[f"test/{code}/page_routed_acc"] == pytest.approx(
+            (digits == test.labels).float().mean().item()
+        )
+        # Four digits together are named at least as well as one at a time, here.
+        assert metrics[f"test/{code}/page_lid_acc"] >= metrics[f"test/{code}/lid_acc"]
+    mean = sum(metrics[f"test/{c}/page_routed_acc"] for c in CODES) / len(CODES)
+    assert metrics["test/mean/page_routed_acc"] == pytest.approx(mean)
+    off, _ = run_stage(evaluate, eval_config(tmp_path / "off", f"bundle={bundle}", "page_size=0"))
+    assert not any("page" in k for k in off)
+    with pytest.raises(ConfigError, match="page_size=-2 is not allowed"):
+        run_stage(evaluate, eval_config(tmp_path / "bad", f"bundle={bundle}", "page_size=-2"))
+
+
+def test_predict_one_script_pools_the_router_over_the_images(bundle, tmp_path, monkeypatch, capsys):
+    expected = write_scans(tmp_path / "mixed")
+    for code in CODES:  # a folder per script, with the same drawings
+        (tmp_path / "scans" / code).mkdir(parents=True)
+        for name, (language, _) in expected.items():
+            if language == code:
+                (tmp_path / "scans" / code / name).write_bytes(
+                    (tmp_path / "mixed" / name).read_bytes()
+                )
+    output = tmp_path / "folder.json"
+    code, out, err = predict_cli_run(
+        monkeypatch,
+        capsys,
+        f"bundle={bundle}",
+        f"input={tmp_path / 'scans'}",
+        "one_script=folder",
+        f"output={output}",
+    )
+    assert code == 0, err
+    records = json.loads(output.read_text())
+    assert len(records) == len(SCANS) == len(out.strip().splitlines())
+    for record in records:
+        folder, name = record["path"].rsplit("/", 2)[-2:]
+        assert (record["language"], record["digit"]) == expected[name] and folder == record[
+            "language"
+        ]
+    for code_ in CODES:
+        same = [r["language_prob"] for r in records if f"/{code_}/" in r["path"]]
+        assert len(set(same)) == 1 and 0.5 < same[0] <= 1  # the folder's pooled posterior
+        assert f"2 images in {tmp_path / 'scans' / code_} read as one script: {code_}" in err
+    # `all`: one script for every image given, even when they are of three scripts.
+    code, out, err = predict_cli_run(
+        monkeypatch, capsys, f"bundle={bundle}", f"input={tmp_path / 'mixed'}", "one_script=all"
+    )
+    assert code == 0, err
+    assert len({line.split()[2] for line in out.strip().splitlines()}) == 1
+    assert f"{len(SCANS)} images in the input read as one script" in err
+    for args, message in (
+        (["one_script=page"], "one_script='page' is not allowed: all, folder, or null"),
+        (["one_script=all", "language=kn"], "null when language= names the script"),
+    ):
+        code, _, err = predict_cli_run(
+            monkeypatch, capsys, f"bundle={bundle}", f"input={tmp_path / 'mixed'}", *args
+        )
+        assert code == 2 and err.count("\n") == 1 and message in err

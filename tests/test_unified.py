@@ -201,6 +201,7 @@ def test_predict_reads_a_folder_of_mixed_scripts_without_a_language(unified_run,
     assert len(lines) == 6
 
 
+PAGE = ("routed_acc", "lid_acc", "lid_group_acc")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -231,6 +232,9 @@ def test_unified_preset_smoke_run_leaves_one_bundle(tmp_path):
     assert counts["data_counts"]["pa"] == {"test": 174}
     real = [evaluated[f"test/{c}/routed_acc"] for c in ("or", "pa")]
     assert evaluated["test/mean_real/routed_acc"] == pytest.approx(sum(real) / 2)
+    # The script is also decided once per page of pipeline.page_size (5) test digits.
+    assert evaluated["page_size"] == 5
+    assert {f"test/{c}/page_{m}" for c in ("or", "pa", "mean_real") for m in PAGE} <= set(evaluated)
     assert metrics["eval/test/pa/acc"] == evaluated["test/pa/acc"]
 
 

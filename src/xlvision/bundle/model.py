@@ -57,16 +57,12 @@ class UnifiedModel(nn.Module):
         """Digit logits of a batch known to be in `language`."""
         return self.members[self.routes[language]](x, language)
 
-    def _language_probs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs = self.members[self.router].heads[LID_HEAD](features).softmax(dim=1)
-        prob, index = probs.max(dim=1)
-        return index, prob
-
-    def identify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(language index [B], its probability [B]) by the router."""
+    def script_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """p(language | image) [B, L] by the router, languages in `languages` order."""
         if self.router is None:
             raise ValueError("this model has no language-identification router")
-        return self._language_probs(self.members[self.router].backbone(x))
+        router = self.members[self.router]
+        return router.heads[LID_HEAD](router.backbone(x)).softmax(dim=1)
 
     def predict(
         self, x: torch.Tensor, language: str | None = None, answer: str | None = None

@@ -89,6 +89,9 @@ class OnnxReader:
         image = (digits.astype(np.float32) / np.float32(255.0))[:, None]
         return dict(zip(OUTPUTS, self.session.run(list(OUTPUTS), {INPUT: image}), strict=True))
 
+    def script_probs(self, digits: np.ndarray) -> np.ndarray:
+        return self.run(digits)["script_probs"]
+
     def read(self, digits: np.ndarray, language: str | None) -> dict[str, np.ndarray]:
         out = self.run(digits)
         if language is None:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import track
 
 from xlvision.bundle.images import find_images, read_image
+from xlvision.bundle.scripts import pooled_script
 from xlvision.config.errors import ConfigError
 from xlvision.data.normalize import normalize_digits
 from xlvision.languages import ENGLISH_DIGIT_NAMES, available_languages, load_language
@@ -79,6 +80,9 @@ class Reader(Protocol):
     def read(self, digits: np.ndarray, language: str | None) -> dict[str, np.ndarray]:
         """uint8 [N, 28, 28] → `language` (index), `language_prob`, `digit`, `digit_prob`."""
 
+    def script_probs(self, digits: np.ndarray) -> np.ndarray:
+        """uint8 [N, 28, 28] → p(language | image) [N, L], in `languages` order."""
+
 
 class TorchReader:
     """A loaded bundle (`load_bundle`) on a torch device."""
@@ -100,6 +104,19 @@ class TorchReader:
             result = self.model.predict(x.to(self.device), language)
         return {k: v.cpu().numpy() for k, v in result.items()}
 
+    def script_probs(self, digits: np.ndarray) -> np.ndarray:
+        import torch
+
+        from xlvision.bundle.manifest import model_input
+
+        x = model_input(torch.from_numpy(digits), self.manifest["preprocessing"])
+        with torch.no_grad():
+            return self.model.script_probs(x.to(self.device)).cpu().numpy()
+
+
+ONE_SCRIPT = ("all", "folder")
+"""`one_script=all`: every image given is of one script; `folder`: each folder's images are."""
+
 
 def predict_images(
     reader: Reader,
@@ -110,34 +127,53 @@ def predict_images(
     display: Sequence[str] = ("en",),
     batch_size: int = 256,
     progress: bool = True,
+    one_script: str | None = None,
 ) -> list[Prediction]:
-    """Read every image `input_spec` names, normalized the way the bundle's training data were."""
+    """Read every image `input_spec` names, normalized the way the bundle's training data were.
+
+    With `one_script` (one of `ONE_SCRIPT`), the router's probabilities are pooled over all the
+    images (or each folder's) and one script is named for them (`pooled_script`): the digits
+    are read with that script's head, and `language_prob` is the script's pooled posterior."""
     if language is None and not reader.can_identify:
         allowed = f"one of {', '.join(reader.languages)}: this bundle cannot identify languages"
         raise ConfigError("language", None, allowed)
     if language is not None and language not in reader.languages:
         allowed = f"one of the bundle's {', '.join(reader.languages)}"
         raise ConfigError("language", language, allowed)
+    if one_script is not None and one_script not in ONE_SCRIPT:
+        raise ConfigError("one_script", one_script, f"one of {', '.join(ONE_SCRIPT)}, or null")
+    if one_script is not None and language is not None:
+        raise ConfigError("one_script", one_script, "null when language= names the script")
     names = display_names(manifest, list(display))
     records = {record["code"]: record for record in manifest["languages"]}
     preprocessing = manifest["preprocessing"]
     polarity = preprocessing.get("polarity", "per_image")
     ink_threshold = preprocessing.get("ink_threshold", 0.25)
     paths = find_images(input_spec)
-    batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    out = []
     steps = track(
-        batches,
+        range(0, len(paths), batch_size),
         description=f"reading {len(paths)} images",
         console=Console(stderr=True),
         disable=not progress,
     )
-    for batch in steps:
-        digits = normalize_digits(
-            [read_image(p) for p in batch], polarity, ink_threshold=ink_threshold
+    digits, results, probs = [], [], []
+    for start in steps:
+        batch = paths[start : start + batch_size]
+        digits.append(
+            normalize_digits([read_image(p) for p in batch], polarity, ink_threshold=ink_threshold)
         )
-        result = {k: v.tolist() for k, v in reader.read(digits, language).items()}
-        for i, path in enumerate(batch):
+        if one_script is None:
+            read = {k: v.tolist() for k, v in reader.read(digits[-1], language).items()}
+            results.append({**read, "paths": batch})
+        else:
+            probs.append(reader.script_probs(digits[-1]))
+    if one_script is not None:
+        results = read_one_script(
+            reader, paths, np.concatenate(digits), np.concatenate(probs), one_script, batch_size
+        )
+    out = []
+    for result in results:
+        for i, path in enumerate(result["paths"]):
             code = reader.languages[result["language"][i]]
             digit = result["digit"][i]
             out.append(
@@ -152,6 +188,35 @@ def predict_images(
                     names={c: t[digit] if digit < len(t) else str(digit) for c, t in names.items()},
                 )
             )
+    return out
+
+
+def read_one_script(
+    reader: Reader,
+    paths: list[Path],
+    digits: np.ndarray,
+    probs: np.ndarray,
+    one_script: str,
+    batch_size: int,
+) -> list[dict]:
+    """Per group of images (all, or a folder's): its pooled script, and the digits read with it,
+    each group with its `paths` in their order."""
+    groups: dict[Path | None, list[int]] = {}
+    for i, path in enumerate(paths):
+        groups.setdefault(Path(path).parent if one_script == "folder" else None, []).append(i)
+    out = []
+    for members in groups.values():
+        index, posterior = pooled_script(probs[members])
+        read: dict[str, list] = {"digit": [], "digit_prob": []}
+        for start in range(0, len(members), batch_size):
+            part = digits[members[start : start + batch_size]]
+            result = reader.read(part, reader.languages[index])
+            read["digit"] += result["digit"].tolist()
+            read["digit_prob"] += result["digit_prob"].tolist()
+        n = len(members)
+        read.update(language=[index] * n, language_prob=[posterior] * n)
+        read["paths"] = [paths[i] for i in members]
+        out.append(read)
     return out
 
 

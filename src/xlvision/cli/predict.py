@@ -1,4 +1,5 @@
-"""`xlv-predict bundle=<file> input=<image|folder|glob> [language=kn] [display=[en,zh]]`.
+"""`xlv-predict bundle=<file> input=<image|folder|glob> [language=kn] [one_script=all|folder]
+[display=[en,zh]]`.
 
 `bundle` is a `.safetensors` bundle (read with torch) or an `.onnx` file from `xlv-export`
 (read with onnxruntime; torch is never imported)."""
@@ -36,6 +37,10 @@ def run(overrides: list[str]) -> None:
     codes = list(cfg.language)
     if len(codes) > 1:
         raise ConfigError("language", codes, "one language, or none to let the bundle decide")
+    if cfg.one_script is not None and cfg.one_script not in ("all", "folder"):
+        raise ConfigError("one_script", cfg.one_script, "all, folder, or null")
+    if cfg.one_script is not None and codes:
+        raise ConfigError("one_script", cfg.one_script, "null when language= names the script")
     if cfg.output and Path(cfg.output).suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError("output", cfg.output, "a path ending in .json or .csv")
     if cfg.output:  # before any work: a place the predictions cannot be written is named now
@@ -50,12 +55,29 @@ def run(overrides: list[str]) -> None:
         language=codes[0] if codes else None,
         display=list(cfg.display),
         batch_size=cfg.batch_size,
+        one_script=cfg.one_script,
     )
+    if cfg.one_script is not None:
+        for line in script_summary(predictions, cfg.one_script):
+            print(f"{PROG}: {line}", file=sys.stderr)
     for prediction in predictions:
         print(prediction_line(prediction))
     if cfg.output:
         path = write_predictions(predictions, cfg.output)
         print(f"{PROG}: {len(predictions)} predictions written to {path}", file=sys.stderr)
+
+
+def script_summary(predictions, one_script: str) -> list[str]:
+    """A line per group that was given one script: its images, the script and its posterior."""
+    groups: dict[str, list] = {}
+    for p in predictions:
+        key = str(Path(p.path).parent) if one_script == "folder" else "the input"
+        groups.setdefault(key, []).append(p)
+    return [
+        f"{len(ps)} images in {key} read as one script: {ps[0].language} {ps[0].language_name} "
+        f"(posterior {ps[0].language_prob:.3f})"
+        for key, ps in groups.items()
+    ]
 
 
 def user_errors() -> tuple[type[Exception], ...]:

@@ -170,6 +170,9 @@ class PipelineConf:
     pretrain: bool = True
     # Reuse a finished pretraining with the identical config (cached under paths.cache_dir).
     reuse_pretrain: bool = True
+    # The bundle's evaluation also decides the script once per page of this many test digits
+    # of one script (`test/<lang>/page_*`); 0: per digit only.
+    page_size: int = 5
 
 
 @dataclass
@@ -206,6 +209,7 @@ class PredictConfig:
     input: str = MISSING
     language: dict[str, LanguageConf] = field(default_factory=dict)
     display: list[str] = field(default_factory=lambda: ["en"])
+    one_script: str | None = None
     output: str | None = None
     batch_size: int = 256
     device: DeviceConf = field(default_factory=DeviceConf)
@@ -219,6 +223,7 @@ class EvalConfig:
     seed: int = 0
     bundle: str | None = None
     checkpoint: str | None = None
+    page_size: int = 5
     language: dict[str, LanguageConf] = field(default_factory=dict)
     data: DataConf = field(default_factory=DataConf)
     device: DeviceConf = field(default_factory=DeviceConf)

@@ -11,6 +11,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from xlvision.bundle import digit_preprocessing, load_bundle, model_input
 from xlvision.bundle.model import ANSWERS, UnifiedModel
 from xlvision.bundle.predict import inference_device
+from xlvision.bundle.scripts import pages, pooled_script
 from xlvision.config.errors import ConfigError
 from xlvision.data.arrays import DigitArrays
 from xlvision.data.datamodule import evaluation_sets
@@ -20,12 +21,17 @@ from xlvision.models import DIGIT_HEAD, language_codes
 from xlvision.models.checkpoint import load_classifier
 from xlvision.training.metrics import METRICS, classification_metrics
 
+PAGE_METRICS = ("page_routed_acc", "page_lid_acc", "page_lid_group_acc")
+"""The script decided once per page of `page_size` digits of one script, not per digit: the
+digit accuracy read with the page's script, and that script named exactly / within its group."""
+
 MEANS = (
     *METRICS,
     "normalized_acc",
     "routed_acc",
     "lid_acc",
     "lid_group_acc",
+    *PAGE_METRICS,
     *(f"answer_{answer}_acc" for answer in ANSWERS),
 )
 
@@ -91,6 +97,44 @@ def score_language(
             for answer in answers:
                 metrics[f"answer_{answer}_acc"] = correct[answer] / len(labels)
     return metrics, confusion.compute().int().tolist()
+
+
+@torch.no_grad()
+def score_pages(
+    model: UnifiedModel,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    code: str,
+    batch_size: int,
+    page_size: int,
+    seed: int,
+    groups: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """`PAGE_METRICS`: the test images dealt at random into pages of `page_size`, each page's
+    script decided by the router's pooled probabilities (`pooled_script`) and its digits read
+    with that script's head."""
+    device = next(model.parameters()).device
+    groups = groups or {}
+    probs = torch.cat(
+        [model.script_probs(xb.to(device)).cpu() for xb in x.split(batch_size)]
+    ).numpy()
+    named = torch.empty(len(labels), dtype=torch.long)
+    for page in pages(len(labels), page_size, seed):
+        named[torch.from_numpy(page)] = pooled_script(probs[page])[0]
+    digit = torch.empty_like(labels)
+    for i in named.unique().tolist():
+        where = torch.nonzero(named == i).flatten()
+        for part in where.split(batch_size):
+            read = model.predict(x[part].to(device), language=model.languages[i])["digit"]
+            digit[part] = read.cpu()
+    same_group = torch.tensor(
+        [groups.get(c, c) == groups.get(code, code) for c in model.languages], dtype=torch.bool
+    )
+    return {
+        "page_routed_acc": float((digit == labels).float().mean()),
+        "page_lid_acc": float((named == model.languages.index(code)).float().mean()),
+        "page_lid_group_acc": float(same_group[named].float().mean()),
+    }
 
 
 def usable_answers(model: UnifiedModel) -> list[str]:
@@ -177,6 +221,11 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         with open_dict(cfg):  # the file's script is the one given
             cfg.data.source.language = next(iter(cfg.language))
     codes = eval_languages(cfg, model.languages)
+    page_size = cfg.get("page_size") or 0
+    if not isinstance(page_size, int) or page_size < 0:
+        raise ConfigError(
+            "page_size", page_size, "a page of n ≥ 2 digits of one script, or 0: none"
+        )
     individual = (manifest.get("metrics") or {}).get("individual") or {}
     metrics, confusion, counts = {}, {}, {}
     groups = language_groups(manifest)
@@ -195,6 +244,19 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             scores, confusion[f"test/{name}"] = score_language(
                 model, x, test.labels, code, cfg.data.batch_size, groups
             )
+            if model.router is not None and page_size > 1:
+                scores.update(
+                    score_pages(
+                        model,
+                        x,
+                        test.labels,
+                        code,
+                        cfg.data.batch_size,
+                        page_size,
+                        cfg.seed,
+                        groups,
+                    )
+                )
             reference = (individual.get(code) or {}).get("acc")
             if reference and name == code:
                 scores["normalized_acc"] = scores["acc"] / reference
@@ -211,6 +273,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
                 metrics[f"test/{mean}/{name}"] = sum(values) / len(values)
     metrics["bundle_bytes"] = Path(source).expanduser().stat().st_size
     integration = manifest.get("integration") or {}
+    if model.router is not None and page_size > 1:
+        metrics["page_size"] = page_size
     artifacts = {
         "bundle": str(source),
         "integration": integration.get("method"),

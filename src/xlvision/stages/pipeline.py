@@ -215,7 +215,14 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         integrated, integrate_artifacts = run_or_resume(integrate, sub, resume, console)
         artifacts["bundle"] = integrate_artifacts["bundle"]
         console.rule(f"[{steps}/{steps}] evaluate the bundle")
-        sub = stage_config(cfg, "eval", bundled, root / "eval", bundle=artifacts["bundle"])
+        sub = stage_config(
+            cfg,
+            "eval",
+            bundled,
+            root / "eval",
+            bundle=artifacts["bundle"],
+            page_size=cfg.pipeline.page_size,
+        )
         end_distributed()
         if not is_main_process():
             return metrics, artifacts
