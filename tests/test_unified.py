@@ -243,7 +243,7 @@ def test_budget_gpu_raises_a_preset_and_the_cpu_default_stays():
     gpu = compose_config(["experiment=unified", "budget=gpu"], config_name="pipeline")
     assert (cpu.device.accelerator, cpu.trainer.max_epochs, cpu.data.train_per_class) == (
         "cpu",
-        6,
+        18,
         300,
     )
     assert (gpu.device.accelerator, gpu.trainer.max_epochs, gpu.data.train_per_class) == (

@@ -57,7 +57,7 @@ rm -rf "$report"
 for part in unified glyphs_only; do
   [ -d "$out/$part" ] || { echo "$out/$part missing: run this script with '$part' first" >&2; exit 1; }
   .venv/bin/xlv-report "runs=[$out/$part/*/eval]" rows=lang 'cols=[]' \
-    'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/lid_acc,test/{lang}/lid_group_acc,test/{lang}/answer_routed_acc,test/{lang}/answer_shared_acc,test/{lang}/answer_marginal_acc]' \
+    'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/lid_acc,test/{lang}/lid_group_acc,test/{lang}/page_routed_acc,test/{lang}/page_lid_acc,test/{lang}/page_lid_group_acc,test/{lang}/answer_routed_acc,test/{lang}/answer_shared_acc,test/{lang}/answer_marginal_acc]' \
     "report.out_dir=$report/$part"
 done
 [ -d "$out/per_language" ] || { echo "$out/per_language missing: run this script with 'per_language' first" >&2; exit 1; }
@@ -82,7 +82,8 @@ table() {  # part, metric → the report's markdown table of that metric
   for part in unified glyphs_only; do
     echo
     echo "## $part: one bundle over 21 languages"
-    for m in acc routed_acc lid_acc lid_group_acc answer_routed_acc answer_shared_acc answer_marginal_acc; do
+    for m in acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_acc page_lid_group_acc \
+      answer_routed_acc answer_shared_acc answer_marginal_acc; do
       echo
       table "$part" "$m"
     done
