@@ -302,6 +302,29 @@ def test_lang_axis_spreads_multilanguage_runs(tmp_path: Path, caplog) -> None:
     assert "{lang} is ambiguous for 3 run(s)" in caplog.text
 
 
+def test_lang_means_add_a_row_per_run_over_the_named_languages(tmp_path: Path) -> None:
+    for seed, (kn, ar, hi) in enumerate([(0.9, 0.7, 0.2), (0.8, 0.6, 0.4)]):
+        metrics = {"test/kn/acc": kn, "test/ar/acc": ar, "test/hi/acc": hi, "test/kn/f1": kn}
+        write_run(tmp_path / "runs" / str(seed), ["kn", "ar", "hi"], "net", seed, metrics)
+    cfg = report_config(
+        tmp_path,
+        f"runs=[{tmp_path / 'runs'}]",
+        "rows=lang",
+        "cols=[]",
+        r"metric=[test/\{lang\}/acc,test/\{lang\}/f1]",
+        "lang_means={dev: [kn, ar]}",
+    )
+    report(cfg)
+    table = (tmp_path / "out" / "table_test-lang-acc.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[-1].startswith("| mean_dev | 0.750 ± 0.071 (n=2)")  # (0.8, 0.7): hi left out
+    assert [r.split(" |")[0] for r in rows[1:]] == ["| ar", "| hi", "| kn", "| mean_dev"]
+    # f1 is reported for kn only: a mean over part of the languages is not written.
+    assert "mean_dev" not in (tmp_path / "out" / "table_test-lang-f1.md").read_text()
+    with pytest.raises(ReportError, match="lang_means.dev must be a non-empty list"):
+        ReportOptions.from_config(report_config(tmp_path, "runs=x", "lang_means={dev: []}"))
+
+
 def _png_ok(path: Path) -> None:
     assert path.stat().st_size > 1000
     with Image.open(path) as image:

@@ -54,11 +54,13 @@ if [ "${1:-}" != "--report-only" ]; then
 fi
 
 rm -rf "$report"
+# Row `mean_dev`: the nine dev sets of ../shared/data (Odia's 44 digits, a visual check, left out).
+dev="lang_means={dev: [$(for p in $pairs; do echo "${p%%:*}"; done | paste -sd, -)]}"
 for part in unified glyphs_only; do
   [ -d "$out/$part" ] || { echo "$out/$part missing: run this script with '$part' first" >&2; exit 1; }
   .venv/bin/xlv-report "runs=[$out/$part/*/eval]" rows=lang 'cols=[]' \
     'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/lid_acc,test/{lang}/lid_group_acc,test/{lang}/page_routed_acc,test/{lang}/page_lid_acc,test/{lang}/page_lid_group_acc,test/{lang}/answer_routed_acc,test/{lang}/answer_shared_acc,test/{lang}/answer_marginal_acc]' \
-    "report.out_dir=$report/$part"
+    "$dev" "report.out_dir=$report/$part"
 done
 [ -d "$out/per_language" ] || { echo "$out/per_language missing: run this script with 'per_language' first" >&2; exit 1; }
 .venv/bin/xlv-report "runs=[$out/per_language]" rows=lang 'cols=[]' 'metric=[test/{lang}/acc]' \

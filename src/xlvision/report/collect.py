@@ -200,6 +200,20 @@ def collect_runs(patterns: Sequence[str], base: Path | None = None) -> list[Run]
     return [load_run(path) for path in find_run_dirs(patterns, base)]
 
 
+def add_lang_means(run: Run, means: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Per run, `<stage>/<name>/<metric>` = the mean of `<stage>/<code>/<metric>` over `codes`,
+    for every metric all of those languages have (a partial mean would mislead: none)."""
+    for name, codes in means:
+        found: dict[tuple[str, str], list[float]] = {}
+        for key, value in run.metrics.items():
+            parts = key.split("/")
+            if len(parts) == 3 and parts[1] in codes:
+                found.setdefault((parts[0], parts[2]), []).append(value)
+        for (stage, metric), values in found.items():
+            if len(values) == len(set(codes)):
+                run.metrics[f"{stage}/{name}/{metric}"] = sum(values) / len(values)
+
+
 def _read_config(path: Path) -> DictConfig:
     for candidate in (path / "config.yaml", path / ".hydra" / "config.yaml"):
         if not candidate.is_file():

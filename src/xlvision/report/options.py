@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class ReportOptions:
     out_dir: Path | None = None
     shots_key: str = "data.shots_per_class"
     mean_row: bool = False
+    lang_means: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ReportOptions:
@@ -55,6 +57,7 @@ class ReportOptions:
             out_dir=Path(str(out_dir)) if out_dir else None,
             shots_key=str(report.get("shots_key") or cls.shots_key),
             mean_row=_flag(cfg, "mean_row"),
+            lang_means=_lang_means(cfg.get("lang_means")),
         )
         options.check_axes()
         return options
@@ -103,3 +106,20 @@ def _precision(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
         raise ReportError(f"precision= must be an integer from 0 to 10, got {value!r}")
     return value
+
+
+def _lang_means(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`{name: [codes]}` → ((`mean_<name>`, codes), …): per-run means over those languages."""
+    if value is None:
+        return ()
+    if not isinstance(value, DictConfig | dict):
+        raise ReportError(f"lang_means= must map a name to a list of language codes, got {value!r}")
+    out = []
+    for name, codes in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ReportError(f"lang_means: name {name!r} must be lowercase letters, digits or _")
+        items = list(codes) if isinstance(codes, ListConfig | list | tuple) else None
+        if not items or not all(isinstance(c, str) and c for c in items):
+            raise ReportError(f"lang_means.{name} must be a non-empty list of language codes")
+        out.append((f"mean_{name}", tuple(items)))
+    return tuple(out)

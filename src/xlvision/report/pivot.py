@@ -208,7 +208,8 @@ def _metric_entries(
 
 
 def _label_order(label: Label) -> tuple:
-    return tuple((part in _LAST, natural_key(part)) for part in label)
+    """Natural order, with means (`mean`, `mean_real`, `mean_<name>` of lang_means) last."""
+    return tuple((part in _LAST or part.startswith("mean_"), natural_key(part)) for part in label)
 
 
 def varying_keys(pivot: Pivot) -> dict[str, int]:

@@ -22,6 +22,7 @@ from xlvision.report.collect import (
     RUNNING,
     UNSET,
     Run,
+    add_lang_means,
     collect_runs,
     natural_key,
     read_training_log,
@@ -50,6 +51,8 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
     options = ReportOptions.from_config(cfg)
     out_dir = _out_dir(options)
     runs = collect_runs(options.runs)
+    for run in runs:
+        add_lang_means(run, options.lang_means)
     _check_axis_keys(runs, options)
     slugs = _unique_slugs(options.metrics)
     artifacts: dict[str, Path] = {}
