@@ -224,3 +224,49 @@ def test_augment_digits_with_no_variation_returns_the_digit():
     assert torch.allclose(out.sum((1, 2)), digits.sum((1, 2)), rtol=0.25)
     moved = augment_digits(digits, OmegaConf.structured(AugmentConf()), gen)
     assert (moved - digits).abs().mean() > 0.02  # the default ranges change the digit
+
+
+def test_leave_real_out_tests_a_real_source_without_training_on_it(make_config, data_dir):
+    sources = f"{{kn: [{npz_source('scans_a', 2)}], th: [glyphs]}}"
+    data = datamodule(mix_config(make_config, data_dir, sources, "data.leave_real_out=[kn]"))
+    # As a weight-0 source: trained and validated on kn's glyphs, tested on scans_a.
+    assert data.counts["kn"] == {"train": 400, "val": 100, "test": 80}
+    kept = datamodule(mix_config(make_config, data_dir, sources))
+    assert kept.counts["kn"] == {"train": 400 + 280, "val": 40, "test": 80}
+
+
+@pytest.mark.parametrize(
+    ("left_out", "message"),
+    [
+        ("[zh]", "data.leave_real_out: language 'zh' is not in this run (language=kn,th)"),
+        ("[th]", "data.leave_real_out: 'th' has no real source in data.sources.th"),
+    ],
+)
+def test_leave_real_out_names_a_run_language_with_real_data(
+    make_config, data_dir, left_out, message
+):
+    sources = f"{{kn: [{npz_source('scans_a')}]}}"
+    cfg = mix_config(make_config, data_dir, sources, f"data.leave_real_out={left_out}")
+    with pytest.raises(DataError) as err:
+        datamodule(cfg)
+    assert str(err.value) == message
+
+
+def test_batches_carry_the_real_mask_only_when_asked(make_config, data_dir):
+    sources = f"{{kn: [{npz_source('scans_a', 1)}], th: [glyphs]}}"
+    cfg = mix_config(make_config, data_dir, sources, "data.epoch_size=2000")
+    plain = datamodule(cfg)
+    assert len(next(iter(plain.train_dataloader()))) == 3
+    languages = [language_from_mapping(node) for node in cfg.language.values()]
+    marked = DigitDataModule(cfg.data, languages, cfg.seed, cfg.paths.data_dir, domains=True)
+    marked.setup()
+    batches = list(marked.train_dataloader())
+    real = torch.cat([b[3] for b in batches])
+    language = torch.cat([b[2] for b in batches])
+    # kn draws scans_a (weight 1) and its glyphs (1); th its glyphs (1): a third of the draws is
+    # real, all of them kn's.
+    assert float(real.float().mean()) == pytest.approx(1 / 3, abs=0.03)
+    assert bool((language[real] == 0).all())
+    # A loss that ignores real samples sees a prior over the glyph draws only: uniform.
+    assert marked.language_shares(0.0).tolist() == pytest.approx([0.5, 0.5])
+    assert marked.language_shares(1.0).tolist() == pytest.approx([2 / 3, 1 / 3])

@@ -79,6 +79,41 @@ def test_each_answer_rule_reads_the_digit_its_own_way():
     assert model.predict(x, language="fa")["digit"].tolist() == [7] * 4
 
 
+def test_script_id_real_weighs_the_script_loss_of_real_samples():
+    from torch.nn import functional as F
+
+    from xlvision.training.module import DigitClassifierModule
+
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 2), torch.tensor([1, 2, 3, 4, 5, 6])
+    language = torch.tensor([0, 1, 0, 1, 0, 1])
+    real = torch.tensor([True, True, False, False, False, True])
+
+    def loss(real_weight: float, batch) -> torch.Tensor:
+        member = Classifier(Flat(), {"ar": 10, "fa": 10, LID_HEAD: 2})
+        torch.manual_seed(1)
+        for head in member.heads.values():
+            nn.init.normal_(head.weight)
+        objective = {"script_id": 1.0, "script_id_real": real_weight}
+        module = DigitClassifierModule(member, ["ar", "fa"], torch.optim.SGD, objective=objective)
+        return module._loss(batch), member
+
+    full, member = loss(1.0, (x, y, language))
+    digits = sum(
+        F.cross_entropy(member.heads[c](x[language == i]), y[language == i], reduction="sum")
+        for i, c in enumerate(["ar", "fa"])
+    ) / len(y)
+    lid = F.cross_entropy(member.heads[LID_HEAD](x), language, reduction="none")
+    assert float(full) == pytest.approx(float(digits + lid.mean()), rel=1e-5)
+    # At 0 the script is learnt from the rendered samples only; in between, weighed.
+    glyphs_only, _ = loss(0.0, (x, y, language, real))
+    assert float(glyphs_only) == pytest.approx(float(digits + lid[~real].mean()), rel=1e-5)
+    half, _ = loss(0.5, (x, y, language, real))
+    weights = torch.where(real, 0.5, 1.0)
+    expected = digits + (weights * lid).sum() / weights.sum()
+    assert float(half) == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_shared_answer_needs_a_shared_digit_head():
     member = Classifier(Flat(), {"ar": 10, LID_HEAD: 1})
     with pytest.raises(ValueError, match="answer='shared' needs a '_digit' head"):

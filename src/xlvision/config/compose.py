@@ -115,6 +115,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("model.dropout", lambda v: 0 <= v < 1, "a number in [0, 1)"),
     ("objective.shared_digits", _non_negative, "a loss weight >= 0"),
     ("objective.script_id", _non_negative, "a loss weight >= 0"),
+    ("objective.script_id_real", _probability, "a weight in [0, 1] of a real sample's script loss"),
     ("trainer.max_epochs", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     (
         "trainer.limit_train_batches",

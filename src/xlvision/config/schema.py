@@ -66,6 +66,9 @@ class DataConf:
     # language also draws its glyphs at glyph_weight unless its list names `glyphs`.
     sources: Any = None
     glyph_weight: float = 1.0
+    # data=mix: languages whose real sources are only tested, never trained on (weight 0):
+    # a leave-real-out fold, scored as `test/mean_left_out/*` beside `mean_trained_real`.
+    leave_real_out: list[str] = field(default_factory=list)
     # Training draws per epoch of a weighted mix (null: the total size of its sources).
     epoch_size: int | None = None
     # Real training examples drawn afresh with the glyph augmentation each time (k shots).
@@ -160,6 +163,9 @@ class ObjectiveConf:
 
     shared_digits: float = 0.0
     script_id: float = 0.0
+    # The script-ID loss of a real (handwritten) sample relative to a rendered one: 0 learns
+    # the script from glyphs only, so a handwriting style cannot stand in for a script.
+    script_id_real: float = 1.0
 
 
 @dataclass

@@ -84,7 +84,9 @@ class LanguageBatches(Dataset):
     """Images, labels and language indices, fetched a whole batch per index list.
 
     With `augmented` (a mask) and `augment` (the glyph augmentation's ranges), those samples
-    are drawn afresh each time they are fetched: real examples augmented like glyphs.
+    are drawn afresh each time they are fetched: real examples augmented like glyphs. With
+    `real` (a mask), a batch also carries which of its samples are real handwriting, for
+    losses that treat the two domains apart (`objective.script_id_real`).
     """
 
     def __init__(
@@ -95,9 +97,10 @@ class LanguageBatches(Dataset):
         augmented: torch.Tensor | None = None,
         augment=None,
         seed: int = 0,
+        real: torch.Tensor | None = None,
     ):
         self.images, self.labels, self.languages = images, labels, languages
-        self.augmented, self.augment = augmented, augment
+        self.augmented, self.augment, self.real = augmented, augment, real
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -112,6 +115,8 @@ class LanguageBatches(Dataset):
                 pixels = images[mask, 0] * MNIST_STD + MNIST_MEAN
                 drawn = augment_digits(pixels, self.augment, self.generator)
                 images[mask, 0] = (drawn - MNIST_MEAN) / MNIST_STD
+        if self.real is not None:
+            return images, self.labels[index], self.languages[index], self.real[index]
         return images, self.labels[index], self.languages[index]
 
 
@@ -196,8 +201,10 @@ class DigitDataModule(L.LightningDataModule):
         data_dir: str | Path = ".",
         eval_only: tuple[str, ...] = (),
         unlabeled: Unlabeled | None = None,
+        domains: bool = False,
     ) -> None:
         """`eval_only` languages get val and test data but no training data (forgetting).
+        With `domains`, training batches carry a fourth tensor: which samples are real.
         With `unlabeled`, that language's real training images beyond its k shots form a
         pool without labels (`unlabeled_slice` of the training set), drawn only once
         something (`PseudoLabels`) has labelled them and given them sampling weights."""
@@ -205,6 +212,7 @@ class DigitDataModule(L.LightningDataModule):
         self.data, self.languages, self.seed, self.data_dir = data, languages, seed, data_dir
         self.eval_only = set(eval_only)
         self.unlabeled = unlabeled
+        self.domains = domains
         self.unlabeled_slice: slice | None = None
         self._real: dict[tuple[str, str], dict[str, DigitArrays]] = {}
         self.datasets: dict[str, LanguageBatches] = {}
@@ -247,9 +255,8 @@ class DigitDataModule(L.LightningDataModule):
                 if len(by_source) > 1:
                     self.eval_sources.setdefault(split, {})[language.code] = by_source
         for split, items in parts.items():
-            augmented = None
-            if split == "train" and self.data.get("augment_real"):
-                augmented = torch.cat([torch.full((len(a),), real) for a, _, _, real in items])
+            real = torch.cat([torch.full((len(a),), is_real) for a, _, _, is_real in items])
+            augmented = real if split == "train" and self.data.get("augment_real") else None
             self.datasets[split] = LanguageBatches(
                 torch.cat([a.normalized() for a, _, _, _ in items]),
                 torch.cat([a.labels for a, _, _, _ in items]),
@@ -257,6 +264,7 @@ class DigitDataModule(L.LightningDataModule):
                 augmented,
                 self.data.augment,
                 self.seed,
+                real if split == "train" and self.domains else None,
             )
         if self.is_mix:
             self.train_weights = torch.tensor(
@@ -266,12 +274,15 @@ class DigitDataModule(L.LightningDataModule):
                 self.train_weights[self.unlabeled_slice] = 0.0
         self._real.clear()
 
-    def language_shares(self) -> torch.Tensor:
-        """Each language's share of the training draws (its prior as the model sees it)."""
+    def language_shares(self, real_weight: float = 1.0) -> torch.Tensor:
+        """Each language's share of the training draws (its prior as the model sees it), a real
+        sample's draw counting `real_weight` (the weight a loss gives it)."""
         train = self.datasets["train"]
         weights = self.train_weights
         if weights is None:
             weights = torch.ones(len(train), dtype=torch.double)
+        if real_weight != 1.0 and train.real is not None:
+            weights = torch.where(train.real, weights * real_weight, weights)
         shares = torch.bincount(train.languages, weights=weights, minlength=len(self.languages))
         return (shares / shares.sum()).float()
 

@@ -9,7 +9,7 @@ real sources (glyphs otherwise), so a unified model is selected and scored on ha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +101,25 @@ def parse_mix(
             f"(language={','.join(codes)})"
         )
     glyph_weight = _weight("data.glyph_weight", data.get("glyph_weight", 1.0))
+    left_out = list(data.get("leave_real_out") or [])
+    unknown = [code for code in left_out if code not in codes]
+    if unknown and whole_run:
+        raise DataError(
+            f"data.leave_real_out: language {unknown[0]!r} is not in this run "
+            f"(language={','.join(codes)})"
+        )
     out = {}
     for code in codes:
         items = given.get(code) or []
         if not isinstance(items, list):
             items = [items]
         sources = [_entry(f"data.sources.{code}[{i}]", it, code) for i, it in enumerate(items)]
+        if code in left_out:
+            if not any(s.is_real for s in sources):
+                raise DataError(
+                    f"data.leave_real_out: {code!r} has no real source in data.sources.{code}"
+                )
+            sources = [replace(s, weight=0.0) if s.is_real else s for s in sources]
         names = [s.name for s in sources]
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
@@ -126,3 +139,8 @@ def sampling_weights(parts: list[tuple[DigitArrays, float]]) -> list[float]:
         n = len(arrays)
         weights += [weight / n] * n if n else []
     return weights
+
+
+def trains_on_real(sources: list[MixSource]) -> bool:
+    """Whether a language's training draws include real handwriting."""
+    return any(s.is_real and s.weight > 0 for s in sources)

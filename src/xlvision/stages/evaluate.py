@@ -15,6 +15,7 @@ from xlvision.bundle.scripts import pages, pooled_script
 from xlvision.config.errors import ConfigError
 from xlvision.data.arrays import DigitArrays
 from xlvision.data.datamodule import evaluation_sets
+from xlvision.data.mix import parse_mix, trains_on_real
 from xlvision.languages import available_languages, load_language
 from xlvision.languages.registry import language_from_mapping
 from xlvision.models import DIGIT_HEAD, language_codes
@@ -262,10 +263,19 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
                 scores["normalized_acc"] = scores["acc"] / reference
             metrics.update({f"test/{name}/{key}": value for key, value in scores.items()})
             counts[name] = {"test": len(test)}
-    # `mean_real`: over the languages scored on real handwriting, when glyphs score the others.
+    # `mean_real`: over the languages scored on real handwriting, when glyphs score the others;
+    # with data.leave_real_out, `mean_left_out` over those and `mean_trained_real` over the
+    # languages whose real training data the model saw.
+    left_out = [c for c in on_real if c in (cfg.data.get("leave_real_out") or [])]
+    trained_real = []
+    if left_out:
+        mix = parse_mix(cfg.data, on_real, whole_run=False)
+        trained_real = [c for c in on_real if trains_on_real(mix[c])]
     for mean, over in (
         ("mean", codes),
         ("mean_real", on_real if len(on_real) < len(codes) else []),
+        ("mean_left_out", left_out),
+        ("mean_trained_real", trained_real),
     ):
         for name in MEANS:
             values = [metrics[f"test/{c}/{name}"] for c in over if f"test/{c}/{name}" in metrics]

@@ -35,6 +35,8 @@ def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path
         sub.language = {c: OmegaConf.load(config_dir() / "language" / f"{c}.yaml") for c in codes}
         if sub.data.get("sources"):  # data=mix: the stage's languages' sources only
             sub.data.sources = {c: s for c, s in sub.data.sources.items() if c in codes}
+        if sub.data.get("leave_real_out"):
+            sub.data.leave_real_out = [c for c in sub.data.leave_real_out if c in codes]
         sub.paths.output_dir = str(output_dir)
         sub.pipeline = None
         sub.resume = None  # a stage resumes only from its own last.ckpt (run_or_resume)

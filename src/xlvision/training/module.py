@@ -35,7 +35,10 @@ class DigitClassifierModule(L.LightningModule):
         (`_lid`, over `languages` in order; `groups` names each language's script group).
         With `language_prior` (each language's share of the draws) the `_lid` head learns
         prior-free logits (logit adjustment): a language drawn more often, e.g. one with real
-        data besides its glyphs, is not named more often for it."""
+        data besides its glyphs, is not named more often for it. `script_id_real` weighs the
+        script-ID loss of real samples (batches then carry a real mask): at 0 the script is
+        learnt from rendered glyphs only, where every script has data, so "handwritten" cannot
+        become a reason to name one of the scripts that had real data."""
         super().__init__()
         self.model = model
         self.model_spec = model_spec or {}
@@ -51,6 +54,7 @@ class DigitClassifierModule(L.LightningModule):
         objective = objective or {}
         self.digit_weight = float(objective.get("shared_digits", 0.0)) * (DIGIT_HEAD in model.heads)
         self.lid_weight = float(objective.get("script_id", 0.0)) * (LID_HEAD in model.heads)
+        self.lid_real_weight = float(objective.get("script_id_real", 1.0))
         self.head_metrics = {s: HeadAccuracy(self.languages, groups) for s in ("val", "test")}
         log_prior = None if language_prior is None else language_prior.clamp_min(1e-8).log()
         self.register_buffer("lid_log_prior", log_prior, persistent=False)
@@ -63,7 +67,7 @@ class DigitClassifierModule(L.LightningModule):
         return self.model(x, language)
 
     def _loss(self, batch, metrics: StageMetrics | None = None) -> torch.Tensor:
-        x, y, language_index = batch
+        x, y, language_index, *domain = batch
         features = self.compiled.get("backbone", self.model.backbone)(x)
         loss = x.new_zeros(())
         for i, code in enumerate(self.languages):
@@ -87,7 +91,13 @@ class DigitClassifierModule(L.LightningModule):
             adjusted = shared["lid"]
             if self.lid_log_prior is not None:
                 adjusted = adjusted + self.lid_log_prior
-            loss = loss + self.lid_weight * F.cross_entropy(adjusted, language_index)
+            if domain and self.lid_real_weight != 1.0:
+                weights = torch.where(domain[0], self.lid_real_weight, 1.0).to(adjusted.dtype)
+                per_sample = F.cross_entropy(adjusted, language_index, reduction="none")
+                lid_loss = (weights * per_sample).sum() / weights.sum().clamp_min(1.0)
+            else:
+                lid_loss = F.cross_entropy(adjusted, language_index)
+            loss = loss + self.lid_weight * lid_loss
         heads = self.head_metrics.get(metrics.stage) if metrics is not None else None
         if heads is not None and shared:
             heads.update(shared, y, language_index)
