@@ -110,6 +110,8 @@ def test_a_language_scored_on_several_sources_gets_a_breakdown(make_config, data
         ("{kn: [nosuch]}", "data.sources.kn[0].preset='nosuch' is not allowed: one of"),
         ("{kn: [glyphs, glyphs]}", "data.sources.kn: source 'glyphs' is listed twice"),
         ("{kn: [{preset: glyphs, weight: -1}]}", "data.sources.kn[0].weight=-1 is not allowed"),
+        ("{kn: [{preset: glyphs, weight: nan}]}", "data.sources.kn[0].weight=nan is not allowed"),
+        ("{kn: [{preset: glyphs, weight: inf}]}", "data.sources.kn[0].weight=inf is not allowed"),
         ("{kn: [{preset: glyphs, wieght: 1}]}", "data.sources.kn[0].wieght is not allowed"),
         ("{kn: [{preset: glyphs, weight: 0}]}", "data.sources.kn: no source with a weight > 0"),
     ],

@@ -8,6 +8,7 @@ real sources (glyphs otherwise), so a unified model is selected and scored on ha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,8 +38,8 @@ class MixSource:
 
 
 def _weight(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise DataError(f"{key}={value!r} is not allowed: a sampling weight >= 0")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise DataError(f"{key}={value!r} is not allowed: a finite sampling weight >= 0")
     return float(value)
 
 
