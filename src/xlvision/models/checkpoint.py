@@ -7,13 +7,12 @@ from pathlib import Path
 import torch
 
 from xlvision.models.classifier import Classifier
+from xlvision.models.errors import CheckpointError
 from xlvision.models.registry import build_classifier
 
+__all__ = ["CheckpointError", "load_classifier", "save_classifier"]
+
 PREFIX = "model."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the one-line message starts with its path."""
 
 
 def load_classifier(path: str | Path) -> tuple[Classifier, dict, dict[str, int]]:

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tv
 
+from xlvision.models.errors import CheckpointError
+
 ARCHS = {"resnet18": tv.resnet18, "resnet34": tv.resnet34, "resnet50": tv.resnet50}
 
 
@@ -19,7 +21,9 @@ def imagenet_state_dict(arch: str, weights: str) -> dict[str, torch.Tensor]:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise ValueError(f"{path}: not a torchvision state dict ({err})") from None
+            # torch's refusal of an unsafe pickle explains itself over dozens of lines
+            reason = type(err).__name__
+            raise CheckpointError(f"{path}: not a torchvision state dict ({reason})") from None
     enum = tv.get_model_weights(arch)
     if weights not in enum.__members__:
         raise ValueError(

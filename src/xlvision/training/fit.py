@@ -33,7 +33,10 @@ def resume_point(cfg: DictConfig, output_dir: Path) -> ResumePoint | None:
     last = output_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         raise ResumeError(f"{output_dir}: no checkpoints/last.ckpt to resume from")
-    epoch = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
+    try:  # weights only: a checkpoint holding arbitrary objects is refused, never run
+        epoch = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
+    except Exception as err:
+        raise ResumeError(f"{last}: not a readable checkpoint ({type(err).__name__})") from None
     return ResumePoint(last, epoch, _csv_rows(output_dir / "csv" / "metrics.csv"))
 
 

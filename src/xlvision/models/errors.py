@@ -1,0 +1,8 @@
+"""The error of a model file that cannot be used, importable without any model code."""
+
+from __future__ import annotations
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or weights file that cannot be used; the one-line message starts with its
+    path."""
