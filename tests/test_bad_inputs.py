@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from xlvision.config.errors import ConfigError
+
 # (command line, exit code, the exact line on stderr)
 CASES = [
     (
@@ -480,3 +482,24 @@ def test_integrate_input_mistakes_are_one_line(tmp_path):
         assert result.returncode == code, result.stderr[-1500:]
         lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("─")]
         assert lines[-1].startswith(start) and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "config_name"),
+    [(["device=gpu"], "config"), (["experiment=unified", "budget=gpu"], "pipeline")],
+)
+def test_a_gpu_asked_of_a_machine_without_one_fails_before_any_dir(
+    monkeypatch, tmp_path, overrides, config_name
+):
+    from xlvision.cli import app
+
+    monkeypatch.setattr(app, "has_cuda_driver", lambda: False)
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError) as err:
+        app.check_command_line([*overrides, f"hydra.run.dir={run_dir}"], config_name)
+    assert (
+        str(err.value) == "device='gpu' is not allowed: cpu or auto: this machine has no CUDA GPU"
+    )
+    assert not run_dir.exists()
+    monkeypatch.setattr(app, "has_cuda_driver", lambda: True)
+    app.check_command_line([*overrides, f"hydra.run.dir={run_dir}"], config_name)

@@ -106,9 +106,24 @@ def check_writable(key: str, path: Path) -> None:
 INPUT_FILES = {"base": "file", "bundle": "file", "checkpoint": "file", "run": "dir"}
 
 
+def has_cuda_driver() -> bool:
+    """Whether an NVIDIA driver is loaded, asked without importing torch."""
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists()
+
+
+def check_device(cfg: DictConfig) -> None:
+    """A GPU or MPS device asked of a machine without one fails before any dir is made."""
+    accelerator = OmegaConf.select(cfg, "device.accelerator", default=None)
+    if accelerator in ("gpu", "cuda") and not has_cuda_driver():
+        raise ConfigError("device", "gpu", "cpu or auto: this machine has no CUDA GPU")
+    if accelerator == "mps" and sys.platform != "darwin":
+        raise ConfigError("device", "mps", "cpu or auto: MPS needs an Apple machine")
+
+
 def check_inputs(cfg: DictConfig) -> None:
-    """Every input file the config names exists and is of the right kind, and a real-data
-    preset's script is the run's."""
+    """Every input file the config names exists and is of the right kind, the device asked for
+    is there, and a real-data preset's script is the run's."""
+    check_device(cfg)
     declared = OmegaConf.select(cfg, "data.source.language", default=None, throw_on_missing=False)
     if (
         cfg.get("stage") in ("train", "finetune")
