@@ -15,9 +15,13 @@ def quick_train(*args: str, cwd):
 
 
 def test_two_language_sweep_writes_one_run_dir_each(tmp_path):
-    quick_train("-m", "language=en,kn", cwd=tmp_path)
+    result = quick_train("-m", "language=en,kn", cwd=tmp_path)
     sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
     assert len(sweeps) == 1
+    # The sweep names its dir, on a line of its own, when it starts and when it ends.
+    lines = result.stderr.splitlines()
+    assert lines[lines.index("sweep dir:") + 1] == f"  {sweeps[0]}"
+    assert lines[-1] == f"  xlv-report 'runs=[{sweeps[0]}]'"
     runs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in runs] == ["0", "1"]
     for run, code in zip(runs, ["en", "kn"], strict=True):
