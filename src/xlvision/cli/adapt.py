@@ -53,10 +53,10 @@ def adaptation_line(record: dict, output: Path) -> str:
         detail = f"; kept {record['kept_per_epoch'][-1] / fit:.0%} of the scans in the last epoch"
     judged = ""
     if "none" in agreement:
-        judged = f"; agreement {agreement['none']:.3f} → {agreement[last]:.3f}"
+        judged = f"; held-out agreement {agreement['none']:.3f} → {agreement[last]:.3f}"
     return (
         f"{record['script']} ({named}) adapted on {record['images']} scans: {kept}"
-        f"{detail}{judged} → {output}"
+        f"{detail}{judged}; written to {output}"
     )
 
 
