@@ -71,8 +71,9 @@ class Adaptation:
         out = {
             "adapt_images": float(self.images),
             "adapt_bn": float("bn" in self.kept),
-            "adapt_agreement": self.agreement.get(self.last_step, float("nan")),
         }
+        if self.last_step in self.agreement:  # none with a single scan: nothing to judge on
+            out["adapt_agreement"] = self.agreement[self.last_step]
         if self.method == "self_train":
             fit = max(self.images - self.held_out, 1)
             out["adapt_kept"] = self.kept_per_epoch[-1] / fit if self.kept_per_epoch else 0.0
@@ -294,7 +295,7 @@ def adapt_model(
     return result
 
 
-def file_sha256(path: str | Path) -> str:
+def sha256_of_file(path: str | Path) -> str:
     """SHA-256 of a file's bytes: what `sha256sum` prints, so anyone can name the source."""
     digest = hashlib.sha256()
     with Path(path).expanduser().open("rb") as f:

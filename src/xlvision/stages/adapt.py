@@ -17,9 +17,9 @@ from xlvision.bundle import load_bundle, model_input
 from xlvision.bundle.adapt import (
     Adaptation,
     adapt_model,
-    file_sha256,
     read_scans,
     scan_script,
+    sha256_of_file,
     silent,
     write_adapted,
 )
@@ -36,19 +36,19 @@ def progress_bar(description: str, total: int) -> Iterator[int]:
     return iter(track(range(total), description=description, console=Console(stderr=True)))
 
 
-def scans_script(
-    model: UnifiedModel, x: torch.Tensor, given: str | None, key: str = "language"
-) -> tuple[str, float]:
-    """The given script (checked against the bundle), or the one pooled over all the scans."""
-    if given is not None:
-        if given not in model.languages:
-            raise ConfigError(key, given, f"one of the bundle's {', '.join(model.languages)}")
-        return given, 1.0
-    if model.router is None:
+def check_script(model: UnifiedModel, given: str | None, key: str = "language") -> None:
+    """A given script must be the bundle's; none given needs a router to name it."""
+    if given is not None and given not in model.languages:
+        raise ConfigError(key, given, f"one of the bundle's {', '.join(model.languages)}")
+    if given is None and model.router is None:
         raise ConfigError(
             key, None, f"one of {', '.join(model.languages)}: this bundle cannot identify scripts"
         )
-    return scan_script(model, x)
+
+
+def scans_script(model: UnifiedModel, x: torch.Tensor, given: str | None) -> tuple[str, float]:
+    """(script, posterior): the given one, or the one pooled over all the scans."""
+    return (given, 1.0) if given is not None else scan_script(model, x)
 
 
 def adapt(cfg: DictConfig, progress: bool = True) -> tuple[dict, dict]:
@@ -56,10 +56,7 @@ def adapt(cfg: DictConfig, progress: bool = True) -> tuple[dict, dict]:
     model, manifest = load_bundle(cfg.bundle)
     model.to(inference_device(cfg.device.accelerator))
     codes = list(cfg.language)
-    if codes and codes[0] not in model.languages:
-        scans_script(model, torch.empty(0), codes[0])  # refused before any image is read
-    if not codes and model.router is None:
-        scans_script(model, torch.empty(0), None)
+    check_script(model, codes[0] if codes else None)  # before any image is read
     digits = read_scans(cfg.input, manifest["preprocessing"])
     x = model_input(digits, manifest["preprocessing"])
     code, posterior = scans_script(model, x, codes[0] if codes else None)
@@ -76,7 +73,7 @@ def adapt(cfg: DictConfig, progress: bool = True) -> tuple[dict, dict]:
         cfg.seed,
         progress_bar if progress else silent,
     )
-    result.source_sha256 = file_sha256(cfg.bundle)
+    result.source_sha256 = sha256_of_file(cfg.bundle)
     record = {**result.record(), "script_posterior": posterior, "given": bool(codes)}
     output = write_adapted(Path(cfg.output).expanduser(), model.cpu(), manifest, record)
     return result.metrics(), {"output": str(output), "adaptation": record}
@@ -108,8 +105,7 @@ def adapted_for_test(
     digits = unlabeled_scans(cfg, language, conf.max_images)
     adapted = copy.deepcopy(model)
     x = model_input(digits, manifest["preprocessing"])
-    given = language.code if conf.script == "given" else None
-    code, _ = scans_script(adapted, x, given, "adapt.script")
+    code, _ = scans_script(adapted, x, language.code if conf.script == "given" else None)
     result: Adaptation = adapt_model(
         adapted, digits, code, manifest["preprocessing"], conf, cfg.seed
     )
