@@ -61,6 +61,8 @@ assert not heavy, heavy
         ("predict", ["--help"]),
         ("export", ["--help"]),
         ("export", ["format=pdf", "bundle=b.safetensors"]),
+        ("adapt", ["--help"]),
+        ("adapt", ["bundle=b.safetensors", "input=x", "output=o.safetensors", "adapt=foo"]),
         ("report", ["rows=model", "cols=model", "runs=x"]),
     ]
     for cli, args in cases:

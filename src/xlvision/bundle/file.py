@@ -58,11 +58,13 @@ def save_bundle(
     preprocessing: dict,
     integration: dict,
     metrics: dict,
+    adaptation: dict | None = None,
 ) -> Path:
     """Write `model` and its manifest to one `.safetensors` file (atomically).
 
     `languages[code]` holds name, script, class_names (in that language) and class_names_en
     (`language_record` builds one); `preprocessing` holds at least the input's mean and std.
+    `adaptation` records a test-time adaptation to unlabeled scans (`xlv-adapt`).
     """
     path = Path(path)
     if set(member_specs) != set(model.members):
@@ -102,6 +104,8 @@ def save_bundle(
         "metrics": metrics,
         "payload_sha256": payload_sha256(tensors),
     }
+    if adaptation is not None:
+        manifest["adaptation"] = adaptation
     text = json.dumps(manifest, ensure_ascii=False, allow_nan=False)
     checksum = file_sha256(text, manifest["payload_sha256"])
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import (
+    AdaptConfig,
     Config,
     EvalConfig,
     ExportConfig,
@@ -31,6 +32,7 @@ SCHEMAS = {
     "predict": PredictConfig,
     "eval": EvalConfig,
     "export": ExportConfig,
+    "adapt": AdaptConfig,
 }
 
 
@@ -84,6 +86,8 @@ def _fraction_or_count(v: Any) -> bool:
         return v >= 1
     return isinstance(v, float) and 0 < v <= 1.0
 
+
+ADAPT_METHODS = ("none", "bn", "self_train")
 
 # (key, check, what is allowed). Keys absent from a config are skipped.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [
@@ -143,6 +147,14 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda v: v in {"auto", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true"},
         "auto, 32-true, 16-mixed, bf16-mixed, bf16-true or 64-true",
     ),
+    ("adapt.method", lambda v: v in ADAPT_METHODS, ", ".join(ADAPT_METHODS)),
+    ("adapt.script", lambda v: v in ("given", "pooled"), "given or pooled"),
+    ("adapt.epochs", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    ("adapt.threshold", _probability, "a probability in [0, 1]"),
+    ("adapt.lr", _positive, "a number > 0"),
+    ("adapt.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("adapt.holdout", lambda v: 0 < v < 1, "a share in (0, 1)"),
+    ("adapt.max_images", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("device.threads", _positive_or_null, "null (PyTorch's default) or an integer > 0"),
 ]
 

@@ -222,6 +222,41 @@ class PredictConfig:
 
 
 @dataclass
+class AdaptConf:
+    """Test-time adaptation on unlabeled scans of one script (`bundle.adapt`)."""
+
+    # none | bn (batch-norm statistics) | self_train (statistics, then confident readings)
+    method: str = "self_train"
+    # xlv-eval: the script of each language's scans is the one evaluated (given), or the one
+    # the router names for all of them at once (pooled). xlv-adapt: `language=` or pooled.
+    script: str = "given"
+    epochs: int = 2
+    threshold: float = 0.9  # a reading is kept for self-training at this probability or above
+    lr: float = 1e-4
+    batch_size: int = 128
+    # Share of the scans held out of self-training to judge it (the guard).
+    holdout: float = 0.2
+    # Self-training draws augmented copies (the glyph ranges of conf/data/glyphs.yaml).
+    augment: bool = True
+    # xlv-eval: at most this many of a language's training images are its unlabeled scans.
+    max_images: int = 5000
+
+
+@dataclass
+class AdaptConfig:
+    """xlv-adapt: no `language` lets the router name the scans' one script."""
+
+    bundle: str = MISSING
+    input: str = MISSING
+    output: str = MISSING
+    overwrite: bool = False
+    seed: int = 0
+    language: dict[str, LanguageConf] = field(default_factory=dict)
+    adapt: AdaptConf = field(default_factory=AdaptConf)
+    device: DeviceConf = field(default_factory=DeviceConf)
+
+
+@dataclass
 class EvalConfig:
     """xlv-eval: no `language` evaluates every language of the bundle."""
 
@@ -230,6 +265,8 @@ class EvalConfig:
     bundle: str | None = None
     checkpoint: str | None = None
     page_size: int = 5
+    # Adapt a copy of the bundle to each language's unlabeled training images before its test.
+    adapt: AdaptConf | None = None
     language: dict[str, LanguageConf] = field(default_factory=dict)
     data: DataConf = field(default_factory=DataConf)
     device: DeviceConf = field(default_factory=DeviceConf)
@@ -255,3 +292,4 @@ def register_schemas() -> None:
     store.store(name="xlv_predict_schema", node=PredictConfig)
     store.store(name="xlv_eval_schema", node=EvalConfig)
     store.store(name="xlv_export_schema", node=ExportConfig)
+    store.store(name="xlv_adapt_schema", node=AdaptConfig)

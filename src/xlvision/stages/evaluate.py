@@ -20,11 +20,16 @@ from xlvision.languages import available_languages, load_language
 from xlvision.languages.registry import language_from_mapping
 from xlvision.models import DIGIT_HEAD, language_codes
 from xlvision.models.checkpoint import load_classifier
+from xlvision.stages.adapt import adapted_for_test
 from xlvision.training.metrics import METRICS, classification_metrics
 
 PAGE_METRICS = ("page_routed_acc", "page_lid_acc", "page_lid_group_acc")
 """The script decided once per page of `page_size` digits of one script, not per digit: the
 digit accuracy read with the page's script, and that script named exactly / within its group."""
+
+ADAPT_METRICS = ("adapt_bn", "adapt_self_train", "adapt_kept", "adapt_lid_acc")
+"""With `adapt`: steps kept (1/0), share of scans kept in self-training's last epoch, and
+whether the pooled script was the language's own."""
 
 MEANS = (
     *METRICS,
@@ -33,6 +38,7 @@ MEANS = (
     "lid_acc",
     "lid_group_acc",
     *PAGE_METRICS,
+    *ADAPT_METRICS,
     *(f"answer_{answer}_acc" for answer in ANSWERS),
 )
 
@@ -218,6 +224,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     declared = OmegaConf.select(cfg, "data.source.language", default=None, throw_on_missing=False)
     if cfg.data.kind == "real" and not declared:
         if not cfg.language:  # nobody says the script: the bundle names it per image
+            if cfg.get("adapt") is not None and cfg.adapt.method != "none":
+                raise ConfigError("language", None, "a language to adapt to (adapt=…)")
             return evaluate_any_script(cfg, model, manifest, source)
         with open_dict(cfg):  # the file's script is the one given
             cfg.data.source.language = next(iter(cfg.language))
@@ -235,6 +243,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         node = cfg.language.get(code)
         language = language_from_mapping(node) if node is not None else load_language(code)
         sets = evaluation_sets(cfg.data, language, cfg.seed, cfg.paths.data_dir)
+        reader, adapted = adapted_for_test(cfg, model, manifest, language)
         if "glyphs" not in sets:
             on_real.append(code)
         parts = {code: DigitArrays.concat(list(sets.values()))}
@@ -243,12 +252,12 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         for name, test in parts.items():
             x = model_input(test.images, manifest["preprocessing"])
             scores, confusion[f"test/{name}"] = score_language(
-                model, x, test.labels, code, cfg.data.batch_size, groups
+                reader, x, test.labels, code, cfg.data.batch_size, groups
             )
             if model.router is not None and page_size > 1:
                 scores.update(
                     score_pages(
-                        model,
+                        reader,
                         x,
                         test.labels,
                         code,
@@ -261,6 +270,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             reference = (individual.get(code) or {}).get("acc")
             if reference and name == code:
                 scores["normalized_acc"] = scores["acc"] / reference
+            if name == code:
+                scores.update(adapted)
             metrics.update({f"test/{name}/{key}": value for key, value in scores.items()})
             counts[name] = {"test": len(test)}
     # `mean_real`: over the languages scored on real handwriting, when glyphs score the others;

@@ -1,0 +1,320 @@
+"""Test-time adaptation of a bundle to unlabeled scans of one script.
+
+Two steps, each kept only if the scans themselves say it helped (no label is ever read):
+batch-norm statistics re-estimated on the scans, then a few epochs of self-training of the
+script's head and the backbone it reads with, on the scans it reads confidently. The judge is
+`augmentation_agreement` on scans held out of self-training: how surely an augmented copy of a
+scan is read as the digit the scan itself is read as.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xlvision.bundle.file import save_bundle
+from xlvision.bundle.images import InputError, find_images, read_image
+from xlvision.bundle.manifest import model_input
+from xlvision.bundle.model import UnifiedModel
+from xlvision.bundle.scripts import pooled_script
+from xlvision.config.schema import AugmentConf
+from xlvision.data.augment import augment_digits
+from xlvision.data.normalize import normalize_digits
+from xlvision.integrate.batchnorm import reestimate_batchnorm
+
+STEPS = ("none", "bn", "self_train")
+"""What an adaptation may keep, in order: each step builds on the one before it."""
+
+VIEWS = 2
+"""Augmented copies per held-out scan that the guard reads."""
+
+COLLAPSE_MARGIN = 0.05
+"""Self-training is refused if the share of the most-read digit grows by more than this."""
+
+Progress = Callable[[str, int], Iterator[int]]
+"""`progress(description, total)` yields 0…total-1 while showing a bar (or nothing)."""
+
+
+def silent(description: str, total: int) -> Iterator[int]:
+    return iter(range(total))
+
+
+@dataclass
+class Adaptation:
+    """What was done to a bundle: the `adaptation` record of its manifest."""
+
+    script: str
+    images: int
+    method: str
+    kept: list[str] = field(default_factory=list)  # the steps the guard kept, in order
+    threshold: float = 0.9
+    epochs: int = 0
+    lr: float = 0.0
+    held_out: int = 0
+    agreement: dict[str, float] = field(default_factory=dict)
+    kept_per_epoch: list[int] = field(default_factory=list)
+    source_sha256: str | None = None
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    def metrics(self) -> dict[str, float]:
+        """`adapt_*` metrics of an evaluation: what was kept, and on how many scans."""
+        out = {
+            "adapt_images": float(self.images),
+            "adapt_bn": float("bn" in self.kept),
+        }
+        if self.last_step in self.agreement:  # none with a single scan: nothing to judge on
+            out["adapt_agreement"] = self.agreement[self.last_step]
+        if self.method == "self_train":
+            fit = max(self.images - self.held_out, 1)
+            out["adapt_kept"] = self.kept_per_epoch[-1] / fit if self.kept_per_epoch else 0.0
+            out["adapt_self_train"] = float("self_train" in self.kept)
+        return out
+
+    @property
+    def last_step(self) -> str:
+        return self.kept[-1] if self.kept else "none"
+
+
+def read_scans(spec: str, preprocessing: dict, chunk: int = 512) -> torch.Tensor:
+    """uint8 [N, 28, 28] digits of every image `spec` names, normalized as the bundle's data were."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir() and not any(folder.iterdir()):
+        raise InputError(f"input={spec}: an empty folder")
+    paths = find_images(spec)
+    polarity = preprocessing.get("polarity", "per_image")
+    threshold = preprocessing.get("ink_threshold", 0.25)
+    parts = [
+        normalize_digits(
+            [read_image(p) for p in paths[i : i + chunk]], polarity, ink_threshold=threshold
+        )
+        for i in range(0, len(paths), chunk)
+    ]
+    return torch.from_numpy(np.concatenate(parts))
+
+
+@torch.no_grad()
+def scan_script(model: UnifiedModel, x: torch.Tensor, batch_size: int = 512) -> tuple[str, float]:
+    """(language, posterior) of the one script that best explains every scan (`pooled_script`)."""
+    device = next(model.parameters()).device
+    probs = torch.cat([model.script_probs(b.to(device)).cpu() for b in x.split(batch_size)])
+    index, posterior = pooled_script(probs.numpy())
+    return model.languages[index], posterior
+
+
+def scanned_members(model: UnifiedModel, code: str) -> list[nn.Module]:
+    """The members the scans go through: the script's own, and the router when it is another."""
+    keys = dict.fromkeys([model.routes[code], model.router])
+    return [model.members[key] for key in keys if key is not None]
+
+
+def reestimate_scan_statistics(
+    model: UnifiedModel, code: str, x: torch.Tensor, batch_size: int
+) -> int:
+    """Every batch-norm layer of the scanned members' backbones re-estimated on the scans
+    (cumulative average, `reestimate_batchnorm`); the heads have none."""
+    device = next(model.parameters()).device
+    seen = 0
+    for member in scanned_members(model, code):
+        seen = reestimate_batchnorm(member.backbone, (b.to(device) for b in x.split(batch_size)))
+    return seen
+
+
+@torch.no_grad()
+def read_digits(model: UnifiedModel, code: str, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """p(digit | scan) [N, classes] by the script's head, in eval mode."""
+    device = next(model.parameters()).device
+    model.eval()
+    return torch.cat(
+        [model(b.to(device), code).float().softmax(-1).cpu() for b in x.split(batch_size)]
+    )
+
+
+def balanced_draws(digits: torch.Tensor, keep: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Indices of `keep`'s scans drawn (as many as are kept) so that every digit read has an
+    equal share of the draws: a digit the model favours is not learnt more for it, as in
+    `finetune.unlabeled`."""
+    kept = torch.nonzero(keep).flatten()
+    counts = torch.bincount(digits[kept])
+    weights = 1.0 / counts[digits[kept]].double()
+    return kept[torch.multinomial(weights, len(kept), replacement=True, generator=gen)]
+
+
+def augmented(
+    digits: torch.Tensor, preprocessing: dict, gen: torch.Generator, on: bool = True
+) -> torch.Tensor:
+    """Model input of uint8 digits, drawn afresh with the glyph augmentation when `on`."""
+    if not on:
+        return model_input(digits, preprocessing)
+    pixels = augment_digits(digits.float() / 255.0, AugmentConf(), gen)
+    mean, std = float(preprocessing["mean"]), float(preprocessing["std"])
+    return ((pixels - mean) / std).unsqueeze(1)
+
+
+def self_train(
+    model: UnifiedModel,
+    code: str,
+    digits: torch.Tensor,
+    preprocessing: dict,
+    conf,
+    gen: torch.Generator,
+    progress: Progress = silent,
+) -> list[int]:
+    """`conf.epochs` epochs on the scans read with probability ≥ `conf.threshold`, each under
+    the digit read at the epoch's start; only the script's head and its member's backbone move.
+    Batch-norm layers keep the scans' statistics (eval mode): augmented copies must not replace
+    them. Returns the number of scans kept per epoch."""
+    member = model.members[model.routes[code]]
+    trainable = [*member.backbone.parameters(), *member.heads[code].parameters()]
+    frozen = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(trainable, lr=conf.lr)
+    device = next(model.parameters()).device
+    x = model_input(digits, preprocessing)
+    kept_per_epoch = []
+    try:
+        for epoch in range(conf.epochs):
+            confidence, read = read_digits(model, code, x, conf.batch_size).max(dim=1)
+            keep = confidence >= conf.threshold
+            kept_per_epoch.append(int(keep.sum()))
+            if not keep.any():
+                break
+            order = balanced_draws(read, keep, gen).split(conf.batch_size)
+            for step in progress(
+                f"self-training {code}, epoch {epoch + 1}/{conf.epochs}", len(order)
+            ):
+                index = order[step]
+                xb = augmented(digits[index], preprocessing, gen, conf.augment).to(device)
+                loss = F.cross_entropy(model(xb, code), read[index].to(device))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    finally:
+        for p, flag in frozen.items():
+            p.requires_grad_(flag)
+        model.eval()
+    return kept_per_epoch
+
+
+@torch.no_grad()
+def augmentation_agreement(
+    model: UnifiedModel,
+    code: str,
+    digits: torch.Tensor,
+    preprocessing: dict,
+    seed: int,
+    batch_size: int,
+) -> tuple[float, float]:
+    """(agreement, top share) on unlabeled scans: the mean probability that an augmented copy
+    is read as the digit the scan itself is read as (the same copies for every model judged,
+    by `seed`), and the share of the scans read as the most frequent digit."""
+    x = model_input(digits, preprocessing)
+    read = read_digits(model, code, x, batch_size).argmax(dim=1)
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for _ in range(VIEWS):
+        views = augmented(digits, preprocessing, gen)
+        probs = read_digits(model, code, views, batch_size)
+        total += float(probs.gather(1, read[:, None]).sum())
+    top = float(torch.bincount(read).max()) / len(read)
+    return total / (VIEWS * len(read)), top
+
+
+def adapt_model(
+    model: UnifiedModel,
+    digits: torch.Tensor,
+    code: str,
+    preprocessing: dict,
+    conf,
+    seed: int = 0,
+    progress: Progress = silent,
+) -> Adaptation:
+    """Adapt `model` in place to uint8 scans `digits` of script `code` (`conf`: `AdaptConf`).
+
+    A seeded share `conf.holdout` of the scans is held out of self-training. Each step (batch-
+    norm statistics, then self-training) is kept only if the agreement on the held-out scans
+    rises above the step before it; self-training also must not make one digit take over."""
+    if conf.method not in STEPS:
+        raise ValueError(f"adapt.method={conf.method!r}: one of {', '.join(STEPS)}")
+    result = Adaptation(
+        script=code,
+        images=len(digits),
+        method=conf.method,
+        threshold=conf.threshold,
+        epochs=conf.epochs,
+        lr=conf.lr,
+    )
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(digits), generator=gen)
+    held = max(1, round(conf.holdout * len(digits))) if len(digits) > 1 else 0
+    result.held_out = held
+    judge, fit = digits[order[:held]], digits[order[held:]]
+    if not held or not len(fit):
+        return result  # one scan: nothing to judge a step on
+
+    def judged() -> tuple[float, float]:
+        return augmentation_agreement(model, code, judge, preprocessing, seed, conf.batch_size)
+
+    model.eval()
+    score, top = judged()
+    result.agreement["none"] = score
+    if conf.method == "none":
+        return result
+    x = model_input(digits, preprocessing)
+    before = copy.deepcopy(model.state_dict())
+    reestimate_scan_statistics(model, code, x, conf.batch_size)
+    result.agreement["bn"], bn_top = judged()
+    if result.agreement["bn"] > score:
+        result.kept.append("bn")
+        score, top = result.agreement["bn"], bn_top
+    else:
+        model.load_state_dict(before)
+    if conf.method != "self_train" or conf.epochs == 0:
+        return result
+    before = copy.deepcopy(model.state_dict())
+    result.kept_per_epoch = self_train(model, code, fit, preprocessing, conf, gen, progress)
+    if "bn" in result.kept:  # the weights moved: statistics again, on every scan
+        reestimate_scan_statistics(model, code, x, conf.batch_size)
+    result.agreement["self_train"], st_top = judged()
+    if result.agreement["self_train"] > score and st_top <= top + COLLAPSE_MARGIN:
+        result.kept.append("self_train")
+    else:
+        model.load_state_dict(before)
+    return result
+
+
+def sha256_of_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes: what `sha256sum` prints, so anyone can name the source."""
+    digest = hashlib.sha256()
+    with Path(path).expanduser().open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_adapted(path: str | Path, model: UnifiedModel, manifest: dict, record: dict) -> Path:
+    """The adapted model under its source's manifest, plus the `adaptation` record."""
+    return save_bundle(
+        path,
+        model,
+        member_specs={key: member["model"] for key, member in manifest["members"].items()},
+        languages={
+            r["code"]: {k: v for k, v in r.items() if k != "code"} for r in manifest["languages"]
+        },
+        preprocessing=manifest["preprocessing"],
+        integration=manifest.get("integration") or {},
+        metrics=manifest.get("metrics") or {},
+        adaptation=record,
+    )

@@ -1,0 +1,240 @@
+"""xlv-adapt and xlv-eval adapt=…: a small bundle (test_predict's) adapted to unlabeled scans
+of one script, Kannada glyphs of the held-out fonts drawn thicker and blurred."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from test_predict import CODES, MILD, SPEC, eval_config, train_shared
+
+from xlvision.bundle import (
+    UnifiedModel,
+    digit_preprocessing,
+    language_record,
+    load_bundle,
+    model_input,
+    save_bundle,
+)
+from xlvision.bundle.adapt import reestimate_scan_statistics
+from xlvision.bundle.predict import TorchReader, predict_images
+from xlvision.cli import adapt as adapt_cli
+from xlvision.config import compose_config
+from xlvision.data.glyphs import generate_glyph_digits
+from xlvision.languages import load_language
+from xlvision.stages.adapt import adapt
+from xlvision.stages.evaluate import evaluate
+from xlvision.stages.runner import run_stage
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    shared = train_shared()
+    model = UnifiedModel({"shared": shared}, {c: "shared" for c in CODES}, CODES, "shared")
+    return save_bundle(
+        tmp_path_factory.mktemp("bundle") / "digits.safetensors",
+        model,
+        member_specs={"shared": SPEC},
+        languages={c: language_record(c) for c in CODES},
+        preprocessing=digit_preprocessing(),
+        integration={"method": "multihead", "params": {}},
+        metrics={},
+    )
+
+
+def thicker_and_blurred(images: torch.Tensor) -> torch.Tensor:
+    """A scanner's shift: strokes a pixel wider, then a 3×3 box blur."""
+    x = images.float().unsqueeze(1) / 255.0
+    x = F.max_pool2d(x, 3, stride=1, padding=1)
+    x = F.avg_pool2d(x, 3, stride=1, padding=1)
+    return (x.squeeze(1) * 255).round().to(torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    """(folder of PNG scans, their digits): the labels stay here, for scoring only."""
+    test = generate_glyph_digits(load_language("kn"), "test", 30, MILD, 7)
+    images = thicker_and_blurred(test.images)
+    folder = tmp_path_factory.mktemp("scans")
+    for i, image in enumerate(images):
+        Image.fromarray(image.numpy()).save(folder / f"scan_{i:03d}.png")
+    return folder, test.labels
+
+
+def adapt_config(bundle, input_, output, *overrides: str):
+    return compose_config(
+        [f"bundle={bundle}", f"input={input_}", f"output={output}", *overrides],
+        config_name="adapt",
+    )
+
+
+def accuracy(path, folder, labels, code: str = "kn") -> float:
+    model, manifest = load_bundle(path)
+    reader = TorchReader(model, manifest)
+    read = predict_images(reader, manifest, str(folder), language=code, progress=False)
+    return sum(p.digit == int(y) for p, y in zip(read, labels, strict=True)) / len(labels)
+
+
+def test_batchnorm_statistics_equal_a_hand_computation(bundle, scans):
+    model, manifest = load_bundle(bundle)
+    x = model_input(thicker_and_blurred(torch.randint(0, 256, (16, 28, 28))), digit_preprocessing())
+    backbone = model.members["shared"].backbone
+    conv = next(m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    bn = next(m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    with torch.no_grad():
+        out = conv(x)
+    reestimate_scan_statistics(model, "kn", x, batch_size=16)  # one batch: its own statistics
+    assert not torch.allclose(bn.running_mean, before)
+    assert torch.allclose(bn.running_mean, out.mean(dim=(0, 2, 3)), atol=1e-5)
+    var = out.transpose(0, 1).reshape(out.shape[1], -1).var(dim=1, unbiased=True)
+    assert torch.allclose(bn.running_var, var, rtol=1e-4, atol=1e-6)
+    assert bn.momentum == 0.1 and not bn.training  # restored
+
+
+def test_adapting_to_a_shift_does_not_lower_accuracy(bundle, scans, tmp_path):
+    folder, labels = scans
+    output = tmp_path / "adapted.safetensors"
+    metrics, artifacts = adapt(
+        adapt_config(bundle, folder, output, "language=kn", "adapt.epochs=3"), progress=False
+    )
+    source, adapted = accuracy(bundle, folder, labels), accuracy(output, folder, labels)
+    assert adapted >= source, (source, adapted, artifacts["adaptation"])
+    model, manifest = load_bundle(output)
+    original, source_manifest = load_bundle(bundle)
+    record = manifest["adaptation"]
+    assert record["script"] == "kn" and record["given"] is True
+    assert record["images"] == len(labels) and record["threshold"] == 0.9
+    assert record["epochs"] == 3 and len(record["kept_per_epoch"]) <= 3
+    assert record["source_sha256"] == __import__("hashlib").sha256(bundle.read_bytes()).hexdigest()
+    assert set(record["agreement"]) >= {"none", "bn", "self_train"}
+    assert record["kept"][:1] == ["bn"]  # the statistics of the shifted scans helped
+    assert metrics["adapt_images"] == len(labels)
+    # The same manifest, plus the record; the other scripts' heads and the router did not move.
+    rest = {k: v for k, v in manifest.items() if k not in ("adaptation", "payload_sha256")}
+    assert rest == {k: v for k, v in source_manifest.items() if k != "payload_sha256"}
+    for head in ("zh", "hi", "_lid"):
+        for name, value in model.members["shared"].heads[head].state_dict().items():
+            assert torch.equal(value, original.members["shared"].heads[head].state_dict()[name])
+
+
+def test_the_router_names_the_script_when_none_is_given(bundle, scans, tmp_path):
+    folder, labels = scans
+    output = tmp_path / "pooled.safetensors"
+    adapt(adapt_config(bundle, folder, output, "adapt=bn"), progress=False)
+    record = load_bundle(output)[1]["adaptation"]
+    assert record["script"] == "kn" and record["given"] is False and record["method"] == "bn"
+    assert record["kept_per_epoch"] == [] and record["script_posterior"] > 0.5
+
+
+def adapt_cli_run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """(exit code, stderr) of `xlv-adapt args…`, run in this process."""
+    monkeypatch.setattr(sys, "argv", ["xlv-adapt", *args])
+    code = 0
+    try:
+        adapt_cli.main()
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def router_less(bundle, path):
+    model, manifest = load_bundle(bundle)
+    return save_bundle(
+        path,
+        UnifiedModel(dict(model.members), model.routes, model.languages),
+        member_specs={"shared": SPEC},
+        languages={r["code"]: r for r in manifest["languages"]},
+        preprocessing=manifest["preprocessing"],
+        integration=manifest["integration"],
+        metrics=manifest["metrics"],
+    )
+
+
+def test_bad_inputs_end_in_one_line_and_write_nothing(bundle, scans, tmp_path, monkeypatch, capsys):
+    folder, _ = scans
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no images here")
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "there.safetensors").write_text("")
+    plain = router_less(bundle, tmp_path / "plain.safetensors")
+    out = tmp_path / "out" / "adapted.safetensors"
+    cases = [
+        ((f"input={tmp_path / 'empty'}",), 1, f"input={tmp_path / 'empty'}: an empty folder"),
+        ((f"input={tmp_path / 'notes'}",), 1, "no PNG, JPEG or BMP images found"),
+        ((f"output={tmp_path / 'a_file' / 'x.safetensors'}",), 1, "output="),
+        ((f"output={tmp_path / 'there.safetensors'}",), 1, "overwrite=true replaces it"),
+        ((f"bundle={plain}",), 2, "this bundle cannot identify scripts"),
+        (("language=ar",), 2, "language='ar' is not allowed: one of the bundle's kn, zh, hi"),
+        (("output=adapted.pt",), 2, "output='adapted.pt'"),
+    ]
+    before = sorted(tmp_path.rglob("*"))
+    for args, want_code, want in cases:
+        given = dict(a.split("=", 1) for a in args)
+        line = [
+            f"bundle={given.get('bundle', bundle)}",
+            f"input={given.get('input', folder)}",
+            f"output={given.get('output', out)}",
+            *(a for a in args if a.split("=")[0] not in ("bundle", "input", "output")),
+        ]
+        code, err = adapt_cli_run(monkeypatch, capsys, *line)
+        assert code == want_code and err.count("\n") == 1 and want in err, (args, code, err)
+        assert err.startswith("xlv-adapt: ")
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, not even a folder
+    assert (tmp_path / "there.safetensors").read_text() == ""
+
+
+def test_xlv_adapt_command_refuses_an_existing_output(bundle, scans, tmp_path):
+    folder, _ = scans
+    (tmp_path / "there.safetensors").write_text("mine")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xlvision.cli.adapt",
+            f"bundle={bundle}",
+            f"input={folder}",
+            f"output={tmp_path / 'there.safetensors'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "there.safetensors: a file is there already" in result.stderr
+    assert (tmp_path / "there.safetensors").read_text() == "mine"
+
+
+def test_eval_adapts_a_copy_per_language_on_its_unlabeled_training_images(bundle, tmp_path):
+    common = (
+        f"bundle={bundle}",
+        "language=[kn]",
+        "data.train_per_class=20",
+        "adapt.max_images=150",
+    )
+    plain, _ = run_stage(evaluate, eval_config(tmp_path / "a", *common[:2]))
+    metrics, _ = run_stage(
+        evaluate, eval_config(tmp_path / "b", *common, "adapt=self_train", "adapt.script=pooled")
+    )
+    assert metrics["test/kn/adapt_images"] == 150
+    assert 0 <= metrics["test/kn/adapt_kept"] <= 1
+    assert metrics["test/kn/adapt_lid_acc"] == 1.0
+    assert {metrics["test/kn/adapt_bn"], metrics["test/kn/adapt_self_train"]} <= {0.0, 1.0}
+    assert metrics["test/mean/adapt_kept"] == metrics["test/kn/adapt_kept"]
+    for key in ("acc", "routed_acc", "lid_acc", "page_routed_acc"):
+        assert f"test/kn/{key}" in metrics
+    if not metrics["test/kn/adapt_bn"] and not metrics["test/kn/adapt_self_train"]:
+        assert metrics["test/kn/acc"] == plain["test/kn/acc"]  # nothing kept: the same bundle
+
+
+@pytest.mark.parametrize("option", ["none", "bn", "self_train"])
+def test_every_adapt_option_composes_for_both_commands(option, tmp_path):
+    cfg = adapt_config("b.safetensors", "scans", "o.safetensors", f"adapt={option}")
+    assert cfg.adapt.method == option and cfg.adapt.threshold == 0.9
+    assert eval_config(tmp_path, f"adapt={option}").adapt.method == option
+    assert eval_config(tmp_path).adapt is None  # xlv-eval adapts only when asked
