@@ -63,6 +63,13 @@ def run(overrides: list[str]) -> None:
     if cfg.one_script is not None:
         for line in script_summary(predictions, cfg.one_script):
             print(f"{PROG}: {line}", file=sys.stderr)
+    unknown = sum(p.unknown_reason is not None for p in predictions)
+    if thresholds is not None:
+        print(
+            f"{PROG}: {unknown} of {len(predictions)} images answered ? (reject={cfg.reject}: "
+            f"script below {thresholds.script:.3f} or digit below {thresholds.digit:.3f})",
+            file=sys.stderr,
+        )
     for prediction in predictions:
         print(prediction_line(prediction))
     if cfg.output:

@@ -332,7 +332,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             cfg.data.source.language = next(iter(cfg.language))
     codes = eval_languages(cfg, model.languages)
     outside = outside_languages(cfg, model)
-    reject = reject_thresholds(cfg.get("reject", "auto"), manifest)
+    # xlv-eval's default is auto; a config without the key (xlv-pipeline's) keeps today's metrics.
+    reject = reject_thresholds(cfg.get("reject", "none"), manifest)
     inside = []  # the in-bundle score of every tested image of the bundle's languages
     page_size = cfg.get("page_size") or 0
     if not isinstance(page_size, int) or page_size < 0:
