@@ -179,6 +179,29 @@ def test_unified_bundle_routes_with_its_trained_head_and_picks_the_answer_on_val
         assert metrics[f"test/{code}/routed_acc"] == pytest.approx(own)
 
 
+def test_integrate_calibrates_on_validation_data_and_eval_rejects_by_default(unified_run, tmp_path):
+    _, _, _, _, bundle = unified_run
+    model, manifest = load_bundle(bundle)
+    calibration = manifest["calibration"]
+    assert calibration["fit_on"] == "validation" and calibration["images"] == 3 * 10 * 10
+    assert model.temperatures == calibration["temperature"]
+    for kind in ("script", "digit"):
+        assert calibration["temperature"][kind] > 0
+        assert calibration["nll"][kind]["after"] <= calibration["nll"][kind]["before"] + 1e-12
+        assert 0 <= calibration["reject"][kind] <= 1
+    assert calibration["reject"]["rate"] == 0.02
+    cfg = compose_config(
+        [f"bundle={bundle}", f"paths.output_dir={tmp_path}", "data.test_per_class=10"],
+        config_name="eval",
+    )
+    metrics, _ = run_stage(evaluate, cfg)  # reject=auto: the bundle's thresholds
+    assert metrics["reject_script"] == calibration["reject"]["script"]
+    for code in CODES:
+        rate = metrics[f"test/{code}/unknown_rate"]
+        assert 0 <= rate <= 1 and 0 <= metrics[f"test/{code}/ece"] <= 1
+        assert metrics[f"test/{code}/routed_acc"] <= metrics.get(f"test/{code}/acc_answered", 1)
+
+
 def test_unified_bundle_exports_with_its_answer_rule(unified_run, tmp_path):
     *_, bundle = unified_run
     model, manifest = load_bundle(bundle)

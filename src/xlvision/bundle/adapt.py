@@ -305,7 +305,8 @@ def sha256_of_file(path: str | Path) -> str:
 
 
 def write_adapted(path: str | Path, model: UnifiedModel, manifest: dict, record: dict) -> Path:
-    """The adapted model under its source's manifest, plus the `adaptation` record."""
+    """The adapted model under its source's manifest (its calibration and reject thresholds
+    included), plus the `adaptation` record."""
     return save_bundle(
         path,
         model,
@@ -317,4 +318,8 @@ def write_adapted(path: str | Path, model: UnifiedModel, manifest: dict, record:
         integration=manifest.get("integration") or {},
         metrics=manifest.get("metrics") or {},
         adaptation=record,
+        calibration={
+            k: v for k, v in (manifest.get("calibration") or {}).items() if k != "temperature"
+        }
+        or None,
     )

@@ -56,6 +56,7 @@ class ReadEverything(nn.Module):
     router names; `shared` the router member's shared digit head; `marginal` weighs every
     language's digit probabilities by that language's probability. Computing every head for
     every image gives the numbers of `UnifiedModel.predict`, which runs only the chosen ones.
+    The bundle's temperatures are constants of the graph: its probabilities are calibrated.
     """
 
     def __init__(self, model: UnifiedModel, mean: float, std: float) -> None:
@@ -73,22 +74,29 @@ class ReadEverything(nn.Module):
         self.answer = model.answer
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
+        self.register_buffer("script_t", torch.tensor(float(model.temperatures["script"])))
+        self.register_buffer("digit_t", torch.tensor(float(model.temperatures["digit"])))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = (image - self.mean) / self.std
         features = {key: member.backbone(x) for key, member in self.members.items()}
-        logits = torch.stack(
-            [self.members[key].heads[code](features[key]) for key, code in self.routes], dim=1
+        logits = (
+            torch.stack(
+                [self.members[key].heads[code](features[key]) for key, code in self.routes], dim=1
+            )
+            / self.digit_t
         )
         router = self.members[self.router]
-        script_probs = router.heads[LID_HEAD](features[self.router]).softmax(dim=1)
+        script_probs = (router.heads[LID_HEAD](features[self.router]) / self.script_t).softmax(
+            dim=1
+        )
         script_prob, script = script_probs.max(dim=1)
         probs = logits.softmax(dim=2)
         if self.answer == "routed":
             index = script.view(-1, 1, 1).expand(-1, 1, probs.shape[2])
             chosen = probs.gather(1, index).squeeze(1)
         elif self.answer == "shared":
-            chosen = router.heads[DIGIT_HEAD](features[self.router]).softmax(dim=1)
+            chosen = (router.heads[DIGIT_HEAD](features[self.router]) / self.digit_t).softmax(dim=1)
         else:  # marginal
             chosen = (script_probs.unsqueeze(2) * probs).sum(dim=1)
         digit_prob, digit = chosen.max(dim=1)
@@ -129,6 +137,7 @@ def description(manifest: dict, bundle: str | Path, fmt: str) -> dict:
         "outputs": {name: OUTPUT_DOCS[name] for name in OUTPUTS},
         "preprocessing": pre,
         "answer": manifest.get("answer", "routed"),
+        "calibration": manifest.get("calibration"),
         "languages": manifest["languages"],
         "source_bundle": Path(bundle).name,
         "source_sha256": manifest.get("payload_sha256"),
@@ -200,12 +209,13 @@ def run_torchscript(path: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]
 @torch.no_grad()
 def reference_outputs(model: UnifiedModel, manifest: dict, image: np.ndarray) -> dict:
     """What PyTorch's bundle says of `image` ([N, 1, 28, 28] in [0, 1]), by the paths
-    xlv-predict takes: each language's own forward, the router, and `UnifiedModel.predict`."""
+    xlv-predict takes: each language's own forward (over the digit temperature), the router
+    (`script_probs`, calibrated), and `UnifiedModel.predict`."""
     digits = torch.from_numpy(np.round(image[:, 0] * 255).astype(np.uint8))
     x = model_input(digits, manifest["preprocessing"])
     logits = torch.stack([model(x, code) for code in model.languages], dim=1)
-    router = model.members[model.router]
-    script_probs = router.heads[LID_HEAD](router.backbone(x)).softmax(dim=1)
+    logits = logits / model.temperatures["digit"]
+    script_probs = model.script_probs(x)
     answer = model.predict(x)
     return {
         "digit_logits": logits.numpy(),
@@ -308,7 +318,8 @@ def page_fonts(code: str) -> tuple[Path | None, Path | None]:
 
 
 def page_model(info: dict) -> dict:
-    """What the page needs besides the graph: languages (names, digits, fonts) and preprocessing."""
+    """What the page needs besides the graph: languages (names, digits, fonts), preprocessing,
+    and the reject thresholds of `reject=auto` (null: the page always answers)."""
     languages = []
     for record in info["languages"]:
         digits, names = page_fonts(record["code"])
@@ -323,6 +334,7 @@ def page_model(info: dict) -> dict:
         "input": info["input"],
         "preprocessing": info["preprocessing"],
         "answer": info["answer"],
+        "reject": (info.get("calibration") or {}).get("reject"),
         "languages": languages,
         "source_bundle": info["source_bundle"],
     }

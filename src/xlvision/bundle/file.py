@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from xlvision.bundle.calibration import temperatures
 from xlvision.bundle.errors import BundleError
 from xlvision.bundle.model import UnifiedModel
 from xlvision.models.classifier import Classifier
@@ -59,12 +60,15 @@ def save_bundle(
     integration: dict,
     metrics: dict,
     adaptation: dict | None = None,
+    calibration: dict | None = None,
 ) -> Path:
     """Write `model` and its manifest to one `.safetensors` file (atomically).
 
     `languages[code]` holds name, script, class_names (in that language) and class_names_en
     (`language_record` builds one); `preprocessing` holds at least the input's mean and std.
     `adaptation` records a test-time adaptation to unlabeled scans (`xlv-adapt`).
+    `calibration` (what `fit_calibration` found: reject thresholds, NLL before and after) is
+    stored with the model's temperatures; a bundle without it reads with temperature 1.
     """
     path = Path(path)
     if set(member_specs) != set(model.members):
@@ -106,6 +110,11 @@ def save_bundle(
     }
     if adaptation is not None:
         manifest["adaptation"] = adaptation
+    if calibration is not None or any(t != 1.0 for t in model.temperatures.values()):
+        manifest["calibration"] = {
+            **(calibration or {}),
+            "temperature": {k: float(t) for k, t in model.temperatures.items()},
+        }
     text = json.dumps(manifest, ensure_ascii=False, allow_nan=False)
     checksum = file_sha256(text, manifest["payload_sha256"])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +219,14 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
     try:
         codes = [record["code"] for record in manifest["languages"]]
         answer = manifest.get("answer", "routed")
-        model = UnifiedModel(members, manifest["routes"], codes, manifest.get("router"), answer)
+        model = UnifiedModel(
+            members,
+            manifest["routes"],
+            codes,
+            manifest.get("router"),
+            answer,
+            temperatures(manifest),
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path}: inconsistent manifest ({err})") from None
     return model.eval(), manifest

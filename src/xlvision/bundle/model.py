@@ -21,6 +21,9 @@ class UnifiedModel(nn.Module):
     member whose head `_lid` scores `languages` in order (None: the language must be given).
     A shared-backbone model has one member holding every head; a routed one a member each.
     `answer` (one of `ANSWERS`) says how a digit is read without its language.
+    `temperatures` ({'script': T, 'digit': T}, fitted on validation data when the bundle was
+    made; 1 if not) divide the router's and every digit head's logits before each softmax:
+    the probabilities `predict` and `script_probs` give are calibrated. `forward` stays raw.
     """
 
     def __init__(
@@ -30,8 +33,12 @@ class UnifiedModel(nn.Module):
         languages: list[str],
         router: str | None = None,
         answer: str = "routed",
+        temperatures: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
+        self.temperatures = {"script": 1.0, "digit": 1.0, **(temperatures or {})}
+        if not all(t > 0 for t in self.temperatures.values()):
+            raise ValueError(f"temperatures must be > 0, got {self.temperatures}")
         self.members = nn.ModuleDict(members)
         self.routes = dict(routes)
         self.languages = list(languages)
@@ -62,7 +69,13 @@ class UnifiedModel(nn.Module):
         if self.router is None:
             raise ValueError("this model has no language-identification router")
         router = self.members[self.router]
-        return router.heads[LID_HEAD](router.backbone(x)).softmax(dim=1)
+        return self._script(router.heads[LID_HEAD](router.backbone(x)))
+
+    def _script(self, logits: torch.Tensor) -> torch.Tensor:
+        return (logits / self.temperatures["script"]).softmax(dim=1)
+
+    def _digit(self, logits: torch.Tensor) -> torch.Tensor:
+        return (logits / self.temperatures["digit"]).softmax(dim=1)
 
     def predict(
         self, x: torch.Tensor, language: str | None = None, answer: str | None = None
@@ -81,12 +94,12 @@ class UnifiedModel(nn.Module):
             raise ValueError("this model has no language-identification router")
         router = self.members[self.router]
         features = {self.router: router.backbone(x)}
-        probs = router.heads[LID_HEAD](features[self.router]).softmax(dim=1)
+        probs = self._script(router.heads[LID_HEAD](features[self.router]))
         language_prob, index = probs.max(dim=1)
         if answer == "routed":
             return self._read_by_language(x, index, language_prob, features)
         if answer == "shared":
-            digits = router.heads[DIGIT_HEAD](features[self.router]).softmax(dim=1)
+            digits = self._digit(router.heads[DIGIT_HEAD](features[self.router]))
         else:
             digits = self._marginal_digits(x, probs, features)
         digit_prob, digit = digits.max(dim=1)
@@ -106,7 +119,7 @@ class UnifiedModel(nn.Module):
             key = self.routes[code]
             if key not in features:
                 features[key] = self.members[key].backbone(x)
-            probs = self.members[key].heads[code](features[key]).softmax(dim=1)
+            probs = self._digit(self.members[key].heads[code](features[key]))
             if total is None:
                 total = torch.zeros_like(probs)
             if probs.shape[1] == total.shape[1]:
@@ -136,7 +149,7 @@ class UnifiedModel(nn.Module):
             for i, code in codes:
                 sub = index[where] == i
                 if sub.any():
-                    prob, label = member.heads[code](feats[sub]).softmax(dim=1).max(dim=1)
+                    prob, label = self._digit(member.heads[code](feats[sub])).max(dim=1)
                     digit[where[sub]], digit_prob[where[sub]] = label, prob
         return {
             "language": index,

@@ -15,8 +15,11 @@ from xlvision.bundle.errors import BundleError
 INPUT = "image"
 OUTPUTS = ("digit_logits", "script_probs", "digit", "digit_prob", "script", "script_prob")
 OUTPUT_DOCS = {
-    "digit_logits": "float32 [N, L, C]: each language's digit logits, in `languages` order",
-    "script_probs": "float32 [N, L]: the script (language) probabilities",
+    "digit_logits": (
+        "float32 [N, L, C]: each language's digit logits divided by the bundle's digit "
+        "temperature (softmax gives calibrated probabilities), in `languages` order"
+    ),
+    "script_probs": "float32 [N, L]: the script (language) probabilities, calibrated",
     "digit": "int64 [N]: the answer's digit",
     "digit_prob": "float32 [N]: the answer digit's probability",
     "script": "int64 [N]: the answer's language, an index into `languages`",
@@ -80,6 +83,7 @@ class OnnxReader:
             "languages": info["languages"],
             "preprocessing": info["preprocessing"],
             "answer": info.get("answer", "routed"),
+            "calibration": info.get("calibration"),
         }
         self.languages = [record["code"] for record in info["languages"]]
         self.can_identify = True

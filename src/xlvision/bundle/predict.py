@@ -17,6 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import track
 
+from xlvision.bundle.calibration import UNKNOWN, Thresholds, unknown_reasons
 from xlvision.bundle.images import find_images, read_image
 from xlvision.bundle.scripts import pooled_script
 from xlvision.config.errors import ConfigError
@@ -29,6 +30,8 @@ class Prediction:
     """One image: its digit, its language, and the digit's name in every display language.
 
     `confidence` is the probability of the (language, digit) pair: digit × language probability.
+    `answer` is the digit as text, or `?` when a reject threshold says the bundle does not know,
+    `unknown_reason` then says which probability was too low (`script` or `digit`).
     """
 
     path: str
@@ -39,6 +42,8 @@ class Prediction:
     digit_prob: float
     language_prob: float
     names: dict[str, str] = field(default_factory=dict)
+    answer: str = ""
+    unknown_reason: str | None = None
 
 
 def inference_device(accelerator: str):
@@ -128,12 +133,15 @@ def predict_images(
     batch_size: int = 256,
     progress: bool = True,
     one_script: str | None = None,
+    reject: Thresholds | None = None,
 ) -> list[Prediction]:
     """Read every image `input_spec` names, normalized the way the bundle's training data were.
 
     With `one_script` (one of `ONE_SCRIPT`), the router's probabilities are pooled over all the
     images (or each folder's) and one script is named for them (`pooled_script`): the digits
-    are read with that script's head, and `language_prob` is the script's pooled posterior."""
+    are read with that script's head, and `language_prob` is the script's pooled posterior.
+    With `reject`, an image whose script (pooled) or digit probability is below its threshold
+    is answered `?`; with `language` given its script probability is 1."""
     if language is None and not reader.can_identify:
         allowed = f"one of {', '.join(reader.languages)}: this bundle cannot identify languages"
         raise ConfigError("language", None, allowed)
@@ -173,6 +181,7 @@ def predict_images(
         )
     out = []
     for result in results:
+        reasons = unknown_reasons(result["language_prob"], result["digit_prob"], reject)
         for i, path in enumerate(result["paths"]):
             code = reader.languages[result["language"][i]]
             digit = result["digit"][i]
@@ -186,6 +195,8 @@ def predict_images(
                     digit_prob=result["digit_prob"][i],
                     language_prob=result["language_prob"][i],
                     names={c: t[digit] if digit < len(t) else str(digit) for c, t in names.items()},
+                    answer=UNKNOWN if reasons[i] else str(digit),
+                    unknown_reason=reasons[i] or None,
                 )
             )
     return out
@@ -221,7 +232,13 @@ def read_one_script(
 
 
 def prediction_line(p: Prediction) -> str:
-    """`path  digit  code Name  confidence  name name …`, one image per line."""
+    """`path  digit  code Name  confidence  name name …`, one image per line; an unknown one
+    reads `path  ?  code Name  confidence  unknown (script|digit)`."""
+    if p.unknown_reason:
+        return (
+            f"{p.path}  {UNKNOWN}  {p.language} {p.language_name}  {p.confidence:.3f}  "
+            f"unknown ({p.unknown_reason})"
+        )
     names = "  ".join(p.names.values())
     return f"{p.path}  {p.digit}  {p.language} {p.language_name}  {p.confidence:.3f}  {names}"
 

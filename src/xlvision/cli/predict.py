@@ -1,5 +1,5 @@
 """`xlv-predict bundle=<file> input=<image|folder|glob> [language=kn] [one_script=all|folder]
-[display=[en,zh]]`.
+[display=[en,zh]] [reject=auto|none|<p>]`.
 
 `bundle` is a `.safetensors` bundle (read with torch) or an `.onnx` file from `xlv-export`
 (read with onnxruntime; torch is never imported)."""
@@ -45,9 +45,11 @@ def run(overrides: list[str]) -> None:
         raise ConfigError("output", cfg.output, "a path ending in .json or .csv")
     if cfg.output:  # before any work: a place the predictions cannot be written is named now
         check_writable("output", Path(cfg.output).expanduser().absolute().parent)
+    from xlvision.bundle.calibration import reject_thresholds
     from xlvision.bundle.predict import predict_images, prediction_line, write_predictions
 
     reader = open_reader(cfg.bundle, cfg.device.accelerator)
+    thresholds = reject_thresholds(cfg.reject, reader.manifest)
     predictions = predict_images(
         reader,
         reader.manifest,
@@ -56,10 +58,18 @@ def run(overrides: list[str]) -> None:
         display=list(cfg.display),
         batch_size=cfg.batch_size,
         one_script=cfg.one_script,
+        reject=thresholds,
     )
     if cfg.one_script is not None:
         for line in script_summary(predictions, cfg.one_script):
             print(f"{PROG}: {line}", file=sys.stderr)
+    unknown = sum(p.unknown_reason is not None for p in predictions)
+    if thresholds is not None:
+        print(
+            f"{PROG}: {unknown} of {len(predictions)} images answered ? (reject={cfg.reject}: "
+            f"script below {thresholds.script:.3f} or digit below {thresholds.digit:.3f})",
+            file=sys.stderr,
+        )
     for prediction in predictions:
         print(prediction_line(prediction))
     if cfg.output:

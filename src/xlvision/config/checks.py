@@ -26,3 +26,13 @@ def check_rules(conf: Any, rules: Sequence[Rule], group: str) -> Any:
         if not check(value):
             raise ConfigError(f"{group}.{key}", value, allowed)
     return conf
+
+
+REJECT_ALLOWED = "auto, none, or a probability in [0, 1]"
+
+
+def is_reject_value(v: Any) -> bool:
+    """`reject=` of xlv-predict and xlv-eval: auto, none (or null), or a number in [0, 1]."""
+    if v is None or v in ("auto", "none"):
+        return True
+    return is_number(v) and 0 <= v <= 1

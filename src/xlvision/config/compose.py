@@ -13,6 +13,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from xlvision.config.checks import REJECT_ALLOWED, is_reject_value
 from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
@@ -97,6 +98,12 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("optimizer.momentum", lambda v: v is None or 0 <= v < 1, "a number in [0, 1)"),
     ("data.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("reject", is_reject_value, REJECT_ALLOWED),
+    (
+        "outside",
+        lambda v: isinstance(v, list | tuple | ListConfig) and all(isinstance(c, str) for c in v),
+        "a list of language codes of conf/language, e.g. [gu,th]",
+    ),
     ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     ("data.shots_per_class", _positive_or_null, "null (all data) or an integer > 0"),
     ("data.min_train_samples", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),

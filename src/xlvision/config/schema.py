@@ -216,6 +216,8 @@ class PredictConfig:
     language: dict[str, LanguageConf] = field(default_factory=dict)
     display: list[str] = field(default_factory=lambda: ["en"])
     one_script: str | None = None
+    # auto: the bundle's thresholds (none if it has none); none; or one probability for both.
+    reject: Any = "auto"
     output: str | None = None
     batch_size: int = 256
     device: DeviceConf = field(default_factory=DeviceConf)
@@ -267,6 +269,9 @@ class EvalConfig:
     page_size: int = 5
     # Adapt a copy of the bundle to each language's unlabeled training images before its test.
     adapt: AdaptConf | None = None
+    reject: Any = "auto"
+    # Languages of conf/language the bundle does not hold: does its router tell them apart?
+    outside: list[str] = field(default_factory=list)
     language: dict[str, LanguageConf] = field(default_factory=dict)
     data: DataConf = field(default_factory=DataConf)
     device: DeviceConf = field(default_factory=DeviceConf)

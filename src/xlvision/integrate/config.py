@@ -26,6 +26,8 @@ class IntegrateConf:
     probe_lr: float = 0.01
     # unified: how a digit is read without its script (auto: the best on validation data).
     answer: str = "auto"
+    # reject=auto's thresholds: each rejects this share of the validation images on its own.
+    reject_rate: float = 0.02
 
 
 RULES: list[Rule] = [
@@ -45,6 +47,7 @@ RULES: list[Rule] = [
     ("probe_epochs", is_count, "an integer >= 1"),
     ("probe_lr", lambda v: is_number(v) and v > 0, "a number > 0"),
     ("answer", lambda v: v in ANSWER_CHOICES, f"one of {', '.join(ANSWER_CHOICES)}"),
+    ("reject_rate", lambda v: is_number(v) and 0 <= v < 1, "a share in [0, 1)"),
 ]
 
 

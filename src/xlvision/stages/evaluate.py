@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from xlvision.bundle import digit_preprocessing, load_bundle, model_input
+from xlvision.bundle.calibration import (
+    Thresholds,
+    auroc,
+    expected_calibration_error,
+    reject_thresholds,
+    unknown_reasons,
+)
 from xlvision.bundle.model import ANSWERS, UnifiedModel
 from xlvision.bundle.predict import inference_device
 from xlvision.bundle.scripts import pages, pooled_script
@@ -40,7 +48,13 @@ MEANS = (
     *PAGE_METRICS,
     *ADAPT_METRICS,
     *(f"answer_{answer}_acc" for answer in ANSWERS),
+    "ece",
+    "ece_given",
+    "unknown_rate",
+    "acc_answered",
 )
+OUTSIDE = "outside"
+"""The row of the languages a bundle does not hold: `test/outside/auroc`, `unknown_rate`."""
 
 
 def eval_languages(cfg: DictConfig, bundle_languages: list[str]) -> list[str]:
@@ -64,10 +78,15 @@ def score_language(
     code: str,
     batch_size: int,
     groups: dict[str, str] | None = None,
+    reject: Thresholds | None = None,
 ) -> tuple[dict[str, float], list[list[int]]]:
-    """Oracle metrics (language given); with a router, the digit accuracy without the language
-    (`routed_acc`, the bundle's own answer, and `answer_<rule>_acc` for every rule it can use),
-    and script identification, exact (`lid_acc`) and by script group (`lid_group_acc`)."""
+    """Oracle metrics (language given) and `ece_given`, the calibration error of that reading;
+    with a router, the digit accuracy without the language (`routed_acc`, the bundle's own
+    answer, and `answer_<rule>_acc` for every rule it can use), its calibration error (`ece`)
+    and script identification, exact (`lid_acc`) and by script group (`lid_group_acc`).
+    With `reject` thresholds, an answer without the language below them is unknown: it counts
+    as wrong in `routed_acc` and `answer_<rule>_acc`; `unknown_rate` is the share of the
+    bundle's answers that are unknown and `acc_answered` the accuracy of the others."""
     device = next(model.parameters()).device
     num_classes = model.members[model.routes[code]].heads[code].out_features
     oracle = classification_metrics(num_classes)
@@ -79,23 +98,36 @@ def score_language(
     )
     answers = usable_answers(model)
     correct = dict.fromkeys(["own", "lid", "lid_group", *answers], 0)
+    given, routed = {"prob": [], "hit": []}, {"prob": [], "hit": [], "unknown": []}
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
             xb = x[start : start + batch_size].to(device)
             yb = labels[start : start + batch_size]
-            digit = model.predict(xb, language=code)["digit"].cpu()
-            oracle.update(digit, yb)
-            confusion.update(digit, yb)
+            read = {k: v.cpu() for k, v in model.predict(xb, language=code).items()}
+            oracle.update(read["digit"], yb)
+            confusion.update(read["digit"], yb)
+            given["prob"].append(read["digit_prob"])
+            given["hit"].append(read["digit"] == yb)
             if model.router is None:
                 continue
             for answer in answers:
                 read = {k: v.cpu() for k, v in model.predict(xb, answer=answer).items()}
-                correct[answer] += int((read["digit"] == yb).sum())
+                hit = read["digit"] == yb
+                unknown = torch.from_numpy(
+                    unknown_reasons(read["language_prob"], read["digit_prob"], reject) != ""
+                )
+                correct[answer] += int((hit & ~unknown).sum())
                 if answer == model.answer:
-                    correct["own"] += int((read["digit"] == yb).sum())
+                    correct["own"] += int((hit & ~unknown).sum())
                     correct["lid"] += int((read["language"] == index).sum())
                     correct["lid_group"] += int(same_group[read["language"]].sum())
+                    routed["prob"].append(read["digit_prob"])
+                    routed["hit"].append(hit)
+                    routed["unknown"].append(unknown)
     metrics = {name: float(value) for name, value in oracle.compute().items()}
+    metrics["ece_given"] = expected_calibration_error(
+        torch.cat(given["prob"]).numpy(), torch.cat(given["hit"]).numpy()
+    )
     if model.router is not None:
         metrics["routed_acc"] = correct["own"] / len(labels)
         metrics["lid_acc"] = correct["lid"] / len(labels)
@@ -103,6 +135,12 @@ def score_language(
         if len(answers) > 1:
             for answer in answers:
                 metrics[f"answer_{answer}_acc"] = correct[answer] / len(labels)
+        hit, unknown = torch.cat(routed["hit"]), torch.cat(routed["unknown"])
+        metrics["ece"] = expected_calibration_error(torch.cat(routed["prob"]).numpy(), hit.numpy())
+        if reject is not None:
+            metrics["unknown_rate"] = float(unknown.float().mean())
+            if (~unknown).any():  # undefined when every answer is unknown
+                metrics["acc_answered"] = float(hit[~unknown].float().mean())
     return metrics, confusion.compute().int().tolist()
 
 
@@ -116,29 +154,36 @@ def score_pages(
     page_size: int,
     seed: int,
     groups: dict[str, str] | None = None,
+    reject: Thresholds | None = None,
 ) -> dict[str, float]:
     """`PAGE_METRICS`: the test images dealt at random into pages of `page_size`, each page's
     script decided by the router's pooled probabilities (`pooled_script`) and its digits read
-    with that script's head."""
+    with that script's head. With `reject`, a digit of a page whose posterior, or whose own
+    digit probability, is below its threshold is unknown and counts as wrong."""
     device = next(model.parameters()).device
     groups = groups or {}
     probs = torch.cat(
         [model.script_probs(xb.to(device)).cpu() for xb in x.split(batch_size)]
     ).numpy()
     named = torch.empty(len(labels), dtype=torch.long)
+    posterior = torch.empty(len(labels))
     for page in pages(len(labels), page_size, seed):
-        named[torch.from_numpy(page)] = pooled_script(probs[page])[0]
+        named[torch.from_numpy(page)], posterior[torch.from_numpy(page)] = pooled_script(
+            probs[page]
+        )
     digit = torch.empty_like(labels)
+    digit_prob = torch.empty(len(labels))
     for i in named.unique().tolist():
         where = torch.nonzero(named == i).flatten()
         for part in where.split(batch_size):
-            read = model.predict(x[part].to(device), language=model.languages[i])["digit"]
-            digit[part] = read.cpu()
+            read = model.predict(x[part].to(device), language=model.languages[i])
+            digit[part], digit_prob[part] = read["digit"].cpu(), read["digit_prob"].cpu()
+    unknown = torch.from_numpy(unknown_reasons(posterior, digit_prob, reject) != "")
     same_group = torch.tensor(
         [groups.get(c, c) == groups.get(code, code) for c in model.languages], dtype=torch.bool
     )
     return {
-        "page_routed_acc": float((digit == labels).float().mean()),
+        "page_routed_acc": float(((digit == labels) & ~unknown).float().mean()),
         "page_lid_acc": float((named == model.languages.index(code)).float().mean()),
         "page_lid_group_acc": float(same_group[named].float().mean()),
     }
@@ -170,6 +215,71 @@ def checkpoint_as_bundle(path: str) -> tuple[UnifiedModel, dict]:
     codes = language_codes(classes)
     model = UnifiedModel({"model": classifier}, dict.fromkeys(codes, "model"), codes).eval()
     return model, {"preprocessing": digit_preprocessing(), "metrics": {}, "integration": {}}
+
+
+def outside_languages(cfg: DictConfig, model: UnifiedModel) -> list[str]:
+    """`outside=[…]`: languages of conf/language the bundle does not hold; refused otherwise."""
+    codes = list(cfg.get("outside") or [])
+    if codes and model.router is None:
+        raise ConfigError("outside", codes, "[]: this model has no router to score them with")
+    for code in codes:
+        if code in model.languages:
+            raise ConfigError(
+                "outside",
+                code,
+                f"a language the bundle does not hold; it holds {', '.join(model.languages)}",
+            )
+        if code not in available_languages():
+            raise ConfigError(
+                "outside", code, f"a language of conf/language: {', '.join(available_languages())}"
+            )
+    return codes
+
+
+@torch.no_grad()
+def script_confidence(model: UnifiedModel, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The in-bundle score of each image: its largest calibrated script probability."""
+    device = next(model.parameters()).device
+    return torch.cat(
+        [model.script_probs(xb.to(device)).max(dim=1).values.cpu() for xb in x.split(batch_size)]
+    )
+
+
+@torch.no_grad()
+def score_outside(
+    cfg: DictConfig,
+    model: UnifiedModel,
+    manifest: dict,
+    codes: list[str],
+    inside: torch.Tensor,
+    reject: Thresholds | None,
+) -> tuple[dict[str, float], dict[str, dict]]:
+    """Test sets of languages the bundle does not hold, read by its router: `auroc` of the
+    in-bundle score, its own languages' images (`inside`) against these; with `reject`, the
+    share answered `?` per language and over them all (`test/outside/unknown_rate`)."""
+    device = next(model.parameters()).device
+    batch = cfg.data.batch_size
+    metrics, counts, scores, unknown = {}, {}, [], []
+    for code in codes:
+        sets = evaluation_sets(cfg.data, load_language(code), cfg.seed, cfg.paths.data_dir)
+        x = model_input(DigitArrays.concat(list(sets.values())).images, manifest["preprocessing"])
+        counts[code] = {"test": len(x)}
+        scores.append(script_confidence(model, x, batch))
+        reasons = []
+        for xb in x.split(batch):
+            read = model.predict(xb.to(device))
+            reasons.append(
+                unknown_reasons(read["language_prob"].cpu(), read["digit_prob"].cpu(), reject)
+            )
+        mine = torch.from_numpy(np.concatenate(reasons) != "")
+        unknown.append(mine)
+        if reject is not None:
+            metrics[f"test/{code}/unknown_rate"] = float(mine.float().mean())
+    outside = torch.cat(scores)
+    metrics[f"test/{OUTSIDE}/auroc"] = auroc(inside.numpy(), outside.numpy())
+    if reject is not None:
+        metrics[f"test/{OUTSIDE}/unknown_rate"] = float(torch.cat(unknown).float().mean())
+    return metrics, counts
 
 
 ANY_SCRIPT = "any"
@@ -230,6 +340,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         with open_dict(cfg):  # the file's script is the one given
             cfg.data.source.language = next(iter(cfg.language))
     codes = eval_languages(cfg, model.languages)
+    outside = outside_languages(cfg, model)
+    # xlv-eval's default is auto; a config without the key (xlv-pipeline's) keeps today's metrics.
+    reject = reject_thresholds(cfg.get("reject", "none"), manifest)
+    inside = []  # the in-bundle score of every tested image of the bundle's languages
     page_size = cfg.get("page_size") or 0
     if not isinstance(page_size, int) or page_size < 0:
         raise ConfigError(
@@ -252,8 +366,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         for name, test in parts.items():
             x = model_input(test.images, manifest["preprocessing"])
             scores, confusion[f"test/{name}"] = score_language(
-                reader, x, test.labels, code, cfg.data.batch_size, groups
+                reader, x, test.labels, code, cfg.data.batch_size, groups, reject
             )
+            if outside and name == code:
+                inside.append(script_confidence(model, x, cfg.data.batch_size))
             if model.router is not None and page_size > 1:
                 scores.update(
                     score_pages(
@@ -265,6 +381,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
                         page_size,
                         cfg.seed,
                         groups,
+                        reject,
                     )
                 )
             reference = (individual.get(code) or {}).get("acc")
@@ -292,6 +409,14 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             values = [metrics[f"test/{c}/{name}"] for c in over if f"test/{c}/{name}" in metrics]
             if values:
                 metrics[f"test/{mean}/{name}"] = sum(values) / len(values)
+    if outside:
+        found, outside_counts = score_outside(
+            cfg, model, manifest, outside, torch.cat(inside), reject
+        )
+        metrics.update(found)
+        counts.update(outside_counts)
+    if reject is not None:
+        metrics["reject_script"], metrics["reject_digit"] = reject.script, reject.digit
     metrics["bundle_bytes"] = Path(source).expanduser().stat().st_size
     integration = manifest.get("integration") or {}
     if model.router is not None and page_size > 1:

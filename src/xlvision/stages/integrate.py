@@ -13,6 +13,7 @@ from rich.console import Console
 from xlvision.bundle import UnifiedModel, digit_preprocessing, language_record, save_bundle
 from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
+from xlvision.integrate.calibrate import fit_calibration
 from xlvision.integrate.config import METHODS as METHOD_NAMES
 from xlvision.integrate.config import validate_integrate
 from xlvision.integrate.evaluate import accuracy_per_language
@@ -61,6 +62,10 @@ def test_unified(
     return metrics, confusion
 
 
+def temperature_line(model: UnifiedModel) -> str:
+    return ", ".join(f"{kind} temperature {t:.3f}" for kind, t in model.temperatures.items())
+
+
 def prediction_throughput(model: UnifiedModel, data: DigitDataModule, codes: list[str]) -> float:
     """Test images per second through `predict` (routed when the bundle can route)."""
     images = data.datasets["test"].images
@@ -97,6 +102,10 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     integrate_time = time.perf_counter() - start
     answer = result.params.get("answer", "routed")
     model = UnifiedModel(result.members, result.routes, codes, result.router, answer).eval()
+    calibration = fit_calibration(model, data.val_dataloader(), conf.reject_rate)
+    console.print(
+        f"  calibrated on {calibration['images']} validation images: {temperature_line(model)}"
+    )
 
     console.print("  testing the unified model")
     metrics, confusion = test_unified(model, data, codes, individual)
@@ -108,6 +117,7 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
         preprocessing=digit_preprocessing(),
         integration={"method": conf.name, "params": result.params},
         metrics={**metrics, "individual": individual},
+        calibration=calibration,
     )
     metrics.update(
         {
@@ -123,6 +133,7 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
         "confusion": confusion,
         "individual": individual,
         "params": result.params,
+        "calibration": calibration,
         "checkpoints": sources.checkpoints,
         "data_counts": data.counts,
     }

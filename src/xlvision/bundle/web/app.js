@@ -175,6 +175,21 @@ function canvasGray(canvas) {
   return gray;
 }
 
+// ---------------------------------------------------------------- knowing when it does not know
+// reject: model.json's thresholds ({script, digit}, null: always answer). The script is checked
+// first, as xlvision.bundle.calibration.unknown_reasons does.
+function verdict(scriptProb, digitProb, reject) {
+  if (!reject) return "";
+  if (scriptProb < reject.script) return "script";
+  if (digitProb < reject.digit) return "digit";
+  return "";
+}
+
+// A probability as a percentage rounded down and capped at 99.9 %: a model is never sure.
+function percent(p) {
+  return `${(Math.min(Math.floor(p * 1000), 999) / 10).toFixed(1)}%`;
+}
+
 // ---------------------------------------------------------------- the page
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
@@ -184,7 +199,7 @@ let session = null;
 let model = null;
 let inked = false;
 let drawing = false;
-window.xlvision = { last: null, readings: 0, normalizeDigit };
+window.xlvision = { last: null, readings: 0, normalizeDigit, verdict, percent };
 
 function blank() {
   ctx.fillStyle = "#fff";
@@ -198,6 +213,7 @@ function blank() {
   const body = document.body.dataset;
   delete body.digit;
   delete body.script;
+  delete body.unknown;
   if (session) body.state = "ready";
   window.xlvision.last = null;
 }
@@ -258,14 +274,20 @@ async function read() {
   const language = model.languages[scriptIndex];
   const digitProb = result.digit_prob.data[0];
   const scriptProb = result.script_prob.data[0];
+  const unknown = verdict(scriptProb, digitProb, model.reject);
   const shown = document.getElementById("digit");
-  shown.textContent = `${digit} · `;
-  const numeral = document.createElement("span");
-  numeral.style.fontFamily = `xlv-${language.code}, system-ui, sans-serif`;
-  numeral.textContent = language.digits[digit] ?? String(digit);
-  shown.append(numeral);
+  if (unknown) {
+    shown.textContent = "not sure";
+  } else {
+    shown.textContent = `${digit} · `;
+    const numeral = document.createElement("span");
+    numeral.style.fontFamily = `xlv-${language.code}, system-ui, sans-serif`;
+    numeral.textContent = language.digits[digit] ?? String(digit);
+    shown.append(numeral);
+  }
+  const why = unknown ? ` · not sure of the ${unknown}` : "";
   document.getElementById("script").textContent =
-    `${language.name} (${language.script}) · script ${(100 * scriptProb).toFixed(1)}% · digit ${(100 * digitProb).toFixed(1)}%`;
+    `${language.name} (${language.script}) · script ${percent(scriptProb)} · digit ${percent(digitProb)}${why}`;
   document.querySelectorAll("#names tbody tr").forEach((row, i) => {
     const other = model.languages[i];
     row.classList.toggle("chosen", i === scriptIndex);
@@ -275,9 +297,11 @@ async function read() {
   window.xlvision.readings += 1;
   window.xlvision.last = {
     input: Array.from(digits), digit, script: language.code, digitProb, scriptProb,
-    scriptProbs: Array.from(result.script_probs.data),
+    scriptProbs: Array.from(result.script_probs.data), unknown,
   };
-  Object.assign(document.body.dataset, { state: "answered", digit: String(digit), script: language.code });
+  Object.assign(document.body.dataset, {
+    state: "answered", digit: unknown ? "?" : String(digit), script: language.code, unknown,
+  });
 }
 
 async function start() {

@@ -1,0 +1,154 @@
+"""Knowing when it does not know: temperatures, reject thresholds, ECE and AUROC.
+
+A bundle's softmax probabilities are made honest with two temperatures fitted on validation
+data when it is made: one for the script router (`_lid`) and one shared by every digit head.
+One per head kind, not one per language: a language's head sees few validation images, and
+the `marginal` answer mixes every head's probabilities, which one shared scale keeps
+comparable. An image whose script or digit probability falls below a threshold is answered
+`?` (unknown), with the reason.
+
+NumPy only: an exported `.onnx` file rejects the same way without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from xlvision.config.checks import REJECT_ALLOWED, is_reject_value
+from xlvision.config.errors import ConfigError
+
+BINS = 15
+REJECT_RATE = 0.02
+"""`reject=auto`: each threshold rejects this share of the validation images on its own."""
+LOG_T_RANGE = (-3.0, 3.0)
+"""Temperatures searched: e^-3 ≈ 0.05 to e^3 ≈ 20."""
+UNKNOWN = "?"
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of `labels` under softmax(logits / temperature)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    picked = log_softmax(logits / temperature)[np.arange(len(labels)), labels]
+    return float(-picked.mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T > 0 minimizing the NLL of softmax(logits / T), on a grid over log T
+    refined by golden-section search (the NLL is smooth and unimodal in log T in practice).
+    1.0 when there is nothing to fit: no samples, or a single class column."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2 or len(logits) == 0 or logits.shape[1] < 2:
+        return 1.0
+    low, high = LOG_T_RANGE
+    grid = np.linspace(low, high, 61)
+    losses = [nll(logits, labels, math.exp(t)) for t in grid]
+    best = int(np.argmin(losses))
+    a, b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(40):
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+        if nll(logits, labels, math.exp(c)) < nll(logits, labels, math.exp(d)):
+            b = d
+        else:
+            a = c
+    return float(math.exp((a + b) / 2))
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = BINS
+) -> float:
+    """Σ_bins (n_bin / N) · |accuracy_bin − mean confidence_bin| over `bins` equal-width bins
+    of [0, 1] (a confidence of exactly 1 falls in the last bin)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if len(confidence) == 0:
+        return 0.0
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        mine = which == b
+        total += mine.sum() * abs(correct[mine].mean() - confidence[mine].mean())
+    return float(total / len(confidence))
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counted half (Mann–Whitney U)."""
+    positives = np.asarray(positives, dtype=np.float64)
+    negatives = np.asarray(negatives, dtype=np.float64)
+    if len(positives) == 0 or len(negatives) == 0:
+        raise ValueError("AUROC needs at least one positive and one negative score")
+    scores = np.concatenate([positives, negatives])
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    start = 0
+    while start < len(scores):  # tied scores share their mean rank
+        stop = start
+        while stop + 1 < len(scores) and sorted_scores[stop + 1] == sorted_scores[start]:
+            stop += 1
+        ranks[order[start : stop + 1]] = (start + stop) / 2 + 1
+        start = stop + 1
+    n_pos, n_neg = len(positives), len(negatives)
+    u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def reject_threshold(confidence: np.ndarray, rate: float = REJECT_RATE) -> float:
+    """The largest threshold t such that at most `rate` of `confidence` lies strictly below t:
+    the `rate` quantile, taken at an observed value."""
+    confidence = np.sort(np.asarray(confidence, dtype=np.float64))
+    if len(confidence) == 0:
+        return 0.0
+    return float(confidence[int(math.floor(rate * len(confidence)))])
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Below `script` the script is unknown; below `digit` the digit is."""
+
+    script: float
+    digit: float
+
+
+def unknown_reasons(
+    script_prob: np.ndarray, digit_prob: np.ndarray, thresholds: Thresholds | None
+) -> np.ndarray:
+    """Per image: '' (answered), 'script' or 'digit' (answered `?`); the script is checked
+    first, since a digit read with the wrong script's head means little."""
+    script_prob = np.asarray(script_prob, dtype=np.float64)
+    out = np.full(script_prob.shape, "", dtype=object)
+    if thresholds is None:
+        return out
+    out[np.asarray(digit_prob, dtype=np.float64) < thresholds.digit] = "digit"
+    out[script_prob < thresholds.script] = "script"
+    return out
+
+
+def reject_thresholds(value, manifest: dict) -> Thresholds | None:
+    """The thresholds `reject=value` means for a bundle: none; one probability for both; or
+    auto, the ones stored in its manifest when it was made (none if it has none)."""
+    if not is_reject_value(value):
+        raise ConfigError("reject", value, REJECT_ALLOWED)
+    if value is None or value == "none":
+        return None
+    if value == "auto":
+        stored = (manifest.get("calibration") or {}).get("reject")
+        if not stored:
+            return None
+        return Thresholds(float(stored["script"]), float(stored["digit"]))
+    return Thresholds(float(value), float(value))
+
+
+def temperatures(manifest: dict) -> dict[str, float]:
+    """{'script': T, 'digit': T} from a manifest; 1.0 (uncalibrated) where it has none."""
+    stored = (manifest.get("calibration") or {}).get("temperature") or {}
+    return {kind: float(stored.get(kind, 1.0)) for kind in ("script", "digit")}

@@ -1,0 +1,400 @@
+"""Knowing when it does not know: temperatures fitted on validation data, reject thresholds,
+ECE, unknown answers in xlv-predict and xlv-eval, out-of-bundle AUROC, and the same numbers
+from the exported ONNX file and the web page's logic."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from test_predict import CODES, SPEC, eval_config, predict_cli_run, train_shared, write_scans
+
+from xlvision.bundle import (
+    UnifiedModel,
+    digit_preprocessing,
+    language_record,
+    load_bundle,
+    model_input,
+    save_bundle,
+)
+from xlvision.bundle.calibration import (
+    Thresholds,
+    auroc,
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    reject_threshold,
+    reject_thresholds,
+    unknown_reasons,
+)
+from xlvision.bundle.export import (
+    WEB_TEMPLATE,
+    check_images,
+    checked_export,
+    description,
+    page_model,
+    reference_outputs,
+    run_onnx,
+)
+from xlvision.bundle.onnx_file import OnnxReader
+from xlvision.bundle.predict import TorchReader, predict_images
+from xlvision.config import ConfigError, compose_config
+from xlvision.data.datamodule import DigitDataModule, glyph_splits
+from xlvision.integrate.calibrate import fit_calibration
+from xlvision.languages import load_language
+from xlvision.stages.evaluate import evaluate
+from xlvision.stages.runner import run_stage
+
+
+# ------------------------------------------------------------------ the math, by hand
+def test_fit_temperature_undoes_overconfidence_and_lowers_nll():
+    rng = np.random.default_rng(0)
+    honest = rng.normal(0, 2, (4000, 10))
+    p = np.exp(honest) / np.exp(honest).sum(1, keepdims=True)
+    labels = np.array([rng.choice(10, p=row) for row in p])
+    overconfident = 3.0 * honest  # the labels follow softmax(logits / 3)
+    t = fit_temperature(overconfident, labels)
+    assert t == pytest.approx(3.0, rel=0.08)
+    assert nll(overconfident, labels, t) < nll(overconfident, labels) - 0.3
+    assert nll(overconfident, labels, t) <= nll(overconfident, labels, 3.0) + 1e-9
+
+
+def test_fit_temperature_is_one_when_there_is_nothing_to_fit():
+    assert fit_temperature(np.zeros((0, 10)), np.zeros(0, dtype=int)) == 1.0
+    assert fit_temperature(np.ones((5, 1)), np.zeros(5, dtype=int)) == 1.0
+
+
+def test_expected_calibration_error_by_hand():
+    confidence = [0.95, 0.95, 0.55, 0.55, 0.25]
+    correct = [1, 0, 1, 1, 0]
+    # bin 14: acc 0.5, conf 0.95; bin 8: acc 1, conf 0.55; bin 3: acc 0, conf 0.25
+    by_hand = (2 * 0.45 + 2 * 0.45 + 1 * 0.25) / 5
+    assert expected_calibration_error(confidence, correct) == pytest.approx(by_hand)
+    assert expected_calibration_error([1.0, 1.0], [1, 1]) == 0.0  # 1.0 lands in the last bin
+    assert expected_calibration_error([0.5, 0.52], [1, 0], bins=2) == pytest.approx(0.01)
+
+
+def test_auroc_by_hand_counts_ties_half():
+    assert auroc([0.9, 0.8, 0.4], [0.5, 0.4, 0.1]) == pytest.approx(7.5 / 9)
+    assert auroc([1.0], [0.0]) == 1.0 and auroc([0.2], [0.2]) == 0.5
+
+
+def test_reject_thresholds_reject_their_share_and_name_the_reason():
+    confidence = np.arange(1, 101) / 100
+    threshold = reject_threshold(confidence, 0.02)
+    assert threshold == pytest.approx(0.03) and (confidence < threshold).mean() == 0.02
+    reasons = unknown_reasons([0.2, 0.9, 0.9, 0.2], [0.9, 0.1, 0.9, 0.1], Thresholds(0.5, 0.5))
+    assert list(reasons) == ["script", "digit", "", "script"]  # the script is checked first
+    assert list(unknown_reasons([0.0], [0.0], None)) == [""]
+    stored = {"calibration": {"reject": {"script": 0.4, "digit": 0.3, "rate": 0.02}}}
+    assert reject_thresholds("auto", stored) == Thresholds(0.4, 0.3)
+    assert reject_thresholds("auto", {}) is None and reject_thresholds("none", stored) is None
+    assert reject_thresholds(0.7, stored) == Thresholds(0.7, 0.7)
+    for bad in (-0.1, 1.5, "abc"):
+        with pytest.raises(ConfigError, match="reject="):
+            reject_thresholds(bad, stored)
+
+
+# ------------------------------------------------------------------ a calibrated bundle
+def save(path, model: UnifiedModel, calibration: dict | None):
+    return save_bundle(
+        path,
+        model,
+        member_specs={"shared": SPEC},
+        languages={c: language_record(c) for c in CODES},
+        preprocessing=digit_preprocessing(),
+        integration={"method": "multihead", "params": {}},
+        metrics={"individual": {c: {"acc": 0.8} for c in CODES}},
+        calibration=calibration,
+    )
+
+
+@pytest.fixture(scope="module")
+def data():
+    """The glyph data of the bundle's languages as the shipped config makes them (small)."""
+    cfg = compose_config([f"language=[{','.join(CODES)}]", "debug=fast", "data.val_per_class=30"])
+    module = DigitDataModule(cfg.data, [load_language(c) for c in CODES], cfg.seed)
+    module.setup()
+    return module
+
+
+@pytest.fixture(scope="module")
+def calibrated(data, tmp_path_factory):
+    """test_predict's multihead bundle, calibrated on the validation split as integrate does:
+    (path, the calibration record, the uncalibrated model)."""
+    shared = train_shared()
+    plain = UnifiedModel({"shared": shared}, {c: "shared" for c in CODES}, CODES, "shared")
+    model = UnifiedModel({"shared": shared}, {c: "shared" for c in CODES}, CODES, "shared")
+    record = fit_calibration(model, data.val_dataloader(), 0.02)
+    path = save(tmp_path_factory.mktemp("calibrated") / "digits.safetensors", model, record)
+    return path, record, plain
+
+
+def test_calibration_is_fitted_on_validation_data_and_stored(calibrated, data):
+    path, record, plain = calibrated
+    model, manifest = load_bundle(path)
+    stored = manifest["calibration"]
+    assert stored["fit_on"] == "validation" and stored["images"] == len(data.datasets["val"])
+    assert model.temperatures == stored["temperature"] != {"script": 1.0, "digit": 1.0}
+    for kind in ("script", "digit"):
+        assert stored["nll"][kind]["after"] <= stored["nll"][kind]["before"]
+    # The probabilities are softmax(logits / T), and each threshold rejects ≤ 2 % of val.
+    x, _, language = next(iter(data.val_dataloader()))
+    with torch.no_grad():
+        router = plain.members["shared"]
+        lid = router.heads["_lid"](router.backbone(x))
+        t = stored["temperature"]["script"]
+        torch.testing.assert_close(model.script_probs(x), (lid / t).softmax(1))
+        torch.testing.assert_close(plain.script_probs(x), lid.softmax(1))
+        read = [model.predict(xb) for xb, _, _ in data.val_dataloader()]
+    script = torch.cat([r["language_prob"] for r in read]).numpy()
+    digit = torch.cat([r["digit_prob"] for r in read]).numpy()
+    for kind, probs in (("script", script), ("digit", digit)):
+        share = (probs < stored["reject"][kind]).mean()
+        assert share <= 0.02 and stored["reject"][kind] == reject_threshold(probs, 0.02)
+    # A bundle saved without calibration reads with temperature 1 and has no thresholds.
+    bare = save(path.parent / "bare.safetensors", plain, None)
+    model, manifest = load_bundle(bare)
+    assert "calibration" not in manifest and model.temperatures == {"script": 1.0, "digit": 1.0}
+
+
+def test_eval_unknown_rate_and_acc_answered_recomputed_by_hand(calibrated, tmp_path):
+    path, record, _ = calibrated
+    cfg = eval_config(tmp_path / "auto", f"bundle={path}")
+    metrics, _ = run_stage(evaluate, cfg)
+    plain, _ = run_stage(evaluate, eval_config(tmp_path / "none", f"bundle={path}", "reject=none"))
+    model, manifest = load_bundle(path)
+    reject = Thresholds(record["reject"]["script"], record["reject"]["digit"])
+    assert (metrics["reject_script"], metrics["reject_digit"]) == (reject.script, reject.digit)
+    rates = []
+    for code in CODES:
+        test = glyph_splits(cfg.data, load_language(code), cfg.seed, ("test",))["test"]
+        x = model_input(test.images, manifest["preprocessing"])
+        with torch.no_grad():
+            read = model.predict(x)
+            given = model.predict(x, language=code)
+        hit = (read["digit"] == test.labels).numpy()
+        unknown = unknown_reasons(read["language_prob"], read["digit_prob"], reject) != ""
+        rates.append(unknown.mean())
+        assert metrics[f"test/{code}/unknown_rate"] == pytest.approx(unknown.mean())
+        if (~unknown).any():
+            assert metrics[f"test/{code}/acc_answered"] == pytest.approx(hit[~unknown].mean())
+        assert metrics[f"test/{code}/routed_acc"] == pytest.approx((hit & ~unknown).mean())
+        assert metrics[f"test/{code}/ece"] == pytest.approx(
+            expected_calibration_error(read["digit_prob"].numpy(), hit)
+        )
+        assert metrics[f"test/{code}/ece_given"] == pytest.approx(
+            expected_calibration_error(
+                given["digit_prob"].numpy(), (given["digit"] == test.labels).numpy()
+            )
+        )
+        # reject=none: the metrics mean what they meant; the oracle metrics never change.
+        assert plain[f"test/{code}/routed_acc"] == pytest.approx(hit.mean())
+        assert f"test/{code}/unknown_rate" not in plain
+        assert plain[f"test/{code}/acc"] == metrics[f"test/{code}/acc"]
+        assert plain[f"test/{code}/ece"] == metrics[f"test/{code}/ece"]
+    assert metrics["test/mean/unknown_rate"] == pytest.approx(np.mean(rates))
+    assert "test/mean/ece" in metrics and "test/mean/ece_given" in metrics
+    everything, _ = run_stage(evaluate, eval_config(tmp_path / "all", f"bundle={path}", "reject=1"))
+    assert all(everything[f"test/{c}/unknown_rate"] == 1.0 for c in CODES)
+    assert all(everything[f"test/{c}/routed_acc"] == 0.0 for c in CODES)
+
+
+def test_eval_outside_languages_scores_auroc_and_their_unknown_rate(calibrated, tmp_path):
+    path, record, _ = calibrated
+    cfg = eval_config(tmp_path / "o", f"bundle={path}", "outside=[gu,th]", "page_size=0")
+    metrics, artifacts = run_stage(evaluate, cfg)
+    model, manifest = load_bundle(path)
+    reject = Thresholds(record["reject"]["script"], record["reject"]["digit"])
+    scores, unknown = {}, {}
+    for code in [*CODES, "gu", "th"]:
+        test = glyph_splits(cfg.data, load_language(code), cfg.seed, ("test",))["test"]
+        x = model_input(test.images, manifest["preprocessing"])
+        with torch.no_grad():
+            scores[code] = model.script_probs(x).max(1).values.numpy()
+            read = model.predict(x)
+        unknown[code] = unknown_reasons(read["language_prob"], read["digit_prob"], reject) != ""
+    inside = np.concatenate([scores[c] for c in CODES])
+    outside = np.concatenate([scores["gu"], scores["th"]])
+    assert metrics["test/outside/auroc"] == pytest.approx(auroc(inside, outside))
+    for code in ("gu", "th"):
+        assert metrics[f"test/{code}/unknown_rate"] == pytest.approx(unknown[code].mean())
+        assert artifacts["data_counts"][code] == {"test": len(scores[code])}
+    pooled = np.concatenate([unknown["gu"], unknown["th"]]).mean()
+    assert metrics["test/outside/unknown_rate"] == pytest.approx(pooled)
+    assert "test/gu/acc" not in metrics  # read by the router only, never scored as its own
+
+
+def test_outside_holding_a_bundle_language_fails_in_one_line(calibrated, tmp_path, monkeypatch):
+    path, _, _ = calibrated
+    done = run_cli("xlv-eval", f"bundle={path}", "outside=[gu,kn]", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and lines[-1] == (
+        "xlv-eval: config error: outside='kn' is not allowed: a language the bundle does not hold; "
+        "it holds kn, zh, hi"
+    )
+    with pytest.raises(ConfigError, match="outside='xx'"):
+        run_stage(evaluate, eval_config(tmp_path / "x", f"bundle={path}", "outside=[xx]"))
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "abc"])
+def test_bad_reject_values_fail_in_one_line_and_write_nothing(
+    calibrated, value, tmp_path, monkeypatch, capsys
+):
+    path, _, _ = calibrated
+    write_scans(tmp_path / "scans")
+    out = tmp_path / "preds.json"
+    code, stdout, err = predict_cli_run(
+        monkeypatch,
+        capsys,
+        f"bundle={path}",
+        f"input={tmp_path / 'scans'}",
+        f"reject={value}",
+        f"output={out}",
+    )
+    assert code == 2 and err.count("\n") == 1 and stdout == ""
+    assert "reject=" in err and "auto, none, or a probability in [0, 1]" in err
+    assert not out.exists()
+    monkeypatch.chdir(tmp_path)
+    done = run_cli("xlv-eval", f"bundle={path}", f"reject={value}", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "reject=" in done.stderr and not (tmp_path / "outputs").exists()
+
+
+def test_predict_answers_unknown_with_its_reason(calibrated, tmp_path, monkeypatch, capsys):
+    path, record, _ = calibrated
+    write_scans(tmp_path / "scans")
+    scans = f"input={tmp_path / 'scans'}"
+    out = tmp_path / "p.json"
+    code, stdout, _ = predict_cli_run(
+        monkeypatch, capsys, f"bundle={path}", scans, "reject=1", f"output={out}"
+    )
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == 6 and {r["answer"] for r in rows} == {"?"}
+    assert {r["unknown_reason"] for r in rows} <= {"script", "digit"}
+    assert all("  ?  " in line and "unknown (" in line for line in stdout.splitlines())
+    out = tmp_path / "p.csv"
+    code, stdout, _ = predict_cli_run(
+        monkeypatch, capsys, f"bundle={path}", scans, "reject=none", f"output={out}"
+    )
+    rows = out.read_text().splitlines()
+    assert code == 0 and "answer" in rows[0] and "unknown_reason" in rows[0]
+    answers = [line.split(",") for line in rows[1:]]
+    assert all(r[1] in r and "?" not in r for r in answers)  # each answer is its digit
+    # reject=auto: the bundle's own thresholds, each reason from the probabilities shown.
+    model, manifest = load_bundle(path)
+    predictions = predict_images(
+        TorchReader(model, manifest),
+        manifest,
+        str(tmp_path / "scans"),
+        progress=False,
+        reject=reject_thresholds("auto", manifest),
+    )
+    for p in predictions:
+        if p.language_prob < record["reject"]["script"]:
+            assert (p.answer, p.unknown_reason) == ("?", "script")
+        elif p.digit_prob < record["reject"]["digit"]:
+            assert (p.answer, p.unknown_reason) == ("?", "digit")
+        else:
+            assert (p.answer, p.unknown_reason) == (str(p.digit), None)
+
+
+# ------------------------------------------------------------------ out of Python
+@pytest.fixture(scope="module")
+def strongly_calibrated(calibrated, tmp_path_factory):
+    """The calibrated bundle with temperatures far from 1 (and thresholds that bite)."""
+    _, record, plain = calibrated
+    model = UnifiedModel(
+        dict(plain.members),
+        plain.routes,
+        plain.languages,
+        plain.router,
+        temperatures={"script": 2.5, "digit": 0.6},
+    )
+    stored = {**record, "reject": {"script": 0.9, "digit": 0.9, "rate": 0.02}}
+    return save(tmp_path_factory.mktemp("strong") / "digits.safetensors", model, stored)
+
+
+def test_onnx_export_is_calibrated_and_reads_as_pytorch(strongly_calibrated, tmp_path):
+    model, manifest = load_bundle(strongly_calibrated)
+    out, parity = checked_export(
+        model, manifest, strongly_calibrated, "onnx", tmp_path / "d.onnx", check=300
+    )
+    assert parity.ok and parity.images == 900, parity.line()
+    image = check_images(CODES, 300)
+    exported = run_onnx(out)(image)
+    reference = reference_outputs(model, manifest, image)
+    np.testing.assert_array_equal(exported["digit"], reference["digit"])
+    # The graph holds the temperatures: its probabilities are not the raw softmax.
+    x = model_input(
+        torch.from_numpy(np.round(image[:, 0] * 255).astype(np.uint8)), manifest["preprocessing"]
+    )
+    with torch.no_grad():
+        router = model.members["shared"]
+        raw = router.heads["_lid"](router.backbone(x)).softmax(1).numpy()
+    np.testing.assert_allclose(exported["script_probs"], reference["script_probs"], atol=1e-4)
+    assert np.abs(exported["script_probs"] - raw).max() > 0.05
+    # The manifest's calibration travels in the metadata; both readers say `?` alike.
+    onnx_reader = OnnxReader(out)
+    assert onnx_reader.manifest["calibration"] == manifest["calibration"]
+    write_scans(tmp_path / "scans")
+    read = {}
+    for name, reader in (("torch", TorchReader(model, manifest)), ("onnx", onnx_reader)):
+        for one_script in (None, "all"):
+            predictions = predict_images(
+                reader,
+                reader.manifest,
+                str(tmp_path / "scans"),
+                progress=False,
+                one_script=one_script,
+                reject=reject_thresholds("auto", reader.manifest),
+            )
+            read[name, one_script] = [
+                (p.path, p.answer, p.unknown_reason, round(p.language_prob, 3)) for p in predictions
+            ]
+    for one_script in (None, "all"):
+        assert read["onnx", one_script] == read["torch", one_script]
+    reasons = {r[2] for mode in (None, "all") for r in read["torch", mode]}
+    assert reasons == {None, "script", "digit"}
+
+
+def run_page_logic(calls: list[str]) -> list:
+    """The page's `verdict` and `percent`, cut out of app.js and run by node."""
+    source = (WEB_TEMPLATE / "app.js").read_text()
+    functions = [
+        re.search(rf"^function {name}\(.*?^}}$", source, re.S | re.M).group(0)
+        for name in ("verdict", "percent")
+    ]
+    script = "\n".join(functions) + f"\nconsole.log(JSON.stringify([{', '.join(calls)}]));"
+    done = subprocess.run(
+        [shutil.which("node"), "-e", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_page_reads_the_thresholds_from_model_json_and_says_not_sure(strongly_calibrated):
+    model, manifest = load_bundle(strongly_calibrated)
+    page = page_model(description(manifest, strongly_calibrated, "onnx"))
+    assert page["reject"] == {"script": 0.9, "digit": 0.9, "rate": 0.02}
+    bare = page_model(description({**manifest, "calibration": None}, "b", "onnx"))
+    assert bare["reject"] is None
+    if shutil.which("node") is None:
+        pytest.skip("no node to run the page's logic")
+    reject = json.dumps(page["reject"])
+    cases = [(0.5, 0.99), (0.95, 0.5), (0.95, 0.95), (0.1, 0.1)]
+    calls = [f"verdict({s}, {d}, {reject})" for s, d in cases] + ["verdict(0.1, 0.1, null)"]
+    calls += ["percent(0.99996)", "percent(1)", "percent(0.8123)"]
+    got = run_page_logic(calls)
+    thresholds = Thresholds(page["reject"]["script"], page["reject"]["digit"])
+    expected = list(unknown_reasons(*zip(*cases, strict=True), thresholds))
+    assert got[:4] == expected == ["script", "digit", "", "script"]
+    assert got[4:] == ["", "99.9%", "99.9%", "81.2%"]
