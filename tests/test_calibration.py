@@ -398,3 +398,15 @@ def test_the_page_reads_the_thresholds_from_model_json_and_says_not_sure(strongl
     expected = list(unknown_reasons(*zip(*cases, strict=True), thresholds))
     assert got[:4] == expected == ["script", "digit", "", "script"]
     assert got[4:] == ["", "99.9%", "99.9%", "81.2%"]
+
+
+def test_an_integrate_config_from_before_reject_rate_takes_its_default():
+    from omegaconf import OmegaConf
+
+    from xlvision.integrate.config import validate_integrate
+
+    old = OmegaConf.create({"name": "unified", "answer": "auto", "bn_batches": 3})
+    OmegaConf.set_struct(old, True)  # as a resumed run's config.yaml is read
+    conf = validate_integrate(old)
+    assert conf.reject_rate == 0.02 and conf.lam_grid == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert conf.bn_batches == 3 and "reject_rate" not in old

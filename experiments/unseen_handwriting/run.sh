@@ -2,7 +2,10 @@
 # Handwriting the model never saw: leave-real-out folds of the nine dev sets. Each run is
 # `xlv-pipeline experiment=unified` with one fold's real training data left out
 # (`data.leave_real_out`: those sets are only tested), so its left-out test splits are read by a
-# model that had only the glyphs of those scripts, and the other six sets' real data.
+# model that had only the glyphs of those scripts, and the other six sets' real data. Each
+# bundle is then evaluated again with `xlv-eval reject=auto` (its calibrated thresholds).
+# Part `<recipe>_outside` leaves a fold's scripts (and their group mates) out altogether, glyphs
+# included, and scores how well the bundle tells their handwriting from its own scripts'.
 #   bash experiments/unseen_handwriting/run.sh                        # every part, fold, seed
 #   bash experiments/unseen_handwriting/run.sh unified glyph_router   # only these parts
 #   FOLDS="A" SEEDS=0 bash experiments/unseen_handwriting/run.sh      # a subset, kept with the rest
@@ -15,16 +18,42 @@ out=outputs/experiments/unseen_handwriting
 report=outputs/experiments/unseen_handwriting_report
 # Fixed before any result (header.md says how): one hard, one middle, one easy set each.
 declare -A folds=([A]="bn,fa,zh" [B]="bo,hi,pa" [C]="en,kn,te")
-parts=(unified glyph_router)
+# A fold's scripts with their group mates (same digits): what an `_outside` run leaves out.
+declare -A scripts=([A]="bn,fa,ar,zh" [B]="bo,hi,mr,pa" [C]="en,kn,te")
+all="ar bn bo en fa gu hi km kn lo ml mn mr my or pa si ta te th zh"
+# language code : its real-data preset (conf/data/), as in conf/experiment/unified.yaml
+pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
+pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
+sources="{$(for p in $pairs; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 2}]"; done | paste -sd, -)}"
+parts=(unified glyph_router domain_prior domain_prior_outside)
+recipes=(unified glyph_router domain_prior)
 seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
 
 recipe() {  # part → its overrides on top of experiment=unified
-  case $1 in
+  case ${1%_outside} in
     unified) ;;                                        # the preset as it is
     glyph_router) echo "objective.script_id_real=0" ;; # script ID learnt from glyphs only
+    domain_prior) echo "objective.script_id_prior=per_domain" ;;  # logits adjusted per domain
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
   esac
+}
+
+kept() {  # fold → the languages an `_outside` run keeps, as a list
+  local drop=",${scripts[$1]},"
+  echo "[$(for c in $all; do [[ $drop == *",$c,"* ]] || echo "$c"; done | paste -sd, -)]"
+}
+
+evaluate() {  # run dir, fold, outside? → <run>/eval_reject: the bundle with reject=auto
+  local run=$1 fold=$2 seed
+  seed=$(basename "$run")
+  [ -f "$run/eval_reject/metrics.json" ] && grep -q '"status": "completed"' "$run/eval_reject/metrics.json" && return
+  rm -rf "$run/eval_reject"
+  local extra=("data.leave_real_out=[${folds[$fold]}]")
+  [ "$3" = outside ] && extra=("outside=[${folds[$fold]}]")
+  .venv/bin/xlv-eval "bundle=$run/integrate/bundle.safetensors" data=mix "data.sources=$sources" \
+    data.train_per_class=300 data.val_per_class=30 data.test_per_class=100 "seed=$seed" \
+    reject=auto "${extra[@]}" "hydra.run.dir=$run/eval_reject"
 }
 
 if [ "${1:-}" != "--report-only" ]; then
@@ -33,31 +62,60 @@ if [ "${1:-}" != "--report-only" ]; then
   for part in "${run[@]}"; do
     overrides=$(recipe "$part")
     for fold in ${FOLDS:-A B C}; do
-      .venv/bin/xlv-pipeline -m experiment=unified "data.leave_real_out=[${folds[$fold]}]" \
+      if [[ $part == *_outside ]]; then
+        languages=("pipeline.sources=$(kept "$fold")")
+      else
+        languages=("data.leave_real_out=[${folds[$fold]}]")
+      fi
+      .venv/bin/xlv-pipeline -m experiment=unified "${languages[@]}" \
         "seed=$seeds" $quiet $overrides ${EXTRA:-} \
         "hydra.sweep.dir=$out/$part/$fold" 'hydra.sweep.subdir=${seed}'
+      for seed in ${seeds//,/ }; do
+        evaluate "$out/$part/$fold/$seed" "$fold" "$([[ $part == *_outside ]] && echo outside || echo in)"
+      done
     done
   done
 fi
 
 rm -rf "$report"
-metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc)
+metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
-# Every finished run of every part, one column per recipe (objective.script_id_real: 1 is the
-# preset, 0 the glyph router).
-.venv/bin/xlv-report "runs=[$out]" rows=lang cols=objective.script_id_real "metric=[${metric_list%,}]" \
-  "report.out_dir=$report/all"
-for fold in A B C; do
-  runs=$(ls -d "$out"/*/"$fold" 2>/dev/null | paste -sd, -) || true
-  [ -n "$runs" ] || continue
-  .venv/bin/xlv-report "runs=[$runs]" rows=lang cols=objective.script_id_real \
-    "metric=[${metric_list%,}]" "report.out_dir=$report/fold_$fold"
+# The metrics of `xlv-eval reject=auto` on each finished bundle: per part over every fold, and
+# per part and fold.
+for part in "${recipes[@]}"; do
+  ls -d "$out/$part"/*/*/eval_reject >/dev/null 2>&1 || continue
+  .venv/bin/xlv-report "runs=[$out/$part/*/*/eval_reject]" rows=lang 'cols=[]' \
+    "metric=[${metric_list%,}]" "report.out_dir=$report/$part"
+  for fold in A B C; do
+    ls -d "$out/$part/$fold"/*/eval_reject >/dev/null 2>&1 || continue
+    .venv/bin/xlv-report "runs=[$out/$part/$fold/*/eval_reject]" rows=lang 'cols=[]' \
+      "metric=[${metric_list%,}]" "report.out_dir=$report/${part}_$fold"
+  done
 done
+outside_report=false
+if ls -d "$out"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
+  outside_report=true
+  .venv/bin/xlv-report "runs=[$out/domain_prior_outside/*/*/eval_reject]" rows=outside 'cols=[]' \
+    'metric=[test/outside/auroc,test/outside/unknown_rate,test/mean_real/unknown_rate]' \
+    mean_row=true "report.out_dir=$report/outside"
+fi
 
-rows() {  # report dir, metric, row names → the table's caption, header and those rows
-  local file="$1/table_test-lang-${2//_/-}.md" pattern
-  pattern=$(printf '%s|' "${@:3}")
-  grep -E "^\*\*|^\| lang |^\|:---|^\| (${pattern%|}) \|" "$file"
+side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, a column per part
+  local metric=$1 suffix=$2
+  shift 2
+  echo "**test/{lang}/$metric** — mean ± sample std over the runs (n); columns: the recipe"
+  echo
+  echo "| lang | unified | glyph router | domain prior |"
+  echo "|:---|:---:|:---:|:---:|"
+  for row in "$@"; do
+    local cells=()
+    for part in "${recipes[@]}"; do
+      local file="$report/$part$suffix/table_test-lang-${metric//_/-}.md" cell=""
+      [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
+      cells+=("${cell:-—}")
+    done
+    echo "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} |"
+  done
 }
 {
   cat "$here/header.md"
@@ -65,8 +123,8 @@ rows() {  # report dir, metric, row names → the table's caption, header and th
   echo "Machine: $(cat "$out/machine.txt" 2>/dev/null || bash experiments/machine.sh)."
   echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); mean ± sample std over the runs that finished:"
   for part in "${parts[@]}"; do
-    done_runs=$(find "$out/$part" -path '*/eval/metrics.json' 2>/dev/null | xargs -r grep -l '"status": "completed"' \
-      | sed -E "s#$out/$part/([A-C])/([0-9]+)/eval/metrics.json#\1\2#" | sort | paste -sd' ' - || true)
+    done_runs=$(find "$out/$part" -path '*/eval_reject/metrics.json' 2>/dev/null | xargs -r grep -l '"status": "completed"' \
+      | sed -E "s#$out/$part/([A-C])/([0-9]+)/eval_reject/metrics.json#\1\2#" | sort | paste -sd' ' - || true)
     echo "- $part: ${done_runs:-none} (fold and seed)."
   done
   echo
@@ -76,15 +134,27 @@ rows() {  # report dir, metric, row names → the table's caption, header and th
   echo "over the six whose real training data it had."
   for m in "${metrics[@]}"; do
     echo
-    rows "$report/all" "$m" mean_left_out mean_trained_real
+    side_by_side "$m" "" mean_left_out mean_trained_real
   done
+  if $outside_report; then
+    echo
+    echo "## Scripts the bundle does not hold"
+    echo
+    echo "Part \`domain_prior_outside\`: a fold's scripts and their group mates left out altogether;"
+    echo "AUROC of the bundle's calibrated script probability, its own six real test sets against"
+    echo "the fold's three left-out ones, and the share answered \`?\` of each (reject=auto)."
+    for file in "$report"/outside/table_*.md; do
+      echo
+      cat "$file"
+    done
+  fi
   for fold in A B C; do
-    [ -d "$report/fold_$fold" ] || continue
+    ls -d "$report"/*_"$fold" >/dev/null 2>&1 || continue
     echo
     echo "## Fold $fold: ${folds[$fold]//,/, } left out"
-    for m in acc routed_acc lid_group_acc page_lid_group_acc; do
+    for m in acc routed_acc lid_group_acc page_lid_group_acc ece; do
       echo
-      rows "$report/fold_$fold" "$m" ${folds[$fold]//,/ } mean_left_out mean_trained_real
+      side_by_side "$m" "_$fold" ${folds[$fold]//,/ } mean_left_out mean_trained_real
     done
   done
   cat "$here/discussion.md"

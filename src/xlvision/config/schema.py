@@ -166,6 +166,9 @@ class ObjectiveConf:
     # The script-ID loss of a real (handwritten) sample relative to a rendered one: 0 learns
     # the script from glyphs only, so a handwriting style cannot stand in for a script.
     script_id_real: float = 1.0
+    # The prior the script-ID logits are adjusted for: `pooled` (every draw's) or `per_domain`
+    # (a rendered sample's among the rendered draws, a real one's among the real draws).
+    script_id_prior: str = "pooled"
 
 
 @dataclass

@@ -274,17 +274,24 @@ class DigitDataModule(L.LightningDataModule):
                 self.train_weights[self.unlabeled_slice] = 0.0
         self._real.clear()
 
-    def language_shares(self, real_weight: float = 1.0) -> torch.Tensor:
+    def language_shares(self, real_weight: float = 1.0, per_domain: bool = False) -> torch.Tensor:
         """Each language's share of the training draws (its prior as the model sees it), a real
-        sample's draw counting `real_weight` (the weight a loss gives it)."""
+        sample's draw counting `real_weight` (the weight a loss gives it). `per_domain`: two
+        rows, the shares among the rendered draws and among the real ones."""
         train = self.datasets["train"]
         weights = self.train_weights
         if weights is None:
             weights = torch.ones(len(train), dtype=torch.double)
+        if per_domain and train.real is not None:
+            rows = [torch.where(train.real, 0.0, weights), torch.where(train.real, weights, 0.0)]
+            return torch.stack([self._shares(train.languages, w) for w in rows])
         if real_weight != 1.0 and train.real is not None:
             weights = torch.where(train.real, weights * real_weight, weights)
-        shares = torch.bincount(train.languages, weights=weights, minlength=len(self.languages))
-        return (shares / shares.sum()).float()
+        return self._shares(train.languages, weights)
+
+    def _shares(self, languages: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        shares = torch.bincount(languages, weights=weights, minlength=len(self.languages))
+        return (shares / shares.sum().clamp_min(1e-12)).float()
 
     @property
     def is_mix(self) -> bool:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
+
+from omegaconf import open_dict
 
 from xlvision.config.checks import Rule, check_rules, is_count, is_number
 
@@ -52,5 +55,13 @@ RULES: list[Rule] = [
 
 
 def validate_integrate(conf: Any) -> Any:
-    """Refuse a bad `integrate.*` value before any model is loaded."""
+    """Refuse a bad `integrate.*` value before any model is loaded. A key the config lacks (a
+    run resumed from a config.yaml written before the key existed) takes its default."""
+    missing = [f for f in fields(IntegrateConf) if f.name not in conf]
+    if missing:
+        conf = copy.deepcopy(conf)
+        with open_dict(conf):
+            for f in missing:
+                default = f.default_factory() if f.default is MISSING else f.default
+                conf[f.name] = default
     return check_rules(conf, RULES, "integrate")

@@ -72,7 +72,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     objective = OmegaConf.to_container(cfg.objective, resolve=True) if "objective" in cfg else {}
     real_weight = float(objective.get("script_id_real", 1.0))
-    domains = real_weight != 1.0 and objective.get("script_id", 0) > 0
+    per_domain = objective.get("script_id_prior", "pooled") == "per_domain"
+    domains = (real_weight != 1.0 or per_domain) and objective.get("script_id", 0) > 0
     data = DigitDataModule(cfg.data, languages, cfg.seed, cfg.paths.data_dir, domains=domains)
     data.setup()  # every file is read (or fails) before any training
     model_spec = OmegaConf.to_container(cfg.model, resolve=True)
@@ -87,7 +88,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         model_spec,
         objective=objective,
         groups=[lang.group for lang in languages],
-        language_prior=data.language_shares(real_weight),
+        language_prior=data.language_shares(real_weight, per_domain),
     )
     resume = resume_point(cfg, output_dir)  # before the Trainer's CSV logger clears the log
     trainer = build_trainer(cfg, output_dir, tags=[*codes, cfg.model.name, cfg.stage])

@@ -38,7 +38,12 @@ class DigitClassifierModule(L.LightningModule):
         data besides its glyphs, is not named more often for it. `script_id_real` weighs the
         script-ID loss of real samples (batches then carry a real mask): at 0 the script is
         learnt from rendered glyphs only, where every script has data, so "handwritten" cannot
-        become a reason to name one of the scripts that had real data."""
+        become a reason to name one of the scripts that had real data. A `language_prior` of
+        two rows (rendered, real: `script_id_prior: per_domain`) adjusts each sample's logits
+        by its own domain's prior: a real sample's script is chosen among the languages that
+        have real data only, so no logit is pushed down for being a font-only script on
+        handwriting, and a "handwritten" feature shifts the real languages' logits together,
+        which the softmax over them cannot reward."""
         super().__init__()
         self.model = model
         self.model_spec = model_spec or {}
@@ -89,8 +94,11 @@ class DigitClassifierModule(L.LightningModule):
         if self.lid_weight:
             shared["lid"] = self.model.heads[LID_HEAD](features)
             adjusted = shared["lid"]
-            if self.lid_log_prior is not None:
-                adjusted = adjusted + self.lid_log_prior
+            prior = self.lid_log_prior
+            if prior is not None and prior.dim() == 2:  # per domain: rendered, real
+                prior = prior[domain[0].long()] if domain else prior[0]
+            if prior is not None:
+                adjusted = adjusted + prior
             if domain and self.lid_real_weight != 1.0:
                 weights = torch.where(domain[0], self.lid_real_weight, 1.0).to(adjusted.dtype)
                 per_sample = F.cross_entropy(adjusted, language_index, reduction="none")
