@@ -39,7 +39,7 @@ def test_two_processes_reach_the_metrics_of_one_and_record_once(tmp_path):
     assert one["test/mean/acc"] > 0.9
     for metric in ("acc", "recall", "f1"):
         assert abs(one[f"test/mean/{metric}"] - two[f"test/mean/{metric}"]) <= 0.005, metric
-    assert console.count("outputs: ") == 1
+    assert console.count("outputs:\n  ") == 1
     assert "sync_dist" not in console  # no library advice on the console
     assert not list((tmp_path / "two").glob("outputs/runs/*/*/*/metrics.json"))
 

@@ -25,30 +25,44 @@ Stage = Callable[[DictConfig], tuple[dict, dict]]
 
 
 def print_summary(metrics: dict, output_dir: Path, console: Console) -> None:
-    """One short per-language table (a column per test metric) and where the outputs are."""
+    """Per-language tables (a column per test metric) and where the outputs are. The columns
+    are split over as many tables as it takes to fit the console (80 columns when piped), so
+    no number is ever cut; means come after the languages."""
     # The comparison of answer rules stays in metrics.json; the console shows the result.
     keys = [
         k.split("/")
         for k in metrics
         if k.startswith("test/") and k.count("/") == 2 and "/answer_" not in k
     ]
-    rows = sorted({language for _, language, _ in keys})
+    rows = sorted({language for _, language, _ in keys}, key=lambda c: (c.startswith("mean"), c))
     columns = list(dict.fromkeys([*METRICS, *(name for _, _, name in keys)]))
     if rows:
-        table = Table(title="test metrics", title_justify="left")
-        table.add_column("language")
-        for column in columns:
-            table.add_column(column, justify="right")
-        for code in rows:
-            table.add_row(
-                code,
-                *(
-                    f"{metrics[f'test/{code}/{m}']:.4f}" if f"test/{code}/{m}" in metrics else "—"
-                    for m in columns
-                ),
-            )
-        console.print(table)
-    console.print(f"outputs: {output_dir}", soft_wrap=True)  # a path must stay copyable
+        first = max(len("language"), *map(len, rows)) + 3
+        for part, chunk in enumerate(column_chunks(columns, console.width - first - 1)):
+            title = "test metrics" + (" (continued)" if part else "")
+            table = Table(title=title, title_justify="left")
+            table.add_column("language", no_wrap=True)
+            for column in chunk:
+                table.add_column(column, justify="right", no_wrap=True, overflow="fold")
+            for code in rows:
+                cells = [metrics.get(f"test/{code}/{m}") for m in chunk]
+                table.add_row(code, *("—" if v is None else f"{v:.4f}" for v in cells))
+            console.print(table)
+    console.print(f"outputs:\n  {output_dir}", soft_wrap=True)  # a path must stay copyable
+
+
+def column_chunks(columns: list[str], width: int) -> list[list[str]]:
+    """`columns` in order, cut into runs whose cells (the name or a 4-decimal number, plus
+    rich's padding and rule) fit `width` characters; at least one column per run."""
+    chunks, current, used = [], [], 0
+    for column in columns:
+        need = max(len(column), len("0.0000")) + 3
+        if current and used + need > width:
+            chunks.append(current)
+            current, used = [], 0
+        current.append(column)
+        used += need
+    return [*chunks, current] if current else chunks
 
 
 def is_main_process() -> bool:

@@ -1,0 +1,55 @@
+"""The stage summary on the console: it fits the width it is given and never cuts a number."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from rich.console import Console
+
+from xlvision.stages.runner import column_chunks, print_summary
+
+
+def summary(metrics: dict, width: int) -> str:
+    out = io.StringIO()
+    print_summary(
+        metrics, "/runs/a/very/long/path/bundle.safetensors", Console(file=out, width=width)
+    )
+    return out.getvalue()
+
+
+def test_a_wide_summary_is_split_into_tables_that_fit_and_keep_every_number():
+    names = [
+        "acc",
+        "recall",
+        "f1",
+        "routed_acc",
+        "lid_acc",
+        "lid_group_acc",
+        "page_routed_acc",
+        "page_lid_group_acc",
+        "ece",
+        "unknown_rate",
+        "acc_answered",
+    ]
+    metrics = {
+        f"test/{c}/{n}": 0.123456 + i / 100
+        for i, n in enumerate(names)
+        for c in ("kn", "mean", "ar")
+    }
+    text = summary(metrics, 80)
+    assert max(map(len, text.splitlines())) <= 80
+    assert "…" not in text
+    for i in range(len(names)):
+        assert text.count(f"{0.123456 + i / 100:.4f}") == 3  # every value, whole, once per row
+    assert "test metrics (continued)" in text
+    # Languages first, means last; the path on a line of its own.
+    rows = re.findall(r"^│ (\w+)", text, flags=re.M)
+    assert rows[:3] == ["ar", "kn", "mean"]
+    assert "outputs:\n  /runs/a/very/long/path/bundle.safetensors" in text
+
+
+def test_column_chunks_keep_order_and_take_one_column_at_least():
+    assert column_chunks(["a", "b", "c"], 18) == [["a", "b"], ["c"]]
+    assert column_chunks(["a_very_long_metric_name"], 5) == [["a_very_long_metric_name"]]
+    assert column_chunks([], 80) == []
