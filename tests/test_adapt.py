@@ -10,12 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from test_predict import CODES, MILD, SPEC, eval_config, train_shared
+from test_predict import MILD, SPEC, eval_config, shared_bundle
 
 from xlvision.bundle import (
     UnifiedModel,
     digit_preprocessing,
-    language_record,
     load_bundle,
     model_input,
     save_bundle,
@@ -33,17 +32,7 @@ from xlvision.stages.runner import run_stage
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    shared = train_shared()
-    model = UnifiedModel({"shared": shared}, {c: "shared" for c in CODES}, CODES, "shared")
-    return save_bundle(
-        tmp_path_factory.mktemp("bundle") / "digits.safetensors",
-        model,
-        member_specs={"shared": SPEC},
-        languages={c: language_record(c) for c in CODES},
-        preprocessing=digit_preprocessing(),
-        integration={"method": "multihead", "params": {}},
-        metrics={},
-    )
+    return shared_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 def thicker_and_blurred(images: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,12 +80,12 @@ def train_shared(epochs: int = 12, per_class: int = 40) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
+def shared_bundle(folder: Path) -> Path:
+    """A multihead bundle of one freshly trained shared model over `CODES`."""
     shared = train_shared()
     model = UnifiedModel({"shared": shared}, {c: "shared" for c in CODES}, CODES, "shared")
     return save_bundle(
-        tmp_path_factory.mktemp("bundle") / "digits.safetensors",
+        folder / "digits.safetensors",
         model,
         member_specs={"shared": SPEC},
         languages={c: language_record(c) for c in CODES},
@@ -92,6 +93,11 @@ def bundle(tmp_path_factory):
         integration={"method": "multihead", "params": {}},
         metrics={"individual": {c: {"acc": INDIVIDUAL_ACC} for c in CODES}},
     )
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return shared_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 # (language, digit, font px, canvas (w, h), ink, paper, file name): sizes and both polarities.
