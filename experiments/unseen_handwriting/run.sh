@@ -56,6 +56,18 @@ evaluate() {  # run dir, fold, outside? → <run>/eval_reject: the bundle with r
     reject=auto "${extra[@]}" "hydra.run.dir=$run/eval_reject"
 }
 
+adapt() {  # run dir, fold → <run>/eval_adapt: the left-out sets, each read by a copy adapted to
+  # its own training images (labels dropped; script pooled by the router), test split scored
+  local run=$1 fold=$2 seed
+  seed=$(basename "$run")
+  [ -f "$run/eval_adapt/metrics.json" ] && grep -q '"status": "completed"' "$run/eval_adapt/metrics.json" && return
+  rm -rf "$run/eval_adapt"
+  .venv/bin/xlv-eval "bundle=$run/integrate/bundle.safetensors" data=mix "data.sources=$sources" \
+    data.train_per_class=300 data.val_per_class=30 data.test_per_class=100 "seed=$seed" \
+    reject=auto "data.leave_real_out=[${folds[$fold]}]" "language=[${folds[$fold]}]" \
+    adapt=self_train adapt.script=pooled "hydra.run.dir=$run/eval_adapt"
+}
+
 if [ "${1:-}" != "--report-only" ]; then
   run=("${@:-${parts[@]}}")
   mkdir -p "$out" && bash experiments/machine.sh > "$out/machine.txt"
@@ -72,6 +84,7 @@ if [ "${1:-}" != "--report-only" ]; then
         "hydra.sweep.dir=$out/$part/$fold" 'hydra.sweep.subdir=${seed}'
       for seed in ${seeds//,/ }; do
         evaluate "$out/$part/$fold/$seed" "$fold" "$([[ $part == *_outside ]] && echo outside || echo in)"
+        [ "$part" != domain_prior ] || adapt "$out/$part/$fold/$seed" "$fold"
       done
     done
   done
@@ -92,6 +105,13 @@ for part in "${recipes[@]}"; do
       "metric=[${metric_list%,}]" "report.out_dir=$report/${part}_$fold"
   done
 done
+adapt_report=false
+if ls -d "$out"/domain_prior/*/*/eval_adapt >/dev/null 2>&1; then
+  adapt_report=true
+  .venv/bin/xlv-report "runs=[$out/domain_prior/*/*/eval_adapt]" rows=lang 'cols=[]' \
+    'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/page_routed_acc,test/{lang}/adapt_bn,test/{lang}/adapt_self_train,test/{lang}/adapt_kept,test/{lang}/adapt_lid_acc]' \
+    "report.out_dir=$report/adapt"
+fi
 outside_report=false
 if ls -d "$out"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
@@ -146,6 +166,22 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
     for file in "$report"/outside/table_*.md; do
       echo
       cat "$file"
+    done
+  fi
+  if $adapt_report; then
+    echo
+    echo "## Adapting to the left-out sets' own scans"
+    echo
+    echo "Recipe domain prior. Each left-out set read by a copy of the bundle adapted to that set's"
+    echo "training images, their labels dropped (\`xlv-eval adapt=self_train adapt.script=pooled\`:"
+    echo "the script pooled over the scans, batch-norm statistics, then self-training on confident"
+    echo "readings, each step kept only if it raises the agreement on held-out scans). Compare"
+    echo "with the same sets' rows of the domain prior column above (fold tables)."
+    for m in acc routed_acc page_routed_acc adapt_bn adapt_self_train adapt_kept adapt_lid_acc; do
+      file="$report/adapt/table_test-lang-${m//_/-}.md"
+      [ -f "$file" ] || continue
+      echo
+      grep -vE "^\| (mean|mean_real|mean_left_out|mean_trained_real) \|" "$file"
     done
   fi
   for fold in A B C; do
