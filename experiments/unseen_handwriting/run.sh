@@ -32,8 +32,8 @@ quiet="trainer.enable_progress_bar=false"
 
 recipe() {  # part → its overrides on top of experiment=unified
   case ${1%_outside} in
-    unified) ;;                                        # the preset as it is
-    glyph_router) echo "objective.script_id_real=0" ;; # script ID learnt from glyphs only
+    unified) echo "objective.script_id_prior=pooled" ;;  # the preset before this experiment
+    glyph_router) echo "objective.script_id_real=0 objective.script_id_prior=pooled" ;;  # glyphs only
     domain_prior) echo "objective.script_id_prior=per_domain" ;;  # logits adjusted per domain
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
   esac
@@ -181,7 +181,7 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
       file="$report/adapt/table_test-lang-${m//_/-}.md"
       [ -f "$file" ] || continue
       echo
-      grep -vE "^\| (mean|mean_real|mean_left_out|mean_trained_real) \|" "$file"
+      grep -vE "^\| (mean|mean_real|mean_trained_real) \|" "$file"
     done
   fi
   for fold in A B C; do
