@@ -10,14 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from test_predict import MILD, SPEC, eval_config, shared_bundle
+from test_predict import MILD, cli_run, eval_config, router_less, shared_bundle
 
 from xlvision.bundle import (
-    UnifiedModel,
     digit_preprocessing,
     load_bundle,
     model_input,
-    save_bundle,
 )
 from xlvision.bundle.adapt import reestimate_scan_statistics
 from xlvision.bundle.predict import TorchReader, predict_images
@@ -122,26 +120,8 @@ def test_the_router_names_the_script_when_none_is_given(bundle, scans, tmp_path)
 
 def adapt_cli_run(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     """(exit code, stderr) of `xlv-adapt args…`, run in this process."""
-    monkeypatch.setattr(sys, "argv", ["xlv-adapt", *args])
-    code = 0
-    try:
-        adapt_cli.main()
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err
-
-
-def router_less(bundle, path):
-    model, manifest = load_bundle(bundle)
-    return save_bundle(
-        path,
-        UnifiedModel(dict(model.members), model.routes, model.languages),
-        member_specs={"shared": SPEC},
-        languages={r["code"]: r for r in manifest["languages"]},
-        preprocessing=manifest["preprocessing"],
-        integration=manifest["integration"],
-        metrics=manifest["metrics"],
-    )
+    code, _, err = cli_run(monkeypatch, capsys, "xlv-adapt", adapt_cli.main, *args)
+    return code, err
 
 
 def test_bad_inputs_end_in_one_line_and_write_nothing(bundle, scans, tmp_path, monkeypatch, capsys):

@@ -127,16 +127,21 @@ def write_scans(folder) -> dict[str, tuple[str, int]]:
     return expected
 
 
-def predict_cli_run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of `xlv-predict args…`, run in this process."""
-    monkeypatch.setattr(sys, "argv", ["xlv-predict", *args])
+def cli_run(monkeypatch, capsys, prog: str, main, *args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of the console script `prog args…`, run in this process."""
+    monkeypatch.setattr(sys, "argv", [prog, *args])
     code = 0
     try:
-        predict_cli.main()
+        main()
     except SystemExit as exit_:
         code = exit_.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def predict_cli_run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `xlv-predict args…`, run in this process."""
+    return cli_run(monkeypatch, capsys, "xlv-predict", predict_cli.main, *args)
 
 
 def test_predict_reads_a_folder_of_any_size_and_polarity(bundle, tmp_path, monkeypatch, capsys):
@@ -209,11 +214,11 @@ def test_predict_mistakes_end_with_one_line(bundle, tmp_path, monkeypatch, capsy
     assert code == 2 and "output='preds.txt'" in err
 
 
-def test_a_bundle_without_router_needs_the_language(bundle, tmp_path, monkeypatch, capsys):
+def router_less(bundle: Path, path: Path) -> Path:
+    """`bundle` again at `path`, without its router: it reads only a language it is given."""
     model, manifest = load_bundle(bundle)
-    plain = tmp_path / "plain.safetensors"
-    save_bundle(
-        plain,
+    return save_bundle(
+        path,
         UnifiedModel(dict(model.members), model.routes, model.languages),
         member_specs={"shared": SPEC},
         languages={r["code"]: r for r in manifest["languages"]},
@@ -221,6 +226,10 @@ def test_a_bundle_without_router_needs_the_language(bundle, tmp_path, monkeypatc
         integration=manifest["integration"],
         metrics=manifest["metrics"],
     )
+
+
+def test_a_bundle_without_router_needs_the_language(bundle, tmp_path, monkeypatch, capsys):
+    plain = router_less(bundle, tmp_path / "plain.safetensors")
     write_scans(tmp_path / "scans")
     code, _, err = predict_cli_run(
         monkeypatch, capsys, f"bundle={plain}", f"input={tmp_path}/scans"
