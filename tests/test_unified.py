@@ -373,3 +373,45 @@ def test_replay_needs_a_mix(unified_run, tmp_path):
     cfg = replay_config(tmp_path, checkpoint)
     with pytest.raises(ConfigError, match=r"finetune.replay=1.0 is not allowed: 0 unless data=mix"):
         finetune(cfg)
+
+
+def test_domain_adversarial_reverses_the_gradient_into_the_features():
+    """The discriminator learns rendered vs real; the backbone gets its gradient reversed, and
+    the loss weighs each domain to half whatever the batch's mix."""
+    from torch.nn import functional as F
+
+    from xlvision.training.module import DigitClassifierModule, adversarial_ramp
+
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 2), torch.tensor([1, 2, 3, 4, 5, 6])
+    language = torch.tensor([0, 1, 0, 1, 0, 1])
+    real = torch.tensor([True, False, False, False, False, True])
+    member = Classifier(Flat(), {"ar": 10, "fa": 10})
+    objective = {"domain_adversarial": 0.5}
+    module = DigitClassifierModule(member, ["ar", "fa"], torch.optim.SGD, objective=objective)
+    assert not any(k.startswith("domain") for k in member.state_dict())  # never bundled
+
+    features = x.clone().requires_grad_(True)
+    domain = module._domain_loss(features, real)
+    logits = module.domain_head(x).squeeze(1).detach()
+    per_sample = F.binary_cross_entropy_with_logits(logits, real.float(), reduction="none")
+    expected = 0.5 * per_sample[real].mean() + 0.5 * per_sample[~real].mean()
+    assert domain.detach().item() == pytest.approx(float(expected), rel=1e-5)
+    domain.backward()
+    plain = x.clone().requires_grad_(True)
+    F.binary_cross_entropy_with_logits(
+        module.domain_head(plain).squeeze(1), real.float(), weight=torch.where(real, 0.25, 0.125)
+    ).mul(len(real)).backward()
+    # Outside `fit` the ramp is at its end: scale 2/(1 + e^-10) - 1 ≈ 0.99991.
+    assert torch.allclose(features.grad, -adversarial_ramp(1.0) * plain.grad, atol=1e-7)
+    # One domain only: nothing to tell apart.
+    assert float(module._domain_loss(x, torch.zeros(6, dtype=torch.bool))) == 0.0
+    # Training mode adds it to the loss (× λ); validation leaves it out of val/loss.
+    module.train()
+    with torch.no_grad():
+        trained = module._loss((x, y, language, real))
+    module.eval()
+    with torch.no_grad():
+        validated = module._loss((x, y, language, real))
+    assert float(trained - validated) == pytest.approx(0.5 * float(expected), rel=1e-4)
+    assert adversarial_ramp(0.0) == 0.0 and adversarial_ramp(1.0) == pytest.approx(1.0, abs=1e-4)

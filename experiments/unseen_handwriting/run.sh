@@ -35,6 +35,8 @@ recipe() {  # part → its overrides on top of experiment=unified
     unified) echo "objective.script_id_prior=pooled" ;;  # the preset before this experiment
     glyph_router) echo "objective.script_id_real=0 objective.script_id_prior=pooled" ;;  # glyphs only
     domain_prior) echo "objective.script_id_prior=per_domain" ;;  # logits adjusted per domain
+    more_glyphs) echo "objective.script_id_prior=per_domain data.train_per_class=2000" ;;  # 7x the glyph draws
+    adversarial) echo "objective.script_id_prior=per_domain data.train_per_class=2000 objective.domain_adversarial=0.3" ;;
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
   esac
 }

@@ -169,6 +169,9 @@ class ObjectiveConf:
     # The prior the script-ID logits are adjusted for: `pooled` (every draw's) or `per_domain`
     # (a rendered sample's among the rendered draws, a real one's among the real draws).
     script_id_prior: str = "pooled"
+    # λ of a rendered-vs-real discriminator trained through a reversed gradient on the
+    # backbone's features (0: none): features that cannot tell handwriting from glyphs.
+    domain_adversarial: float = 0.0
 
 
 @dataclass

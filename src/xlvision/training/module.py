@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -10,6 +11,31 @@ import torch.nn.functional as F
 
 from xlvision.models import DIGIT_HEAD, LID_HEAD, Classifier
 from xlvision.training.metrics import HeadAccuracy, StageMetrics
+
+DOMAIN_HIDDEN = 128  # width of the domain discriminator's hidden layer
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient multiplied by -scale backward (Ganin & Lempitsky, 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    return _ReverseGradient.apply(x, scale)
+
+
+def adversarial_ramp(progress: float) -> float:
+    """DANN's schedule of the reversed gradient's scale: 0 at the start, → 1 at the end, so
+    the discriminator learns before the features are pushed against it."""
+    return 2.0 / (1.0 + math.exp(-10.0 * min(max(progress, 0.0), 1.0))) - 1.0
 
 
 class DigitClassifierModule(L.LightningModule):
@@ -43,7 +69,12 @@ class DigitClassifierModule(L.LightningModule):
         by its own domain's prior: a real sample's script is chosen among the languages that
         have real data only, so no logit is pushed down for being a font-only script on
         handwriting, and a "handwritten" feature shifts the real languages' logits together,
-        which the softmax over them cannot reward."""
+        which the softmax over them cannot reward. `domain_adversarial` (λ > 0) trains a
+        discriminator of rendered vs real on the backbone's features through a reversed
+        gradient: the features are pushed to carry no trace of "this was handwritten", so the
+        heads that learnt a script from its glyphs alone read its handwriting with the same
+        features. The discriminator lives in this module, not in the model: it is never
+        bundled."""
         super().__init__()
         self.model = model
         self.model_spec = model_spec or {}
@@ -60,6 +91,15 @@ class DigitClassifierModule(L.LightningModule):
         self.digit_weight = float(objective.get("shared_digits", 0.0)) * (DIGIT_HEAD in model.heads)
         self.lid_weight = float(objective.get("script_id", 0.0)) * (LID_HEAD in model.heads)
         self.lid_real_weight = float(objective.get("script_id_real", 1.0))
+        self.domain_weight = float(objective.get("domain_adversarial", 0.0))
+        self.domain_head = None
+        if self.domain_weight:
+            width = model.backbone.out_features
+            self.domain_head = torch.nn.Sequential(
+                torch.nn.Linear(width, DOMAIN_HIDDEN),
+                torch.nn.ReLU(inplace=True),
+                torch.nn.Linear(DOMAIN_HIDDEN, 1),
+            )
         self.head_metrics = {s: HeadAccuracy(self.languages, groups) for s in ("val", "test")}
         log_prior = None if language_prior is None else language_prior.clamp_min(1e-8).log()
         self.register_buffer("lid_log_prior", log_prior, persistent=False)
@@ -106,10 +146,34 @@ class DigitClassifierModule(L.LightningModule):
             else:
                 lid_loss = F.cross_entropy(adjusted, language_index)
             loss = loss + self.lid_weight * lid_loss
+        if self.domain_head is not None and domain and self.training:  # not in val/loss
+            loss = loss + self.domain_weight * self._domain_loss(features, domain[0])
         heads = self.head_metrics.get(metrics.stage) if metrics is not None else None
         if heads is not None and shared:
             heads.update(shared, y, language_index)
         return loss
+
+    def _domain_progress(self) -> float:
+        """The share of training done, for the reversed gradient's ramp (1 outside `fit`)."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:
+            return 1.0
+        total = trainer.estimated_stepping_batches
+        return trainer.global_step / total if total and math.isfinite(total) else 1.0
+
+    def _domain_loss(self, features: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of rendered vs real, each domain weighed to half the loss, on
+        features whose gradient comes back reversed and scaled by the ramp."""
+        scale = adversarial_ramp(self._domain_progress())
+        logits = self.domain_head(reverse_gradient(features, scale)).squeeze(1)
+        target = real.to(logits.dtype)
+        n_real = target.sum()
+        n_rendered = len(target) - n_real
+        if not n_real or not n_rendered:  # one domain only: nothing to tell apart
+            return logits.new_zeros(())
+        weights = torch.where(real, 0.5 / n_real, 0.5 / n_rendered)
+        per_sample = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        return (weights * per_sample).sum()
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         """A CPU batch is already where it trains: skip Lightning's walk over it."""
