@@ -78,6 +78,7 @@ assert not heavy, heavy
 # Lower layers never import higher ones. The finetune and integrate config dataclasses belong
 # to the config layer (the schema is made of them).
 LAYERS = {
+    "xlvision.errors": 0,
     "xlvision.records": 0,
     "xlvision.config": 0,
     "xlvision.languages": 0,
@@ -121,3 +122,32 @@ def test_no_layer_imports_a_higher_one() -> None:
                 if own is not None and other is not None and other > own:
                     wrong.append(f"{module} imports {name}")
     assert not wrong, wrong
+
+
+def test_every_user_error_derives_from_the_one_base_class() -> None:
+    """The console scripts catch `XlvisionError` alone: an error class outside it would end
+    in a traceback. The base class's module imports nothing, so catching it costs nothing."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    from xlvision.errors import XlvisionError
+
+    root = Path(xlvision.__file__).parent
+    found, outside = [], []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
+                cls = getattr(importlib.import_module(module), node.name)
+                found.append(node.name)
+                if not issubclass(cls, XlvisionError):
+                    outside.append(f"{module}.{node.name}")
+    assert not outside, outside
+    assert {"ConfigError", "DataError", "BundleError", "CheckpointError", "ResumeError"} <= set(
+        found
+    )
+    tree = ast.parse((root / "errors.py").read_text())
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert [getattr(n, "module", None) for n in imports] == ["__future__"]

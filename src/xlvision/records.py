@@ -12,20 +12,22 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from xlvision.errors import XlvisionError
+
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
 RUNNING = "running"
 
 
-class RunDirError(RuntimeError):
+class RunDirError(XlvisionError, RuntimeError):
     """The output dir already holds a run: nothing is written over it."""
 
 
-class InputFileError(RuntimeError):
+class InputFileError(XlvisionError, RuntimeError):
     """A file or dir the command line names is missing or of the wrong kind."""
 
 
-class ResumeError(RuntimeError):
+class ResumeError(XlvisionError, RuntimeError):
     """`resume=` names a run that cannot be continued."""
 
 

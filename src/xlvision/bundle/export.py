@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xlvision.bundle.errors import BundleError
+from xlvision.bundle.errors import BundleError, ExportError
 from xlvision.bundle.manifest import model_input
 from xlvision.bundle.model import UnifiedModel
 from xlvision.bundle.onnx_file import (
@@ -43,10 +43,6 @@ FORMATS = ("onnx", "torchscript", "web")
 TOLERANCE = 1e-4
 RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 WEB_TEMPLATE = Path(__file__).with_name("web")
-
-
-class ExportError(ValueError):
-    """An export that cannot be made or did not match PyTorch; one line naming the file."""
 
 
 class ReadEverything(nn.Module):

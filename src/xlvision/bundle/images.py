@@ -9,11 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from xlvision.bundle.errors import InputError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-class InputError(ValueError):
-    """An input that names no image or an image that cannot be read; one line, with the path."""
 
 
 def find_images(spec: str) -> list[Path]:

@@ -60,15 +60,7 @@ def adaptation_line(record: dict, output: Path) -> str:
     )
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    """A bad bundle, image or output; imported only once something went wrong."""
-    from xlvision.bundle.errors import BundleError
-    from xlvision.bundle.images import InputError
-
-    return (BundleError, InputError, RunDirError)
-
-
-main = simple_main(PROG, "adapt", run, user_errors)
+main = simple_main(PROG, "adapt", run)
 """Console script `xlv-adapt`; every user mistake ends with one line."""
 
 

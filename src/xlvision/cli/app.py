@@ -13,7 +13,6 @@ import warnings
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -25,15 +24,19 @@ from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
-from xlvision.data.errors import DataError
+from xlvision.errors import XlvisionError
 from xlvision.records import InputFileError, ResumeError, RunDirError, holds_run
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
-Ref = Any  # a callable or exception class, or "module:name" imported on first use
+StageRef = Stage | str  # a stage, or "module:name" imported on first use
+
+USER_ERRORS = (XlvisionError, OSError)
+"""What ends a job with its one line and no traceback: a user's mistake, or a file the user
+named that is missing, unreadable or unwritable. `ConfigError` (exit 2) is caught first."""
 
 
-def load_ref(ref: Ref) -> Any:
-    """`"xlvision.stages.train:train"` → the function; anything else as it is. The console
+def load_stage(ref: StageRef) -> Stage:
+    """`"xlvision.stages.train:train"` → the function; a function as it is. The console
     scripts name their stage this way so `--help` and config errors never import torch."""
     if isinstance(ref, str):
         module, _, name = ref.partition(":")
@@ -192,9 +195,6 @@ def resume_config(argv: list[str], stage: str) -> DictConfig:
     return cfg
 
 
-CHECKPOINT_ERROR = "xlvision.models.checkpoint:CheckpointError"
-
-
 def verbose() -> bool:
     """`XLV_VERBOSE=1` or `HYDRA_FULL_ERROR=1`: tracebacks and library messages stay."""
     return bool(os.environ.get("XLV_VERBOSE") or os.environ.get("HYDRA_FULL_ERROR"))
@@ -234,11 +234,10 @@ def quiet_libraries() -> None:
 
 
 def simple_main(
-    prog: str, config_name: str, run: Callable[[list[str]], None], user_errors: Callable[[], tuple]
+    prog: str, config_name: str, run: Callable[[list[str]], None]
 ) -> Callable[[], None]:
     """A console script without a Hydra run dir (xlv-predict, xlv-export): `--help` prints its
-    config; a config error ends in one line with exit 2, a user mistake in one line with exit 1.
-    `user_errors` is called only once something went wrong, so torch loads only then."""
+    config; a config error ends in one line with exit 2, a user mistake in one line with exit 1."""
 
     def main() -> None:
         args = sys.argv[1:]
@@ -250,33 +249,30 @@ def simple_main(
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
-        except user_errors() as err:
-            print(f"{prog}: {err}", file=sys.stderr)
+        except USER_ERRORS as err:
+            if verbose():
+                raise
+            print(f"{prog}: {one_line(err)}", file=sys.stderr)
             sys.exit(1)
 
     return main
 
 
 def console_main(
-    stage: Stage | str,
+    stage: StageRef,
     config_name: str,
     prog: str,
     defaults: dict[str, str] | None = None,
-    user_errors: tuple[Ref, ...] = (),
 ) -> Callable[[], None]:
     """A console script for `stage` composed from `conf/<config_name>.yaml`.
 
-    `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`);
-    `user_errors` (a bad input file) end the job with their one-line message, no traceback,
-    as a bad data file or data config (`DataError`, exit 1) and a bad config value found once
-    the stage runs (`ConfigError`, exit 2) always do.
+    `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`). A
+    user's mistake (`XlvisionError`, or an `OSError` on a file the user named) ends the job
+    with its one-line message and no traceback: exit 2 for a bad config value found once the
+    stage runs (`ConfigError`), exit 1 for anything else.
     """
     register_resolvers()
     register_schemas()
-
-    def runtime_errors() -> tuple[type[BaseException], ...]:
-        # A file the user named that is missing, unreadable or unwritable, a bad checkpoint.
-        return (OSError, load_ref(CHECKPOINT_ERROR), *map(load_ref, user_errors))
 
     stage_name = (defaults or {}).get("stage", "pipeline" if config_name == "pipeline" else "train")
 
@@ -284,7 +280,7 @@ def console_main(
         """Run the stage; a user's mistake ends the process with its one line."""
         from xlvision.stages.runner import run_stage
 
-        stage_fn = load_ref(stage)
+        stage_fn = load_stage(stage)
         quiet_libraries()  # again: importing Lightning resets its loggers to INFO
         try:
             with job_environment(cfg):
@@ -294,7 +290,7 @@ def console_main(
             if in_search():
                 raise TrialFailed(f"config error: {err}") from None
             sys.exit(2)
-        except (DataError, RunDirError, ResumeError, *runtime_errors()) as err:
+        except USER_ERRORS as err:
             if verbose():
                 raise
             print(f"{prog}: {one_line(err)}", file=sys.stderr)
@@ -346,8 +342,8 @@ def console_main(
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
             sys.exit(2)
-        except (RunDirError, InputFileError) as err:
-            print(f"{prog}: {err}", file=sys.stderr)
+        except XlvisionError as err:  # a run dir, an input file, a data file
+            print(f"{prog}: {one_line(err)}", file=sys.stderr)
             sys.exit(1)
         except Exception as err:  # a malformed override: Hydra's parser explains it
             detail = " ".join(str(err).split()) or traceback.format_exc(limit=1)

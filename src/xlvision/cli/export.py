@@ -80,15 +80,7 @@ def run(overrides: list[str]) -> None:
         print(f"{PROG}: serve it with: python -m http.server -d {path}", file=sys.stderr)
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    """A bad bundle, runtime or output; imported only once something went wrong."""
-    from xlvision.bundle.errors import BundleError
-    from xlvision.bundle.export import ExportError
-
-    return (BundleError, ExportError, RunDirError, OSError)
-
-
-main = simple_main(PROG, "export", run, user_errors)
+main = simple_main(PROG, "export", run)
 """Console script `xlv-export`; every user mistake ends with one line."""
 
 

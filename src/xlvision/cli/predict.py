@@ -11,7 +11,6 @@ from pathlib import Path
 
 from xlvision.cli.app import check_writable, simple_main
 from xlvision.config import ConfigError, compose_config
-from xlvision.records import RunDirError
 
 PROG = "xlv-predict"
 OUTPUT_SUFFIXES = (".json", ".csv")
@@ -90,15 +89,7 @@ def script_summary(predictions, one_script: str) -> list[str]:
     ]
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    """A bad bundle, image or output; imported only once something went wrong."""
-    from xlvision.bundle.errors import BundleError
-    from xlvision.bundle.images import InputError
-
-    return (BundleError, InputError, RunDirError)
-
-
-main = simple_main(PROG, "predict", run, user_errors)
+main = simple_main(PROG, "predict", run)
 """Console script `xlv-predict`; every user mistake ends with one line."""
 
 

@@ -9,10 +9,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from xlvision.cli.app import check_writable
+from xlvision.cli.app import check_writable, one_line
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
+from xlvision.errors import XlvisionError
 from xlvision.records import RunDirError
 from xlvision.report.collect import find_run_dirs
 from xlvision.report.options import ReportError, ReportOptions
@@ -30,8 +31,8 @@ def _run(cfg: DictConfig) -> None:
 
     try:
         report(cfg)
-    except ReportError as err:
-        print(f"xlv-report: {err}", file=sys.stderr)
+    except XlvisionError as err:  # a run that cannot be read, a table that cannot be made
+        print(f"xlv-report: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
 
 

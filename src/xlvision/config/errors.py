@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from xlvision.errors import XlvisionError
 
-class ConfigError(ValueError):
+
+class ConfigError(XlvisionError, ValueError):
     """A bad config value: the message names the key, the value and what is allowed."""
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from xlvision.errors import XlvisionError
 
-class DataError(ValueError):
+
+class DataError(XlvisionError, ValueError):
     """A data file or data config is wrong; the message names the file or key and what is wrong."""
 
     def __init__(self, message: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from xlvision.errors import XlvisionError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(XlvisionError, ValueError):
     """A checkpoint or weights file that cannot be used; the one-line message starts with its
     path."""

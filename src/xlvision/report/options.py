@@ -10,6 +10,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from xlvision.errors import XlvisionError
+
 LANG = "lang"
 """Pseudo key for the language named by `{lang}` in a metric, so `cols=lang` spreads one
 multi-language run over one column per language it was tested on."""
@@ -17,7 +19,7 @@ multi-language run over one column per language it was tested on."""
 LANG_PLACEHOLDER = "{lang}"
 
 
-class ReportError(ValueError):
+class ReportError(XlvisionError, ValueError):
     """A user's mistake in the report's config or inputs; its message is one line for people."""
 
 
