@@ -25,8 +25,8 @@ all="ar bn bo en fa gu hi km kn lo ml mn mr my or pa si ta te th zh"
 pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
 pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
 sources="{$(for p in $pairs; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 2}]"; done | paste -sd, -)}"
-parts=(unified glyph_router domain_prior domain_prior_outside)
-recipes=(unified glyph_router domain_prior)
+parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial)
+recipes=(unified glyph_router domain_prior more_glyphs adversarial)
 seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
 
@@ -122,21 +122,21 @@ if ls -d "$out"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
     mean_row=true "report.out_dir=$report/outside"
 fi
 
-side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, a column per part
+side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, a column per recipe
   local metric=$1 suffix=$2
   shift 2
   echo "**test/{lang}/$metric** — mean ± sample std over the runs (n); columns: the recipe"
   echo
-  echo "| lang | unified | glyph router | domain prior |"
-  echo "|:---|:---:|:---:|:---:|"
+  echo "| lang |$(for part in "${recipes[@]}"; do printf ' %s |' "${part//_/ }"; done)"
+  echo "|:---|$(for _ in "${recipes[@]}"; do printf ':---:|'; done)"
   for row in "$@"; do
-    local cells=()
+    local line="| $row |"
     for part in "${recipes[@]}"; do
       local file="$report/$part$suffix/table_test-lang-${metric//_/-}.md" cell=""
       [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
-      cells+=("${cell:-—}")
+      line+=" ${cell:-—} |"
     done
-    echo "| $row | ${cells[0]} | ${cells[1]} | ${cells[2]} |"
+    echo "$line"
   done
 }
 {
