@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pkgutil
 import subprocess
 import sys
@@ -151,3 +152,36 @@ def test_every_user_error_derives_from_the_one_base_class() -> None:
     tree = ast.parse((root / "errors.py").read_text())
     imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
     assert [getattr(n, "module", None) for n in imports] == ["__future__"]
+
+
+def test_each_console_script_helps_with_its_own_name_and_options() -> None:
+    """`--help` opens with the script's own summary and usage, not Hydra's banner; the report's
+    lists its own options, not the training groups."""
+    script = """
+import contextlib, importlib, io, json, sys
+from hydra.core.global_hydra import GlobalHydra
+out = {}
+for cli in ("train", "finetune", "integrate", "pipeline", "eval", "report"):
+    sys.argv = [f"xlv-{cli}", "--help"]
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        try:
+            importlib.import_module(f"xlvision.cli.{cli}").main()
+        except SystemExit:
+            pass
+    GlobalHydra.instance().clear()
+    out[cli] = buffer.getvalue()
+print(json.dumps(out))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-1500:]
+    helps = json.loads(result.stdout.strip().splitlines()[-1])
+    for cli, text in helps.items():
+        assert text.startswith(f"xlv-{cli}: "), (cli, text[:200])
+        assert f"usage: xlv-{cli} " in text, cli
+        assert "powered by Hydra" not in text, cli
+    assert "== Config groups" in helps["train"] and "finetune: " in helps["train"]
+    assert "Config groups" not in helps["report"] and "optimizer:" not in helps["report"]
+    assert "rows:" in helps["report"]

@@ -258,15 +258,23 @@ def simple_main(
     return main
 
 
+def help_overrides(prog: str, summary: str) -> list[str]:
+    """`--help` shows the script's own name and summary (its module docstring), not Hydra's."""
+    text = " ".join(summary.split()).replace("\\", "\\\\").replace("'", "\\'")
+    return [f"hydra.help.app_name={prog}", f"hydra.help.header='{text}'"]
+
+
 def console_main(
     stage: StageRef,
     config_name: str,
     prog: str,
     defaults: dict[str, str] | None = None,
+    summary: str | None = None,
 ) -> Callable[[], None]:
     """A console script for `stage` composed from `conf/<config_name>.yaml`.
 
-    `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`). A
+    `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`);
+    `summary` heads its `--help` (the script's module docstring). A
     user's mistake (`XlvisionError`, or an `OSError` on a file the user named) ends the job
     with its one-line message and no traceback: exit 2 for a bad config value found once the
     stage runs (`ConfigError`), exit 1 for anything else.
@@ -305,6 +313,8 @@ def console_main(
 
     def main() -> None:
         quiet_libraries()
+        if {"-h", "--help"} & set(sys.argv[1:]):
+            sys.argv += help_overrides(prog, summary or prog)
         rank_cfg = ddp_rank_config()
         if rank_cfg is not None:  # a DDP rank of a job that rank 0 started: its console to a file
             log = Path(rank_cfg.paths.output_dir) / f"rank{os.environ['LOCAL_RANK']}.log"

@@ -2,7 +2,7 @@
 
 from xlvision.cli.app import console_main
 
-main = console_main("xlvision.stages.evaluate:evaluate", "eval", "xlv-eval")
+main = console_main("xlvision.stages.evaluate:evaluate", "eval", "xlv-eval", summary=__doc__)
 
 if __name__ == "__main__":
     main()

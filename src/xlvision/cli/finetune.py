@@ -7,6 +7,7 @@ main = console_main(
     "config",
     "xlv-finetune",
     defaults={"stage": "finetune", "finetune": "full"},
+    summary=__doc__,
 )
 
 if __name__ == "__main__":

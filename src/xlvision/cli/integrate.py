@@ -28,7 +28,11 @@ def main() -> None:
     if not any(arg.startswith("experiment=") for arg in sys.argv[1:]):
         defaults["integrate"] = "routed"
     console_main(
-        "xlvision.stages.integrate:integrate", "config", "xlv-integrate", defaults=defaults
+        "xlvision.stages.integrate:integrate",
+        "config",
+        "xlv-integrate",
+        defaults=defaults,
+        summary=__doc__,
     )()
 
 

@@ -2,7 +2,9 @@
 
 from xlvision.cli.app import console_main
 
-main = console_main("xlvision.stages.pipeline:pipeline", "pipeline", "xlv-pipeline")
+main = console_main(
+    "xlvision.stages.pipeline:pipeline", "pipeline", "xlv-pipeline", summary=__doc__
+)
 
 if __name__ == "__main__":
     main()
