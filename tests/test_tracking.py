@@ -13,7 +13,7 @@ KEYS = ("test/en/acc", "test/en/f1", "test/mean/acc", "val/en/recall")
 
 
 def tensorboard_scalars(run_dir) -> dict[str, float]:
-    """Fit, validate and test each write an event file; the last value of a tag wins."""
+    """Every event file of the run (there is one); the last value of a tag wins."""
     out: dict[str, float] = {"_images": []}
     for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
         acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
@@ -62,3 +62,21 @@ def test_every_dashboard_holds_the_same_final_metrics(make_config, tmp_path, mon
     assert (params / "optimizer" / "lr").read_text() == "0.001"
     assert "test/en/confusion" in tensorboard["_images"]
     assert "test_en_confusion.png" in mlflow["_artifacts"]
+
+    # One event file per run, though Lightning finalizes after fit and again after test.
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    # Each dashboard names the run after its dir and tags it alike; the summary reaches all.
+    trainable = metrics["trainable_params"]
+    assert wandb_values["trainable_params"] == mlflow["trainable_params"] == trainable
+    assert tensorboard["trainable_params"] == trainable
+    (run,) = [p for p in (run_dir / "mlruns").glob("*/*") if (p / "tags").is_dir()]
+    assert (run / "tags" / "mlflow.runName").read_text() == f"{tmp_path.name}/run"
+    assert {"en", "net", "train", "run_dir"} <= {p.name for p in (run / "tags").iterdir()}
+
+
+def test_wandb_is_not_told_an_anonymous_setting(tmp_path):
+    """W&B warns on every run that `anonymous` "has no effect" once it is passed at all."""
+    from xlvision.training.loggers import WandbLogger
+
+    assert "anonymous" not in WandbLogger(offline=True, save_dir=str(tmp_path))._wandb_init
+    assert WandbLogger(anonymous=True, save_dir=str(tmp_path))._wandb_init["anonymous"] == "allow"

@@ -223,6 +223,10 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     if "optuna" in sys.modules:  # it sets its own level when imported
         sys.modules["optuna"].logging.set_verbosity(logging.WARNING)
+    # MLflow's first run of an experiment: "Experiment with name … not found. Creating it."
+    logging.getLogger("lightning.pytorch.loggers.mlflow").setLevel(logging.ERROR)
+    # W&B's banners, sync hints and run summary; the run is in <run dir>/wandb all the same.
+    os.environ.setdefault("WANDB_SILENT", "true")
     # device.compile: the C++ toolchain probe warns that a CPU machine has no CUDA runtime.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -147,7 +147,7 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     if trainer.is_global_zero:  # one writer per file under DDP
         save_classifier(final, model, spec)
     log_model_artifact(trainer.loggers, str(final), f"model-{target.code}")
-    finish_loggers(trainer)
+    finish_loggers(trainer, {"trainable_params": trainable, "train_time_s": train_time})
     # What tuning changed on each language measured before it: the target's gain over its
     # zero-shot accuracy, and on the others what was kept (negative: forgotten).
     gains = {

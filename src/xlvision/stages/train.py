@@ -97,13 +97,14 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     train_time, best = fit_and_test(trainer, module, data, resume)
     by_source = source_metrics(module.model, data, "test")
     log_model_artifact(trainer.loggers, best, "model")
-    finish_loggers(trainer)
+    trainable = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
+    finish_loggers(trainer, {"trainable_params": trainable, "train_time_s": train_time})
 
     metrics = {
         **module.final,
         **by_source,
         "train_time_s": round(train_time, 3),
-        "trainable_params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+        "trainable_params": trainable,
         "epochs": trainer.current_epoch,
     }
     artifacts = {"checkpoint": best, "confusion": module.confusion, "data_counts": data.counts}

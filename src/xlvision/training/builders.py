@@ -46,8 +46,18 @@ def sweep_name() -> str | None:
     return None
 
 
+def run_label(output_dir: str | Path) -> str:
+    """A dashboard's name for a run: the last two parts of its dir (`18-02-11_ab12/3`,
+    `<pipeline run>/pretrain`), the same on every dashboard and findable on disk."""
+    parts = Path(output_dir).parts
+    return "/".join(parts[-2:])
+
+
 def build_loggers(cfg: DictConfig, tags: list[str]) -> list:
+    """The configured loggers, each run named after its dir and tagged alike (languages,
+    model, stage; the sweep as the W&B group and an MLflow tag)."""
     loggers = []
+    label = run_label(cfg.paths.output_dir)
     for node in (cfg.get("logger") or {}).values():
         if node is None:
             continue
@@ -55,10 +65,21 @@ def build_loggers(cfg: DictConfig, tags: list[str]) -> list:
             extra = {"tags": sorted({*node.get("tags", []), *tags})}
             if node.get("group") is None:
                 extra["group"] = sweep_name()
-            node = OmegaConf.merge(node, extra)
-        if node._target_.endswith("MLFlowLogger") and str(node.tracking_uri).startswith("file:"):
-            # MLflow 3 refuses its plain-file store unless asked; a run dir is exactly that.
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            if node.get("name") is None:
+                extra["name"] = label
+            node = OmegaConf.create({**OmegaConf.to_container(node, resolve=True), **extra})
+        if node._target_.endswith("MLFlowLogger"):
+            # Without a name every run got the same seeded random one; tags as W&B's.
+            marks = {tag: "true" for tag in tags}
+            extra = {"tags": {**marks, "run_dir": str(cfg.paths.output_dir)}}
+            if sweep_name():
+                extra["tags"]["sweep"] = sweep_name()
+            if node.get("run_name") is None:
+                extra["run_name"] = label
+            node = OmegaConf.create({**OmegaConf.to_container(node, resolve=True), **extra})
+            if str(node.tracking_uri).startswith("file:"):
+                # MLflow 3 refuses its plain-file store unless asked; a run dir is exactly that.
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         loggers.append(instantiate(node))
     if loggers:
         config = resolved_config(cfg)
@@ -119,8 +140,13 @@ def build_trainer(
     )
 
 
-def finish_loggers(trainer: L.Trainer) -> None:
-    """Flush and close runs that outlive the Trainer (W&B keeps a process per run)."""
+def finish_loggers(trainer: L.Trainer, summary: dict[str, float] | None = None) -> None:
+    """Log the run's `summary` numbers (e.g. trainable_params) to every logger, then flush and
+    close runs that outlive the Trainer (W&B keeps a process per run; TensorBoard's writer)."""
     for logger in trainer.loggers:
+        if summary and type(logger).__name__ != "CSVLogger":  # metrics.json holds them
+            logger.log_metrics(dict(summary), step=trainer.global_step)
         if type(logger).__name__ == "WandbLogger":
             logger.experiment.finish()
+        elif hasattr(logger, "close"):
+            logger.close()
