@@ -555,6 +555,40 @@ def test_the_page_reads_the_thresholds_from_model_json_and_says_not_sure(strongl
     assert got[6:] == ["", "", "99.9%", "99.9%", "81.2%"]
 
 
+@pytest.mark.chromium
+def test_the_page_reads_the_familiarity_and_is_not_sure_of_the_script_below_it(
+    strongly_calibrated, tmp_path
+):
+    from browser import chromium_binary, chromium_page, serve
+    from test_export import THREE, draw
+
+    from xlvision.bundle.export import default_runtime
+
+    chromium_binary()
+    if not (default_runtime() / "ort.wasm.min.js").is_file():
+        pytest.skip(f"no onnxruntime-web at {default_runtime()} (make install puts it there)")
+    # Above every familiarity, and nothing else: every drawing is "not sure" of its script.
+    model, manifest = load_bundle(strongly_calibrated)
+    reject = {"script": 0.0, "digit": 0.0, "familiar": 1.01, "rate": 0.02}
+    path = save(tmp_path / "odd.safetensors", model, {**manifest["calibration"], "reject": reject})
+    model, manifest = load_bundle(path)
+    page_dir, _ = checked_export(model, manifest, path, "web", tmp_path / "page", check=20)
+    assert json.loads((page_dir / "model.json").read_text())["reject"] == reject
+    with serve(page_dir) as url, chromium_page(tmp_path / "profile", url + "index.html") as page:
+        page.wait_for("document.body.dataset.state === 'ready'")
+        shown = draw(page, THREE)
+        body = page.evaluate("({...document.body.dataset})")
+        text = page.evaluate("document.getElementById('digit').textContent")
+    assert (shown["unknown"], body["unknown"], body["digit"]) == ("script", "script", "?")
+    assert text == "not sure"
+    # The familiarity the page read is PyTorch's for the very input it showed.
+    digits = torch.tensor(shown["input"], dtype=torch.uint8).reshape(1, 28, 28)
+    with torch.no_grad():
+        familiarity = model.familiarity(model_input(digits, manifest["preprocessing"]))
+    assert shown["familiarity"] == pytest.approx(float(familiarity[0]), abs=1e-4)
+    assert 0 < shown["familiarity"] < 1.01
+
+
 def test_an_integrate_config_from_before_reject_rate_takes_its_default():
     from omegaconf import OmegaConf
 
