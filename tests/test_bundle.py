@@ -7,6 +7,7 @@ import struct
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -19,7 +20,7 @@ from xlvision.bundle import (
     load_bundle,
     save_bundle,
 )
-from xlvision.bundle.file import CHECKSUM_KEY, file_sha256, payload_sha256
+from xlvision.bundle.file import CHECKSUM_KEY, PROTOTYPES_KEY, file_sha256, payload_sha256
 from xlvision.models import build_classifier
 
 SPEC = {"name": "net", "channels": [4, 8], "hidden": 16, "dropout": 0.0}
@@ -58,6 +59,29 @@ def rewrite_manifest(src, dst, edit, resign: bool = True) -> None:
     text = json.dumps(manifest)
     checksum = file_sha256(text, payload_sha256(tensors)) if resign else metadata[CHECKSUM_KEY]
     save_file(tensors, str(dst), metadata={"xlvision": text, CHECKSUM_KEY: checksum})
+
+
+def rewrite_tensors(src, dst, edit, resign: bool = True) -> None:
+    """Copy a bundle with its tensors changed by `edit`; with `resign` both checksums (the
+    manifest's payload digest and the whole-file one) are recomputed to match."""
+    with safe_open(str(src), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        metadata = f.metadata()
+    edit(tensors)
+    text = metadata["xlvision"]
+    if resign:
+        manifest = json.loads(text)
+        manifest["payload_sha256"] = payload_sha256(tensors)
+        text = json.dumps(manifest)
+        metadata = {"xlvision": text, CHECKSUM_KEY: file_sha256(text, payload_sha256(tensors))}
+    save_file(tensors, str(dst), metadata=metadata)
+
+
+def with_prototypes(model: UnifiedModel, k: int = 5) -> UnifiedModel:
+    """`model` with `k` random unit prototypes in its router's feature space."""
+    width = model.members[model.router].heads[LID_HEAD].in_features
+    model.set_prototypes(F.normalize(torch.randn(k, width), dim=1))
+    return model
 
 
 def test_round_trip_is_bit_exact(tmp_path):
@@ -239,3 +263,62 @@ def test_save_refuses_incomplete_language_records(tmp_path):
             routed_model(),
             languages={"kn": language_record("kn"), "zh": {"name": "Chinese", "script": "Han"}},
         )
+
+
+def test_prototypes_round_trip_under_the_checksum(tmp_path):
+    model = with_prototypes(routed_model())
+    path = write(tmp_path / "b.safetensors", model)
+    loaded, manifest = load_bundle(path)
+    assert torch.equal(loaded.prototypes, model.prototypes)
+    assert manifest["calibration"]["prototypes"] == 5
+    with safe_open(str(path), framework="pt") as f:
+        assert PROTOTYPES_KEY in f.keys()
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded.predict(x)["familiarity"], model.familiarity(x))
+    again = write(tmp_path / "again.safetensors", loaded)
+    assert load_bundle(again)[1]["payload_sha256"] == manifest["payload_sha256"]
+    # A bundle saved without prototypes has no such tensor and reads as before.
+    plain, manifest = load_bundle(write(tmp_path / "plain.safetensors", routed_model()))
+    assert plain.prototypes is None and "calibration" not in manifest
+    assert "familiarity" not in plain.predict(x)
+
+
+def test_tampered_or_misshapen_prototypes_are_refused_in_one_line(tmp_path):
+    src = write(tmp_path / "b.safetensors", with_prototypes(routed_model()))
+
+    def nudge(tensors):
+        tensors[PROTOTYPES_KEY] = tensors[PROTOTYPES_KEY] * 0.5
+
+    rewrite_tensors(src, tmp_path / "t.safetensors", nudge, resign=False)
+    with pytest.raises(BundleError, match=r"t\.safetensors: checksum mismatch") as err:
+        load_bundle(tmp_path / "t.safetensors")
+    assert "\n" not in str(err.value)
+    for name, shape in (("wide", (5, 17)), ("flat", (80,)), ("empty", (0, 16))):
+
+        def misshape(tensors, shape=shape):
+            tensors[PROTOTYPES_KEY] = torch.ones(shape)
+
+        rewrite_tensors(src, tmp_path / f"{name}.safetensors", misshape)
+        with pytest.raises(BundleError) as err:
+            load_bundle(tmp_path / f"{name}.safetensors")
+        message = str(err.value)
+        assert message.startswith(f"{tmp_path / name}.safetensors: tensor 'calibration.prototypes'")
+        assert f"of shape {list(shape)}: expected [K ≥ 1, 16]" in message and "\n" not in message
+
+    def fewer(tensors):
+        tensors[PROTOTYPES_KEY] = tensors[PROTOTYPES_KEY][:3].clone()
+
+    rewrite_tensors(src, tmp_path / "k.safetensors", fewer)
+    with pytest.raises(BundleError, match=r"k\.safetensors: tensor .* holds 3 prototypes, the "):
+        load_bundle(tmp_path / "k.safetensors")
+
+
+def test_a_member_named_calibration_is_refused(tmp_path):
+    model = routed_model()
+    members = {("calibration" if k == "router" else k): m for k, m in model.members.items()}
+    renamed = UnifiedModel(members, model.routes, CODES, router="calibration")
+    with pytest.raises(ValueError, match="not 'calibration'"):
+        write(tmp_path / "c.safetensors", renamed)
+    with pytest.raises(ValueError, match="need a router"):
+        UnifiedModel(dict(model.members), model.routes, CODES).set_prototypes(torch.ones(2, 16))

@@ -12,8 +12,10 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import run_cli
 from test_predict import CODES, SPEC, eval_config, predict_cli_run, train_shared, write_scans
+from test_unified import toy_model
 
 from xlvision.bundle import (
     UnifiedModel,
@@ -37,6 +39,7 @@ from xlvision.bundle.export import (
     WEB_TEMPLATE,
     check_images,
     checked_export,
+    compare,
     description,
     page_model,
     reference_outputs,
@@ -48,7 +51,7 @@ from xlvision.config import ConfigError, compose_config
 from xlvision.data.datamodule import DigitDataModule, glyph_splits
 from xlvision.integrate.calibrate import fit_calibration
 from xlvision.languages import load_language
-from xlvision.stages.evaluate import evaluate
+from xlvision.stages.evaluate import evaluate, outside_aurocs, page_means
 from xlvision.stages.runner import run_stage
 
 
@@ -92,13 +95,85 @@ def test_reject_thresholds_reject_their_share_and_name_the_reason():
     reasons = unknown_reasons([0.2, 0.9, 0.9, 0.2], [0.9, 0.1, 0.9, 0.1], Thresholds(0.5, 0.5))
     assert list(reasons) == ["script", "digit", "", "script"]  # the script is checked first
     assert list(unknown_reasons([0.0], [0.0], None)) == [""]
+    # An unfamiliar image's script is unknown, however sure the router is, and before its digit.
+    script, digit, familiarity = [0.9, 0.9, 0.9, 0.2], [0.9, 0.1, 0.9, 0.9], [0.5, 0.5, 0.7, 0.9]
+    with_familiar = Thresholds(0.5, 0.5, 0.6)
+    assert list(unknown_reasons(script, digit, with_familiar, familiarity)) == [
+        "script",
+        "script",
+        "",
+        "script",
+    ]
+    assert list(unknown_reasons(script, digit, with_familiar)) == ["", "digit", "", "script"]
+    assert list(unknown_reasons(script, digit, Thresholds(0.5, 0.5), familiarity)) == [
+        "",
+        "digit",
+        "",
+        "script",
+    ]
     stored = {"calibration": {"reject": {"script": 0.4, "digit": 0.3, "rate": 0.02}}}
     assert reject_thresholds("auto", stored) == Thresholds(0.4, 0.3)
     assert reject_thresholds("auto", {}) is None and reject_thresholds("none", stored) is None
     assert reject_thresholds(0.7, stored) == Thresholds(0.7, 0.7)
+    stored["calibration"]["reject"]["familiar"] = 0.55
+    assert reject_thresholds("auto", stored) == Thresholds(0.4, 0.3, 0.55)
+    assert reject_thresholds(0.7, stored) == Thresholds(0.7, 0.7, None)  # not a probability
     for bad in (-0.1, 1.5, "abc"):
         with pytest.raises(ConfigError, match="reject="):
             reject_thresholds(bad, stored)
+
+
+def test_prototypes_by_hand_on_a_toy_router_and_familiarity_is_their_cosine():
+    """The toy router's backbone passes its two input features through, so every feature,
+    prototype and cosine can be written down."""
+    model = toy_model([2.0, 0.0])
+    x = torch.tensor([[1.0, 0.0], [2.0, 0.2], [0.0, 1.0], [-1.0, -1.0], [-3.0, -1.0]])
+    y = torch.tensor([3, 3, 5, 3, 3])
+    language = torch.tensor([0, 0, 0, 1, 1])  # ar, ar, ar, fa, fa
+    batches = [(x[:2], y[:2], language[:2]), (x[2:], y[2:], language[2:])]
+    record = fit_calibration(model, batches, 0.02)
+    unit = x / x.norm(dim=1, keepdim=True)
+    # (ar, 3), (ar, 5), (fa, 3): the mean of unit features, made unit again.
+    by_hand = torch.stack([unit[0] + unit[1], unit[2], unit[3] + unit[4]])
+    by_hand = by_hand / by_hand.norm(dim=1, keepdim=True)
+    assert record["prototypes"] == 3
+    torch.testing.assert_close(model.prototypes, by_hand)
+    cosines = [[float(a @ b) for b in by_hand] for a in unit]
+    assert record["reject"]["familiar"] == pytest.approx(min(max(row) for row in cosines))
+    with torch.no_grad():
+        along = model.familiarity(torch.stack([2.5 * by_hand[1], -by_hand[0]]))
+        read = model.predict(x)
+    assert along[0] == pytest.approx(1.0, abs=1e-6)  # an image along a prototype
+    assert along[1] == pytest.approx(max(float(-by_hand[0] @ b) for b in by_hand), abs=1e-6)
+    torch.testing.assert_close(read["familiarity"], torch.tensor([max(r) for r in cosines]))
+
+
+def test_outside_aurocs_by_hand_per_image_and_per_page_of_one_language():
+    # Two bundle languages and one outside language; a page never spans two languages.
+    inside = [
+        {"script_prob": np.array([0.9, 0.8, 0.7]), "familiarity": np.array([0.9, 0.9, 0.1])},
+        {"script_prob": np.array([0.6, 0.5]), "familiarity": np.array([0.5, 0.7])},
+    ]
+    outside = [
+        {
+            "script_prob": np.array([0.95, 0.6, 0.4, 0.3]),
+            "familiarity": np.array([0.6, 0.8, 0.2, 0.4]),
+        }
+    ]
+    np.testing.assert_allclose(page_means(np.array([0.9, 0.9, 0.1]), 2), [0.9])  # whole pages
+    found = outside_aurocs(inside, outside, page_size=2)
+    # Per image, familiarity: 0.9 and 0.9 beat all 4, 0.1 none, 0.5 two, 0.7 three: 13 / 20.
+    assert found["auroc"] == pytest.approx(13 / 20)
+    # Script probability: 3 + 3 + 3 + (0.6: 2 and a tie) + 2 = 13.5 / 20.
+    assert found["auroc_script_prob"] == pytest.approx(13.5 / 20)
+    # Pages of 2: inside [0.9] and [0.6]; outside [0.7] and [0.3]: 3 of 4 pairs.
+    assert found["auroc_page"] == pytest.approx(3 / 4)
+    # Without prototypes, auroc is the script probability's; pages [0.85], [0.55] vs [0.775, 0.35].
+    bare = [{"script_prob": part["script_prob"]} for part in inside]
+    found = outside_aurocs(bare, outside, page_size=2)
+    assert found["auroc"] == found["auroc_script_prob"] == pytest.approx(13.5 / 20)
+    assert found["auroc_page"] == pytest.approx(3 / 4)
+    assert "auroc_page" not in outside_aurocs(inside, outside, page_size=1)
 
 
 # ------------------------------------------------------------------ a calibrated bundle
@@ -155,13 +230,29 @@ def test_calibration_is_fitted_on_validation_data_and_stored(calibrated, data):
         read = [model.predict(xb) for xb, _, _ in data.val_dataloader()]
     script = torch.cat([r["language_prob"] for r in read]).numpy()
     digit = torch.cat([r["digit_prob"] for r in read]).numpy()
-    for kind, probs in (("script", script), ("digit", digit)):
+    familiar = torch.cat([r["familiarity"] for r in read]).numpy()
+    for kind, probs in (("script", script), ("digit", digit), ("familiar", familiar)):
         share = (probs < stored["reject"][kind]).mean()
         assert share <= 0.02 and stored["reject"][kind] == reject_threshold(probs, 0.02)
+    # The prototypes: per (language, digit) of the validation images, the mean of the router
+    # backbone's unit features, made unit again; 3 languages × 10 digits.
+    units, classes = [], []
+    with torch.no_grad():
+        for xb, yb, lb in data.val_dataloader():
+            units.append(F.normalize(router.backbone(xb), dim=1))
+            classes += [(int(i), int(d)) for i, d in zip(lb, yb, strict=True)]
+    units = torch.cat(units)
+    present = sorted(set(classes))
+    by_hand = torch.stack(
+        [F.normalize(units[[c == k for c in classes]].mean(0), dim=0) for k in present]
+    )
+    assert stored["prototypes"] == len(present) == 30
+    torch.testing.assert_close(model.prototypes, by_hand, atol=1e-5, rtol=0)
     # A bundle saved without calibration reads with temperature 1 and has no thresholds.
     bare = save(path.parent / "bare.safetensors", plain, None)
     model, manifest = load_bundle(bare)
     assert "calibration" not in manifest and model.temperatures == {"script": 1.0, "digit": 1.0}
+    assert model.prototypes is None
 
 
 def test_eval_unknown_rate_and_acc_answered_recomputed_by_hand(calibrated, tmp_path):
@@ -170,8 +261,9 @@ def test_eval_unknown_rate_and_acc_answered_recomputed_by_hand(calibrated, tmp_p
     metrics, _ = run_stage(evaluate, cfg)
     plain, _ = run_stage(evaluate, eval_config(tmp_path / "none", f"bundle={path}", "reject=none"))
     model, manifest = load_bundle(path)
-    reject = Thresholds(record["reject"]["script"], record["reject"]["digit"])
+    reject = Thresholds(*(record["reject"][k] for k in ("script", "digit", "familiar")))
     assert (metrics["reject_script"], metrics["reject_digit"]) == (reject.script, reject.digit)
+    assert metrics["reject_familiar"] == reject.familiar
     rates = []
     for code in CODES:
         test = glyph_splits(cfg.data, load_language(code), cfg.seed, ("test",))["test"]
@@ -180,7 +272,10 @@ def test_eval_unknown_rate_and_acc_answered_recomputed_by_hand(calibrated, tmp_p
             read = model.predict(x)
             given = model.predict(x, language=code)
         hit = (read["digit"] == test.labels).numpy()
-        unknown = unknown_reasons(read["language_prob"], read["digit_prob"], reject) != ""
+        reasons = unknown_reasons(
+            read["language_prob"], read["digit_prob"], reject, read["familiarity"]
+        )
+        unknown = reasons != ""
         rates.append(unknown.mean())
         assert metrics[f"test/{code}/unknown_rate"] == pytest.approx(unknown.mean())
         if (~unknown).any():
@@ -208,24 +303,36 @@ def test_eval_unknown_rate_and_acc_answered_recomputed_by_hand(calibrated, tmp_p
 
 def test_eval_outside_languages_scores_auroc_and_their_unknown_rate(calibrated, tmp_path):
     path, record, _ = calibrated
-    cfg = eval_config(tmp_path / "o", f"bundle={path}", "outside=[gu,th]", "page_size=0")
+    cfg = eval_config(tmp_path / "o", f"bundle={path}", "outside=[gu,th]", "page_size=4")
     metrics, artifacts = run_stage(evaluate, cfg)
     model, manifest = load_bundle(path)
-    reject = Thresholds(record["reject"]["script"], record["reject"]["digit"])
-    scores, unknown = {}, {}
+    reject = Thresholds(*(record["reject"][k] for k in ("script", "digit", "familiar")))
+    script, familiar, unknown = {}, {}, {}
     for code in [*CODES, "gu", "th"]:
         test = glyph_splits(cfg.data, load_language(code), cfg.seed, ("test",))["test"]
         x = model_input(test.images, manifest["preprocessing"])
         with torch.no_grad():
-            scores[code] = model.script_probs(x).max(1).values.numpy()
+            script[code] = model.script_probs(x).max(1).values.numpy()
+            familiar[code] = model.familiarity(x).numpy()
             read = model.predict(x)
-        unknown[code] = unknown_reasons(read["language_prob"], read["digit_prob"], reject) != ""
-    inside = np.concatenate([scores[c] for c in CODES])
-    outside = np.concatenate([scores["gu"], scores["th"]])
-    assert metrics["test/outside/auroc"] == pytest.approx(auroc(inside, outside))
+        reasons = unknown_reasons(
+            read["language_prob"], read["digit_prob"], reject, read["familiarity"]
+        )
+        unknown[code] = reasons != ""
+
+    def split(scores: dict, pages: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(inside, outside), each language's scores averaged over its own pages."""
+        mean = {
+            c: v[: len(v) // pages * pages].reshape(-1, pages).mean(1) for c, v in scores.items()
+        }
+        return np.concatenate([mean[c] for c in CODES]), np.concatenate([mean["gu"], mean["th"]])
+
+    assert metrics["test/outside/auroc"] == pytest.approx(auroc(*split(familiar)))
+    assert metrics["test/outside/auroc_script_prob"] == pytest.approx(auroc(*split(script)))
+    assert metrics["test/outside/auroc_page"] == pytest.approx(auroc(*split(familiar, 4)))
     for code in ("gu", "th"):
         assert metrics[f"test/{code}/unknown_rate"] == pytest.approx(unknown[code].mean())
-        assert artifacts["data_counts"][code] == {"test": len(scores[code])}
+        assert artifacts["data_counts"][code] == {"test": len(script[code])}
     pooled = np.concatenate([unknown["gu"], unknown["th"]]).mean()
     assert metrics["test/outside/unknown_rate"] == pytest.approx(pooled)
     assert "test/gu/acc" not in metrics  # read by the router only, never scored as its own
@@ -299,19 +406,30 @@ def test_predict_answers_unknown_with_its_reason(calibrated, tmp_path, monkeypat
         reject=reject_thresholds("auto", manifest),
     )
     for p in predictions:
-        if p.language_prob < record["reject"]["script"]:
+        unfamiliar = p.familiarity < record["reject"]["familiar"]
+        if p.language_prob < record["reject"]["script"] or unfamiliar:
             assert (p.answer, p.unknown_reason) == ("?", "script")
         elif p.digit_prob < record["reject"]["digit"]:
             assert (p.answer, p.unknown_reason) == ("?", "digit")
         else:
             assert (p.answer, p.unknown_reason) == (str(p.digit), None)
+    # Above every familiarity, each image's script is unknown, unless the user names it.
+    scans = str(tmp_path / "scans")
+    strict = Thresholds(0.0, 0.0, 1.01)
+    reader = TorchReader(model, manifest)
+    named = predict_images(reader, manifest, scans, progress=False, reject=strict)
+    assert {p.unknown_reason for p in named} == {"script"}
+    given = predict_images(reader, manifest, scans, language="kn", progress=False, reject=strict)
+    assert {p.unknown_reason for p in given} == {None}
+    assert [p.familiarity for p in given] == pytest.approx([p.familiarity for p in named])
 
 
 # ------------------------------------------------------------------ out of Python
 @pytest.fixture(scope="module")
 def strongly_calibrated(calibrated, tmp_path_factory):
-    """The calibrated bundle with temperatures far from 1 (and thresholds that bite)."""
-    _, record, plain = calibrated
+    """The calibrated bundle with temperatures far from 1 (and thresholds that bite), its
+    prototypes and familiarity threshold kept."""
+    path, record, plain = calibrated
     model = UnifiedModel(
         dict(plain.members),
         plain.routes,
@@ -319,7 +437,9 @@ def strongly_calibrated(calibrated, tmp_path_factory):
         plain.router,
         temperatures={"script": 2.5, "digit": 0.6},
     )
-    stored = {**record, "reject": {"script": 0.9, "digit": 0.9, "rate": 0.02}}
+    model.set_prototypes(load_bundle(path)[0].prototypes)
+    reject = {"script": 0.9, "digit": 0.9, "familiar": record["reject"]["familiar"], "rate": 0.02}
+    stored = {**record, "reject": reject}
     return save(tmp_path_factory.mktemp("strong") / "digits.safetensors", model, stored)
 
 
@@ -342,6 +462,14 @@ def test_onnx_export_is_calibrated_and_reads_as_pytorch(strongly_calibrated, tmp
         raw = router.heads["_lid"](router.backbone(x)).softmax(1).numpy()
     np.testing.assert_allclose(exported["script_probs"], reference["script_probs"], atol=1e-4)
     assert np.abs(exported["script_probs"] - raw).max() > 0.05
+    # So it holds the prototypes: the familiarity is PyTorch's, and the parity check covers it.
+    with torch.no_grad():
+        familiarity = model.familiarity(x).numpy()
+    np.testing.assert_allclose(reference["familiarity"], familiarity, atol=1e-6)
+    np.testing.assert_allclose(exported["familiarity"], familiarity, atol=1e-4)
+    assert 0.2 < familiarity.min() < familiarity.max() <= 1.0 + 1e-6
+    off = {**exported, "familiarity": exported["familiarity"] + 1e-3}
+    assert not compare(off, reference).ok and compare(exported, reference).ok
     # The manifest's calibration travels in the metadata; both readers say `?` alike.
     onnx_reader = OnnxReader(out)
     assert onnx_reader.manifest["calibration"] == manifest["calibration"]
@@ -364,6 +492,24 @@ def test_onnx_export_is_calibrated_and_reads_as_pytorch(strongly_calibrated, tmp
         assert read["onnx", one_script] == read["torch", one_script]
     reasons = {r[2] for mode in (None, "all") for r in read["torch", mode]}
     assert reasons == {None, "script", "digit"}
+    # A familiarity threshold that bites on half the scans: the same `?`s from both readers.
+    scans = str(tmp_path / "scans")
+    torch_reader = TorchReader(model, manifest)
+    shown = [p.familiarity for p in predict_images(torch_reader, manifest, scans, progress=False)]
+    half = Thresholds(0.0, 0.0, float(np.median(shown)))
+    for one_script in (None, "all"):
+        said = {}
+        for name, reader in (("torch", torch_reader), ("onnx", onnx_reader)):
+            predictions = predict_images(
+                reader, reader.manifest, scans, progress=False, one_script=one_script, reject=half
+            )
+            said[name] = [(p.unknown_reason, round(p.familiarity, 4)) for p in predictions]
+        assert said["onnx"] == said["torch"]
+        if one_script is None:
+            assert [r for r, _ in said["torch"]] == [
+                "script" if f < half.familiar else None for f in shown
+            ]
+            assert [r for r, _ in said["torch"]].count("script") == 3
 
 
 def run_page_logic(calls: list[str]) -> list:
@@ -384,20 +530,63 @@ def run_page_logic(calls: list[str]) -> list:
 def test_the_page_reads_the_thresholds_from_model_json_and_says_not_sure(strongly_calibrated):
     model, manifest = load_bundle(strongly_calibrated)
     page = page_model(description(manifest, strongly_calibrated, "onnx"))
-    assert page["reject"] == {"script": 0.9, "digit": 0.9, "rate": 0.02}
+    familiar = manifest["calibration"]["reject"]["familiar"]
+    assert page["reject"] == {"script": 0.9, "digit": 0.9, "familiar": familiar, "rate": 0.02}
     bare = page_model(description({**manifest, "calibration": None}, "b", "onnx"))
     assert bare["reject"] is None
+    # A graph without the familiarity output has no familiarity threshold on its page.
+    without = {k: v for k, v in manifest["calibration"].items() if k != "prototypes"}
+    older = page_model(description({**manifest, "calibration": without}, "b", "onnx"))
+    assert older["reject"] == {"script": 0.9, "digit": 0.9, "rate": 0.02}
     if shutil.which("node") is None:
         pytest.skip("no node to run the page's logic")
     reject = json.dumps(page["reject"])
-    cases = [(0.5, 0.99), (0.95, 0.5), (0.95, 0.95), (0.1, 0.1)]
-    calls = [f"verdict({s}, {d}, {reject})" for s, d in cases] + ["verdict(0.1, 0.1, null)"]
+    low, high = familiar - 0.01, familiar + 0.01
+    cases = [(0.5, 0.99, high), (0.95, 0.5, high), (0.95, 0.95, high), (0.1, 0.1, high)]
+    cases += [(0.95, 0.95, low), (0.95, 0.5, low)]
+    calls = [f"verdict({s}, {d}, {reject}, {f})" for s, d, f in cases]
+    calls += [f"verdict(0.95, 0.95, {reject})", "verdict(0.1, 0.1, null)"]
     calls += ["percent(0.99996)", "percent(1)", "percent(0.8123)"]
     got = run_page_logic(calls)
-    thresholds = Thresholds(page["reject"]["script"], page["reject"]["digit"])
-    expected = list(unknown_reasons(*zip(*cases, strict=True), thresholds))
-    assert got[:4] == expected == ["script", "digit", "", "script"]
-    assert got[4:] == ["", "99.9%", "99.9%", "81.2%"]
+    thresholds = Thresholds(*(page["reject"][k] for k in ("script", "digit", "familiar")))
+    script, digit, familiarity = zip(*cases, strict=True)
+    expected = list(unknown_reasons(script, digit, thresholds, familiarity))
+    assert got[:6] == expected == ["script", "digit", "", "script", "script", "script"]
+    assert got[6:] == ["", "", "99.9%", "99.9%", "81.2%"]
+
+
+@pytest.mark.chromium
+def test_the_page_reads_the_familiarity_and_is_not_sure_of_the_script_below_it(
+    strongly_calibrated, tmp_path
+):
+    from browser import chromium_binary, chromium_page, serve
+    from test_export import THREE, draw
+
+    from xlvision.bundle.export import default_runtime
+
+    chromium_binary()
+    if not (default_runtime() / "ort.wasm.min.js").is_file():
+        pytest.skip(f"no onnxruntime-web at {default_runtime()} (make install puts it there)")
+    # Above every familiarity, and nothing else: every drawing is "not sure" of its script.
+    model, manifest = load_bundle(strongly_calibrated)
+    reject = {"script": 0.0, "digit": 0.0, "familiar": 1.01, "rate": 0.02}
+    path = save(tmp_path / "odd.safetensors", model, {**manifest["calibration"], "reject": reject})
+    model, manifest = load_bundle(path)
+    page_dir, _ = checked_export(model, manifest, path, "web", tmp_path / "page", check=20)
+    assert json.loads((page_dir / "model.json").read_text())["reject"] == reject
+    with serve(page_dir) as url, chromium_page(tmp_path / "profile", url + "index.html") as page:
+        page.wait_for("document.body.dataset.state === 'ready'")
+        shown = draw(page, THREE)
+        body = page.evaluate("({...document.body.dataset})")
+        text = page.evaluate("document.getElementById('digit').textContent")
+    assert (shown["unknown"], body["unknown"], body["digit"]) == ("script", "script", "?")
+    assert text == "not sure"
+    # The familiarity the page read is PyTorch's for the very input it showed.
+    digits = torch.tensor(shown["input"], dtype=torch.uint8).reshape(1, 28, 28)
+    with torch.no_grad():
+        familiarity = model.familiarity(model_input(digits, manifest["preprocessing"]))
+    assert shown["familiarity"] == pytest.approx(float(familiarity[0]), abs=1e-4)
+    assert 0 < shown["familiarity"] < 1.01
 
 
 def test_an_integrate_config_from_before_reject_rate_takes_its_default():

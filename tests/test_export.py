@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+import torch.nn.functional as F
 from browser import chromium_binary, chromium_page, serve
 from conftest import run_cli
 from test_bundle import rewrite_manifest
@@ -25,6 +26,7 @@ from xlvision.bundle import (
     digit_preprocessing,
     language_record,
     load_bundle,
+    model_input,
     save_bundle,
 )
 from xlvision.bundle.export import (
@@ -40,6 +42,7 @@ from xlvision.bundle.export import (
     write_torchscript,
 )
 from xlvision.bundle.images import read_image
+from xlvision.bundle.onnx_file import OUTPUTS
 from xlvision.data.normalize import normalize_digits
 from xlvision.models import DIGIT_HEAD, build_classifier
 
@@ -98,8 +101,14 @@ LAYOUTS = ["shared-routed", "shared-marginal", "shared-shared", "routed-members"
 
 @pytest.fixture(scope="module", params=LAYOUTS)
 def layout_bundle(request, trained, tmp_path_factory) -> Path:
+    """Each layout; the routed one, whose router is a member of its own, with prototypes (the
+    router's unit features of 30 glyphs)."""
     if request.param == "routed-members":
         model, specs = routed_layout()
+        glyphs = torch.from_numpy(check_images(CODES, 10, seed=7)) * 255
+        x = model_input(glyphs[:, 0].round().to(torch.uint8), digit_preprocessing())
+        with torch.no_grad():
+            model.set_prototypes(F.normalize(model.members["router"].backbone(x), dim=1))
     else:
         model, specs = shared_layout(trained, request.param.split("-")[1])
     path = tmp_path_factory.mktemp("layouts") / f"{request.param}.safetensors"
@@ -115,6 +124,7 @@ def images() -> np.ndarray:
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_matches_pytorch_on_1000_images_per_language(layout_bundle, images, fmt, tmp_path):
     model, manifest = load_bundle(layout_bundle)
+    layout = manifest["integration"]["method"].split("-")[0]
     wrapped = exportable(model, manifest, layout_bundle)
     path = tmp_path / ("model.onnx" if fmt == "onnx" else "model.pt")
     write = write_onnx if fmt == "onnx" else write_torchscript
@@ -123,6 +133,13 @@ def test_export_matches_pytorch_on_1000_images_per_language(layout_bundle, image
     exported = run(images)
     reference = reference_outputs(model, manifest, images)
     assert exported["digit_logits"].shape == (len(images), len(CODES), 10)
+    # The familiarity is an output exactly when the bundle has prototypes, and it is compared.
+    assert ("familiarity" in exported) == ("familiarity" in reference) == (layout == "routed")
+    if layout == "routed":
+        with torch.no_grad():
+            digits = torch.from_numpy(np.round(images[:, 0] * 255).astype(np.uint8))
+            direct = model.familiarity(model_input(digits, manifest["preprocessing"])).numpy()
+        np.testing.assert_allclose(exported["familiarity"], direct, rtol=0, atol=1e-4)
     parity = compare(exported, reference)
     assert parity.images == 3 * PER_LANGUAGE
     assert parity.max_abs <= 1e-4, parity.line()
@@ -168,6 +185,8 @@ def test_onnx_metadata_names_opset_input_and_preprocessing(bundle, tmp_path):
     assert info["languages"][0]["class_names"][7] == "ಏಳು"
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [1, 28, 28]
+    # A bundle without prototypes exports the outputs it always had.
+    assert [o.name for o in proto.graph.output] == list(OUTPUTS) == list(info["outputs"])
 
 
 @pytest.fixture(scope="module")

@@ -190,12 +190,17 @@ def test_integrate_calibrates_on_validation_data_and_eval_rejects_by_default(uni
         assert calibration["nll"][kind]["after"] <= calibration["nll"][kind]["before"] + 1e-12
         assert 0 <= calibration["reject"][kind] <= 1
     assert calibration["reject"]["rate"] == 0.02
+    # One prototype per (language, digit) of the validation data, unit length.
+    assert calibration["prototypes"] == 3 * 10 and model.prototypes.shape[0] == 30
+    torch.testing.assert_close(model.prototypes.norm(dim=1), torch.ones(30))
+    assert 0 < calibration["reject"]["familiar"] <= 1
     cfg = compose_config(
         [f"bundle={bundle}", f"paths.output_dir={tmp_path}", "data.test_per_class=10"],
         config_name="eval",
     )
     metrics, _ = run_stage(evaluate, cfg)  # reject=auto: the bundle's thresholds
     assert metrics["reject_script"] == calibration["reject"]["script"]
+    assert metrics["reject_familiar"] == calibration["reject"]["familiar"]
     for code in CODES:
         rate = metrics[f"test/{code}/unknown_rate"]
         assert 0 <= rate <= 1 and 0 <= metrics[f"test/{code}/ece"] <= 1
@@ -209,6 +214,7 @@ def test_unified_bundle_exports_with_its_answer_rule(unified_run, tmp_path):
     assert parity.images == 3000 and parity.ok, parity.line()
     info = json.loads(onnx.load(str(tmp_path / "u.onnx")).metadata_props[0].value)
     assert info["answer"] == model.answer
+    assert "familiarity" in info["outputs"]  # compared with PyTorch's in `parity` too
 
 
 def test_eval_reports_script_id_raw_and_by_group(unified_run, tmp_path):

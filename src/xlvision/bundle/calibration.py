@@ -7,6 +7,11 @@ the `marginal` answer mixes every head's probabilities, which one shared scale k
 comparable. An image whose script or digit probability falls below a threshold is answered
 `?` (unknown), with the reason.
 
+A script probability only ranks the scripts a bundle holds: handwriting of another script is
+often given to one of them with confidence. The familiarity says whether an image looks like
+the bundle's scripts at all: the largest cosine similarity of the router's features to the
+per-(language, digit) mean features of the validation images (`UnifiedModel.familiarity`).
+
 NumPy only: an exported `.onnx` file rejects the same way without torch.
 """
 
@@ -113,29 +118,39 @@ def reject_threshold(confidence: np.ndarray, rate: float = REJECT_RATE) -> float
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Below `script` the script is unknown; below `digit` the digit is."""
+    """Below `script` the script is unknown; below `digit` the digit is. Below `familiar`
+    (None: not checked) the image is in no script the bundle holds, so its script is unknown."""
 
     script: float
     digit: float
+    familiar: float | None = None
 
 
 def unknown_reasons(
-    script_prob: np.ndarray, digit_prob: np.ndarray, thresholds: Thresholds | None
+    script_prob: np.ndarray,
+    digit_prob: np.ndarray,
+    thresholds: Thresholds | None,
+    familiarity: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per image: '' (answered), 'script' or 'digit' (answered `?`); the script is checked
-    first, since a digit read with the wrong script's head means little."""
+    """Per image: '' (answered), 'script' or 'digit' (answered `?`); the script, by its
+    probability and by the `familiarity` (when given and thresholded), is checked first, since
+    a digit read with the wrong script's head means little."""
     script_prob = np.asarray(script_prob, dtype=np.float64)
     out = np.full(script_prob.shape, "", dtype=object)
     if thresholds is None:
         return out
     out[np.asarray(digit_prob, dtype=np.float64) < thresholds.digit] = "digit"
-    out[script_prob < thresholds.script] = "script"
+    unknown_script = script_prob < thresholds.script
+    if familiarity is not None and thresholds.familiar is not None:
+        unknown_script |= np.asarray(familiarity, dtype=np.float64) < thresholds.familiar
+    out[unknown_script] = "script"
     return out
 
 
 def reject_thresholds(value, manifest: dict) -> Thresholds | None:
-    """The thresholds `reject=value` means for a bundle: none; one probability for both; or
-    auto, the ones stored in its manifest when it was made (none if it has none)."""
+    """The thresholds `reject=value` means for a bundle: none; one probability for the script
+    and the digit (a familiarity is no probability: not checked); or auto, the ones stored in
+    its manifest when it was made (none if it has none; familiarity only if stored)."""
     if not is_reject_value(value):
         raise ConfigError("reject", value, REJECT_ALLOWED)
     if value is None or value == "none":
@@ -144,7 +159,12 @@ def reject_thresholds(value, manifest: dict) -> Thresholds | None:
         stored = (manifest.get("calibration") or {}).get("reject")
         if not stored:
             return None
-        return Thresholds(float(stored["script"]), float(stored["digit"]))
+        familiar = stored.get("familiar")
+        return Thresholds(
+            float(stored["script"]),
+            float(stored["digit"]),
+            None if familiar is None else float(familiar),
+        )
     return Thresholds(float(value), float(value))
 
 

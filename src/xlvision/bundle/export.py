@@ -5,13 +5,14 @@ The exported graph takes `image`, float32 [N, 1, 28, 28] in [0, 1]: a digit norm
 way (bright ink on a dark ground, its ink box fitted in 20×20, its centre of mass at row and
 column 14), divided by 255; the bundle's mean and std are applied inside the graph. For each
 image it returns every language's digit logits, the script probabilities, and the routed answer
-(digit and script) with their probabilities. Every file is checked against PyTorch before it
-replaces anything at `output`.
+(digit and script) with their probabilities; a bundle with prototypes adds the familiarity.
+Every file is checked against PyTorch before it replaces anything at `output`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xlvision.bundle.errors import BundleError, ExportError
@@ -30,6 +32,7 @@ from xlvision.bundle.model import UnifiedModel
 from xlvision.bundle.onnx_file import (
     EXPORT_FORMAT,
     EXPORT_FORMAT_VERSION,
+    FAMILIARITY,
     INPUT,
     METADATA_KEY,
     OPSET,
@@ -53,6 +56,7 @@ class ReadEverything(nn.Module):
     language's digit probabilities by that language's probability. Computing every head for
     every image gives the numbers of `UnifiedModel.predict`, which runs only the chosen ones.
     The bundle's temperatures are constants of the graph: its probabilities are calibrated.
+    So are its prototypes, if any: the graph then also outputs the familiarity (`outputs`).
     """
 
     def __init__(self, model: UnifiedModel, mean: float, std: float) -> None:
@@ -72,6 +76,11 @@ class ReadEverything(nn.Module):
         self.register_buffer("std", torch.tensor(float(std)))
         self.register_buffer("script_t", torch.tensor(float(model.temperatures["script"])))
         self.register_buffer("digit_t", torch.tensor(float(model.temperatures["digit"])))
+        self.register_buffer("prototypes", None)
+        self.outputs = OUTPUTS
+        if model.prototypes is not None:
+            self.prototypes = model.prototypes.detach().clone()
+            self.outputs = (*OUTPUTS, FAMILIARITY)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = (image - self.mean) / self.std
@@ -96,7 +105,18 @@ class ReadEverything(nn.Module):
         else:  # marginal
             chosen = (script_probs.unsqueeze(2) * probs).sum(dim=1)
         digit_prob, digit = chosen.max(dim=1)
-        return logits, script_probs, digit, digit_prob, script, script_prob
+        out = (logits, script_probs, digit, digit_prob, script, script_prob)
+        if self.prototypes is None:
+            return out
+        unit = F.normalize(features[self.router], dim=1)
+        return (*out, (unit @ self.prototypes.T).max(dim=1).values)
+
+
+def exported_outputs(manifest: dict) -> tuple[str, ...]:
+    """The outputs a bundle's export has: `OUTPUTS`, then the familiarity if it has prototypes."""
+    if (manifest.get("calibration") or {}).get("prototypes"):
+        return (*OUTPUTS, FAMILIARITY)
+    return OUTPUTS
 
 
 def exportable(model: UnifiedModel, manifest: dict, bundle: str | Path) -> ReadEverything:
@@ -130,7 +150,7 @@ def description(manifest: dict, bundle: str | Path, fmt: str) -> dict:
                 f"{pre['mean']} and std {pre['std']} is applied inside the graph"
             ),
         },
-        "outputs": {name: OUTPUT_DOCS[name] for name in OUTPUTS},
+        "outputs": {name: OUTPUT_DOCS[name] for name in exported_outputs(manifest)},
         "preprocessing": pre,
         "answer": manifest.get("answer", "routed"),
         "calibration": manifest.get("calibration"),
@@ -155,7 +175,7 @@ def write_onnx(wrapped: ReadEverything, info: dict, path: Path) -> None:
             (_example(),),
             dynamo=True,
             input_names=[INPUT],
-            output_names=list(OUTPUTS),
+            output_names=list(wrapped.outputs),
             dynamic_shapes={"image": {0: torch.export.Dim("N")}},
             opset_version=OPSET,
             verbose=False,
@@ -185,7 +205,7 @@ def write_torchscript(wrapped: ReadEverything, info: dict, path: Path) -> None:
 def run_onnx(path: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     reader = OnnxReader(path)
     return lambda image: dict(
-        zip(OUTPUTS, reader.session.run(list(OUTPUTS), {INPUT: image}), strict=True)
+        zip(reader.outputs, reader.session.run(reader.outputs, {INPUT: image}), strict=True)
     )
 
 
@@ -197,7 +217,8 @@ def run_torchscript(path: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]
     def run(image: np.ndarray) -> dict[str, np.ndarray]:
         with torch.no_grad():
             out = module(torch.from_numpy(image))
-        return {name: value.numpy() for name, value in zip(OUTPUTS, out, strict=True)}
+        names = (*OUTPUTS, FAMILIARITY)[: len(out)]
+        return {name: value.numpy() for name, value in zip(names, out, strict=True)}
 
     return run
 
@@ -206,14 +227,14 @@ def run_torchscript(path: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]
 def reference_outputs(model: UnifiedModel, manifest: dict, image: np.ndarray) -> dict:
     """What PyTorch's bundle says of `image` ([N, 1, 28, 28] in [0, 1]), by the paths
     xlv-predict takes: each language's own forward (over the digit temperature), the router
-    (`script_probs`, calibrated), and `UnifiedModel.predict`."""
+    (`script_probs`, calibrated), and `UnifiedModel.predict` (with its `familiarity`, if any)."""
     digits = torch.from_numpy(np.round(image[:, 0] * 255).astype(np.uint8))
     x = model_input(digits, manifest["preprocessing"])
     logits = torch.stack([model(x, code) for code in model.languages], dim=1)
     logits = logits / model.temperatures["digit"]
     script_probs = model.script_probs(x)
     answer = model.predict(x)
-    return {
+    out = {
         "digit_logits": logits.numpy(),
         "script_probs": script_probs.numpy(),
         "digit": answer["digit"].numpy(),
@@ -221,6 +242,9 @@ def reference_outputs(model: UnifiedModel, manifest: dict, image: np.ndarray) ->
         "script": answer["language"].numpy(),
         "script_prob": answer["language_prob"].numpy(),
     }
+    if FAMILIARITY in answer:
+        out[FAMILIARITY] = answer[FAMILIARITY].numpy()
+    return out
 
 
 @dataclass
@@ -244,9 +268,13 @@ class Parity:
 
 
 def compare(exported: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> Parity:
-    """Largest absolute difference over the float outputs, and disagreements in the answers."""
-    floats = [n for n in OUTPUTS if n not in ("digit", "script")]
-    worst = max(float(np.abs(exported[n] - reference[n]).max(initial=0.0)) for n in floats)
+    """Largest absolute difference over the float outputs (infinite for one the export lacks),
+    and disagreements in the answers."""
+    floats = [n for n in reference if n not in ("digit", "script")]
+    worst = max(
+        float(np.abs(exported[n] - reference[n]).max(initial=0.0)) if n in exported else math.inf
+        for n in floats
+    )
     return Parity(
         images=len(reference["digit"]),
         max_abs=worst,
@@ -315,7 +343,8 @@ def page_fonts(code: str) -> tuple[Path | None, Path | None]:
 
 def page_model(info: dict) -> dict:
     """What the page needs besides the graph: languages (names, digits, fonts), preprocessing,
-    and the reject thresholds of `reject=auto` (null: the page always answers)."""
+    and the reject thresholds of `reject=auto` (null: the page always answers; `familiar` only
+    when the graph outputs the familiarity)."""
     languages = []
     for record in info["languages"]:
         digits, names = page_fonts(record["code"])
@@ -330,10 +359,17 @@ def page_model(info: dict) -> dict:
         "input": info["input"],
         "preprocessing": info["preprocessing"],
         "answer": info["answer"],
-        "reject": (info.get("calibration") or {}).get("reject"),
+        "reject": page_reject(info),
         "languages": languages,
         "source_bundle": info["source_bundle"],
     }
+
+
+def page_reject(info: dict) -> dict | None:
+    reject = (info.get("calibration") or {}).get("reject")
+    if reject is None or FAMILIARITY in info["outputs"]:
+        return reject
+    return {k: v for k, v in reject.items() if k != "familiar"}
 
 
 def write_web(wrapped: ReadEverything, info: dict, folder: Path, runtime: Path) -> None:

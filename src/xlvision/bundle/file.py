@@ -27,6 +27,9 @@ METADATA_KEY = "xlvision"
 CHECKSUM_KEY = "xlvision_sha256"
 LANGUAGE_FIELDS = ("name", "script", "class_names", "class_names_en")
 PREPROCESSING_FIELDS = ("mean", "std")
+PROTOTYPES_KEY = "calibration.prototypes"
+"""The tensor of the model's prototypes; no member may be named `calibration`."""
+RESERVED_KEY = PROTOTYPES_KEY.split(".", 1)[0]
 
 
 def payload_sha256(tensors: dict[str, torch.Tensor]) -> str:
@@ -68,7 +71,9 @@ def save_bundle(
     (`language_record` builds one); `preprocessing` holds at least the input's mean and std.
     `adaptation` records a test-time adaptation to unlabeled scans (`xlv-adapt`).
     `calibration` (what `fit_calibration` found: reject thresholds, NLL before and after) is
-    stored with the model's temperatures; a bundle without it reads with temperature 1.
+    stored with the model's temperatures; a bundle without it reads with temperature 1. The
+    model's prototypes, if any, are the tensor `PROTOTYPES_KEY` (checksummed with the others)
+    and their number is `calibration.prototypes`.
     """
     path = Path(path)
     if set(member_specs) != set(model.members):
@@ -84,8 +89,10 @@ def save_bundle(
         raise ValueError(f"preprocessing lacks {', '.join(missing)}")
     tensors, members = {}, {}
     for key, member in model.members.items():
-        if not key or "." in key:
-            raise ValueError(f"member key {key!r} must be non-empty and without '.'")
+        if not key or "." in key or key == RESERVED_KEY:
+            raise ValueError(
+                f"member key {key!r} must be non-empty, without '.' and not {RESERVED_KEY!r}"
+            )
         spec = _architecture(member_specs[key])
         if spec.get("name") not in MODELS:
             raise ValueError(f"member {key!r}: unknown architecture {spec.get('name')!r}")
@@ -95,6 +102,12 @@ def save_bundle(
         }
         for name, tensor in member.state_dict().items():
             tensors[f"{key}.{name}"] = tensor.detach().cpu().contiguous().clone()
+    given = calibration is not None
+    calibration = dict(calibration or {})
+    calibration.pop("prototypes", None)
+    if model.prototypes is not None:
+        tensors[PROTOTYPES_KEY] = model.prototypes.detach().cpu().contiguous().clone()
+        calibration["prototypes"] = len(model.prototypes)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -110,9 +123,9 @@ def save_bundle(
     }
     if adaptation is not None:
         manifest["adaptation"] = adaptation
-    if calibration is not None or any(t != 1.0 for t in model.temperatures.values()):
+    if given or calibration or any(t != 1.0 for t in model.temperatures.values()):
         manifest["calibration"] = {
-            **(calibration or {}),
+            **calibration,
             "temperature": {k: float(t) for k, t in model.temperatures.items()},
         }
     text = json.dumps(manifest, ensure_ascii=False, allow_nan=False)
@@ -212,8 +225,10 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
     records = manifest.get("members")
     if not isinstance(records, dict) or not records:
         raise BundleError(f"{path}: the manifest lists no members")
+    if RESERVED_KEY in records:
+        raise BundleError(f"{path}: a member is named {RESERVED_KEY!r}, a reserved name")
     members = {key: _build_member(path, key, rec, tensors) for key, rec in records.items()}
-    stray = sorted(k for k in tensors if k.split(".", 1)[0] not in members)
+    stray = sorted(k for k in tensors if k.split(".", 1)[0] not in members and k != PROTOTYPES_KEY)
     if stray:
         raise BundleError(f"{path}: tensors of no member: {', '.join(stray[:3])}")
     try:
@@ -229,4 +244,25 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path}: inconsistent manifest ({err})") from None
+    _set_prototypes(path, model, manifest, tensors.get(PROTOTYPES_KEY))
     return model.eval(), manifest
+
+
+def _set_prototypes(
+    path: Path, model: UnifiedModel, manifest: dict, prototypes: torch.Tensor | None
+) -> None:
+    """The stored prototypes on `model`, if any, once they fit its router and the manifest's
+    count (which says what an export outputs). A bundle from before prototypes has neither."""
+    if prototypes is not None:
+        try:
+            model.set_prototypes(prototypes)
+        except ValueError as err:
+            raise BundleError(f"{path}: tensor {PROTOTYPES_KEY!r}: {err}") from None
+    stated = (manifest.get("calibration") or {}).get("prototypes")
+    found = None if model.prototypes is None else len(model.prototypes)
+    if stated != found:
+        held = "no" if found is None else found
+        raise BundleError(
+            f"{path}: tensor {PROTOTYPES_KEY!r} holds {held} prototypes, the manifest's "
+            f"calibration says {'none' if stated is None else stated}"
+        )

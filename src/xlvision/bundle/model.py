@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
@@ -24,6 +25,8 @@ class UnifiedModel(nn.Module):
     `temperatures` ({'script': T, 'digit': T}, fitted on validation data when the bundle was
     made; 1 if not) divide the router's and every digit head's logits before each softmax:
     the probabilities `predict` and `script_probs` give are calibrated. `forward` stays raw.
+    `prototypes` (a buffer, None until `set_prototypes`) are unit directions of the router's
+    features, one per (language, digit) of the validation data; `familiarity` compares with them.
     """
 
     def __init__(
@@ -59,6 +62,26 @@ class UnifiedModel(nn.Module):
                     f"router {router!r} needs a head {LID_HEAD!r} with {len(self.languages)} "
                     "outputs, one per language"
                 )
+        self.register_buffer("prototypes", None)
+
+    def set_prototypes(self, prototypes: torch.Tensor | None) -> None:
+        """Keep `prototypes` [K, D]: unit vectors in the space of the router's backbone features
+        (D wide); None drops them. Stored as given (float32), so a bundle round trip is exact."""
+        if prototypes is None:
+            self.prototypes = None
+            return
+        if self.router is None:
+            raise ValueError("prototypes need a router: they are directions of its features")
+        lid = self.members[self.router].heads[LID_HEAD]
+        shape = tuple(prototypes.shape)
+        if len(shape) != 2 or shape[0] < 1 or shape[1] != lid.in_features:
+            raise ValueError(
+                f"prototypes of shape {list(shape)}: expected [K ≥ 1, {lid.in_features}] "
+                "(the router's feature width)"
+            )
+        if not torch.isfinite(prototypes).all():
+            raise ValueError("prototypes hold a value that is not finite")
+        self.prototypes = prototypes.detach().to(lid.weight.device, torch.float32).clone()
 
     def forward(self, x: torch.Tensor, language: str) -> torch.Tensor:
         """Digit logits of a batch known to be in `language`."""
@@ -71,6 +94,28 @@ class UnifiedModel(nn.Module):
         router = self.members[self.router]
         return self._script(router.heads[LID_HEAD](router.backbone(x)))
 
+    def script_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`script_probs` [B, L] and, with prototypes, `familiarity` [B]: one router pass."""
+        if self.router is None:
+            raise ValueError("this model has no language-identification router")
+        router = self.members[self.router]
+        features = router.backbone(x)
+        out = {"script_probs": self._script(router.heads[LID_HEAD](features))}
+        if self.prototypes is not None:
+            out["familiarity"] = self._familiarity(features)
+        return out
+
+    def familiarity(self, x: torch.Tensor) -> torch.Tensor:
+        """[B]: the largest cosine similarity of an image's router features to a prototype. An
+        image of a script the bundle holds is near the mean of its (language, digit); one of
+        another script, however surely the router names a script for it, is farther from all."""
+        if self.prototypes is None:
+            raise ValueError("this model has no prototypes to measure familiarity with")
+        return self._familiarity(self.members[self.router].backbone(x))
+
+    def _familiarity(self, features: torch.Tensor) -> torch.Tensor:
+        return (F.normalize(features, dim=1) @ self.prototypes.T).max(dim=1).values
+
     def _script(self, logits: torch.Tensor) -> torch.Tensor:
         return (logits / self.temperatures["script"]).softmax(dim=1)
 
@@ -82,14 +127,21 @@ class UnifiedModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Language and digit per sample. With `language` given, routing is skipped and its
         probability is 1; otherwise the router names it and `answer` (default: the model's)
-        says how the digit is read."""
+        says how the digit is read. With prototypes, `familiarity` too, in both cases: with
+        the language given it costs a router pass only when the router is another member."""
         n = x.shape[0]
         answer = answer or self.answer
         if language is not None:
             if language not in self.routes:
                 raise ValueError(f"unknown language {language!r}: one of {self.languages}")
             index = torch.full((n,), self.languages.index(language), dtype=torch.long)
-            return self._read_by_language(x, index.to(x.device), torch.ones(n, device=x.device), {})
+            features = {}
+            if self.prototypes is not None:
+                features[self.router] = self.members[self.router].backbone(x)
+            read = self._read_by_language(
+                x, index.to(x.device), torch.ones(n, device=x.device), features
+            )
+            return {**read, **self._familiar(features)}
         if self.router is None:
             raise ValueError("this model has no language-identification router")
         router = self.members[self.router]
@@ -97,7 +149,8 @@ class UnifiedModel(nn.Module):
         probs = self._script(router.heads[LID_HEAD](features[self.router]))
         language_prob, index = probs.max(dim=1)
         if answer == "routed":
-            return self._read_by_language(x, index, language_prob, features)
+            read = self._read_by_language(x, index, language_prob, features)
+            return {**read, **self._familiar(features)}
         if answer == "shared":
             digits = self._digit(router.heads[DIGIT_HEAD](features[self.router]))
         else:
@@ -108,7 +161,14 @@ class UnifiedModel(nn.Module):
             "language_prob": language_prob,
             "digit": digit,
             "digit_prob": digit_prob,
+            **self._familiar(features),
         }
+
+    def _familiar(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{'familiarity': …} from the router's features when there are prototypes, else {}."""
+        if self.prototypes is None:
+            return {}
+        return {"familiarity": self._familiarity(features[self.router])}
 
     def _marginal_digits(
         self, x: torch.Tensor, language_probs: torch.Tensor, features: dict[str, torch.Tensor]

@@ -24,7 +24,14 @@ OUTPUT_DOCS = {
     "digit_prob": "float32 [N]: the answer digit's probability",
     "script": "int64 [N]: the answer's language, an index into `languages`",
     "script_prob": "float32 [N]: that language's probability",
+    "familiarity": (
+        "float32 [N]: the largest cosine similarity of the router's features to the bundle's "
+        "prototypes (one per language and digit of its validation data); only from a bundle "
+        "with prototypes"
+    ),
 }
+FAMILIARITY = "familiarity"
+"""The output a bundle with prototypes adds after `OUTPUTS`; a file without it reads as before."""
 OPSET = 18
 EXPORT_FORMAT = "xlvision-export"
 EXPORT_FORMAT_VERSION = 1
@@ -75,8 +82,11 @@ class OnnxReader:
                 f"is not supported (this xlvision reads {EXPORT_FORMAT} {EXPORT_FORMAT_VERSION})"
             )
         names = [output.name for output in self.session.get_outputs()]
-        if names != list(OUTPUTS):
-            raise BundleError(f"{path}: outputs {names}, expected {list(OUTPUTS)}")
+        if names not in (list(OUTPUTS), [*OUTPUTS, FAMILIARITY]):
+            raise BundleError(
+                f"{path}: outputs {names}, expected {list(OUTPUTS)} (and maybe {FAMILIARITY!r})"
+            )
+        self.outputs = names
         self.path = path
         self.info = info
         self.manifest = {
@@ -91,19 +101,22 @@ class OnnxReader:
     def run(self, digits: np.ndarray) -> dict[str, np.ndarray]:
         """Every output for uint8 [N, 28, 28] normalized digits."""
         image = (digits.astype(np.float32) / np.float32(255.0))[:, None]
-        return dict(zip(OUTPUTS, self.session.run(list(OUTPUTS), {INPUT: image}), strict=True))
+        return dict(zip(self.outputs, self.session.run(self.outputs, {INPUT: image}), strict=True))
 
     def script_probs(self, digits: np.ndarray) -> np.ndarray:
         return self.run(digits)["script_probs"]
 
     def read(self, digits: np.ndarray, language: str | None) -> dict[str, np.ndarray]:
+        """As `UnifiedModel.predict`: `familiarity` too when the file has it."""
         out = self.run(digits)
+        familiar = {FAMILIARITY: out[FAMILIARITY]} if FAMILIARITY in out else {}
         if language is None:
             return {
                 "language": out["script"],
                 "language_prob": out["script_prob"],
                 "digit": out["digit"],
                 "digit_prob": out["digit_prob"],
+                **familiar,
             }
         index = self.languages.index(language)
         probs = softmax(out["digit_logits"][:, index])
@@ -113,4 +126,5 @@ class OnnxReader:
             "language_prob": np.ones(n, dtype=np.float32),
             "digit": probs.argmax(axis=1),
             "digit_prob": probs.max(axis=1),
+            **familiar,
         }

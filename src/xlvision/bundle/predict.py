@@ -31,7 +31,9 @@ class Prediction:
 
     `confidence` is the probability of the (language, digit) pair: digit × language probability.
     `answer` is the digit as text, or `?` when a reject threshold says the bundle does not know,
-    `unknown_reason` then says which probability was too low (`script` or `digit`).
+    `unknown_reason` then says which was too low (`script`: its probability or the familiarity;
+    `digit`). `familiarity` (None for a bundle without prototypes) says how much the image
+    looks like the scripts the bundle holds; with `one_script`, its group's mean.
     """
 
     path: str
@@ -41,6 +43,7 @@ class Prediction:
     confidence: float
     digit_prob: float
     language_prob: float
+    familiarity: float | None = None
     names: dict[str, str] = field(default_factory=dict)
     answer: str = ""
     unknown_reason: str | None = None
@@ -140,8 +143,10 @@ def predict_images(
     With `one_script` (one of `ONE_SCRIPT`), the router's probabilities are pooled over all the
     images (or each folder's) and one script is named for them (`pooled_script`): the digits
     are read with that script's head, and `language_prob` is the script's pooled posterior.
-    With `reject`, an image whose script (pooled) or digit probability is below its threshold
-    is answered `?`; with `language` given its script probability is 1."""
+    With `reject`, an image whose script (pooled) or digit probability, or familiarity (pooled
+    likewise: the group's mean), is below its threshold is answered `?`; with `language` given
+    its script probability is 1 and its familiarity is reported but never rejects: the script
+    is the one the user named."""
     if language is None and not reader.can_identify:
         allowed = f"one of {', '.join(reader.languages)}: this bundle cannot identify languages"
         raise ConfigError("language", None, allowed)
@@ -181,7 +186,13 @@ def predict_images(
         )
     out = []
     for result in results:
-        reasons = unknown_reasons(result["language_prob"], result["digit_prob"], reject)
+        familiarity = result.get("familiarity")
+        reasons = unknown_reasons(
+            result["language_prob"],
+            result["digit_prob"],
+            reject,
+            familiarity if language is None else None,
+        )
         for i, path in enumerate(result["paths"]):
             code = reader.languages[result["language"][i]]
             digit = result["digit"][i]
@@ -194,6 +205,7 @@ def predict_images(
                     confidence=result["digit_prob"][i] * result["language_prob"][i],
                     digit_prob=result["digit_prob"][i],
                     language_prob=result["language_prob"][i],
+                    familiarity=None if familiarity is None else familiarity[i],
                     names={c: t[digit] if digit < len(t) else str(digit) for c, t in names.items()},
                     answer=UNKNOWN if reasons[i] else str(digit),
                     unknown_reason=reasons[i] or None,
@@ -210,22 +222,27 @@ def read_one_script(
     one_script: str,
     batch_size: int,
 ) -> list[dict]:
-    """Per group of images (all, or a folder's): its pooled script, and the digits read with it,
-    each group with its `paths` in their order."""
+    """Per group of images (all, or a folder's): its pooled script, the digits read with it and
+    the group's mean familiarity (if the reader gives one), each group with its `paths` in their
+    order. Like the script, the familiarity of digits known to share one is the group's."""
     groups: dict[Path | None, list[int]] = {}
     for i, path in enumerate(paths):
         groups.setdefault(Path(path).parent if one_script == "folder" else None, []).append(i)
     out = []
     for members in groups.values():
         index, posterior = pooled_script(probs[members])
-        read: dict[str, list] = {"digit": [], "digit_prob": []}
+        read: dict[str, list] = {"digit": [], "digit_prob": [], "familiarity": []}
         for start in range(0, len(members), batch_size):
             part = digits[members[start : start + batch_size]]
             result = reader.read(part, reader.languages[index])
-            read["digit"] += result["digit"].tolist()
-            read["digit_prob"] += result["digit_prob"].tolist()
+            for key in read:
+                read[key] += result[key].tolist() if key in result else []
         n = len(members)
         read.update(language=[index] * n, language_prob=[posterior] * n)
+        if read["familiarity"]:
+            read["familiarity"] = [float(np.mean(read["familiarity"]))] * n
+        else:
+            del read["familiarity"]
         read["paths"] = [paths[i] for i in members]
         out.append(read)
     return out

@@ -64,9 +64,13 @@ def run(overrides: list[str]) -> None:
             print(f"{PROG}: {line}", file=sys.stderr)
     unknown = sum(p.unknown_reason is not None for p in predictions)
     if thresholds is not None:
+        familiar = ""  # checked only when the bundle names the script and has prototypes
+        if thresholds.familiar is not None and not codes and predictions[0].familiarity is not None:
+            familiar = f", familiarity below {thresholds.familiar:.3f}"
         print(
             f"{PROG}: {unknown} of {len(predictions)} images answered ? (reject={cfg.reject}: "
-            f"script below {thresholds.script:.3f} or digit below {thresholds.digit:.3f})",
+            f"script below {thresholds.script:.3f}{familiar} or digit below "
+            f"{thresholds.digit:.3f})",
             file=sys.stderr,
         )
     for prediction in predictions:

@@ -18,8 +18,15 @@ PAD = -1e9
 @torch.no_grad()
 def validation_logits(model: UnifiedModel, batches: Iterable) -> dict[str, np.ndarray]:
     """Raw logits on every validation image: the router's (`script`, against the language)
-    and its own language's head (`digit`, the language given, against the digit)."""
-    parts: dict[str, list] = {"script": [], "digit": [], "language": [], "label": []}
+    and its own language's head (`digit`, the language given, against the digit); with a
+    router, its backbone's `features` too."""
+    parts: dict[str, list] = {
+        "script": [],
+        "digit": [],
+        "language": [],
+        "label": [],
+        "features": [],
+    }
     width = max(model.members[model.routes[c]].heads[c].out_features for c in model.languages)
     for x, y, language in batches:
         digit = torch.full((len(y), width), PAD)
@@ -33,16 +40,31 @@ def validation_logits(model: UnifiedModel, batches: Iterable) -> dict[str, np.nd
         parts["label"].append(y.cpu())
         if model.router is not None:
             router = model.members[model.router]
-            parts["script"].append(router.heads[LID_HEAD](router.backbone(x)).cpu())
+            features = router.backbone(x)
+            parts["features"].append(features.cpu())
+            parts["script"].append(router.heads[LID_HEAD](features).cpu())
     return {k: torch.cat(v).double().numpy() for k, v in parts.items() if v}
+
+
+def class_prototypes(features: np.ndarray, language: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """[K, D]: for each (language, digit) present, in that sorted order, the mean of its
+    images' unit-length features, made unit length again. Unit features weigh every image
+    alike however strongly it fires; the familiarity is then a cosine similarity."""
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    pairs, which = np.unique(np.stack([language, label], axis=1), axis=0, return_inverse=True)
+    sums = np.zeros((len(pairs), features.shape[1]))
+    np.add.at(sums, which.reshape(-1), unit)
+    return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
 
 
 @torch.no_grad()
 def fit_calibration(model: UnifiedModel, batches: Iterable, rate: float = REJECT_RATE) -> dict:
     """Fit the script and digit temperatures by NLL on `batches` (validation data), set them
-    on `model`, then choose reject thresholds: each one the `rate` quantile of the calibrated
-    probabilities of the answer without the script on the same images (the script's, and
-    the digit's by the bundle's rule). Returns the manifest's `calibration` record."""
+    on `model`, then, with a router, set its prototypes (`class_prototypes` of the router's
+    features) and choose reject thresholds: each one the `rate` quantile, on the same images,
+    of the calibrated probabilities of the answer without the script (the script's, and the
+    digit's by the bundle's rule) and of the familiarity. Returns the manifest's
+    `calibration` record."""
     batches = list(batches)
     found = validation_logits(model, batches)
     labels = {
@@ -62,11 +84,15 @@ def fit_calibration(model: UnifiedModel, batches: Iterable, rate: float = REJECT
     record = {"fit_on": "validation", "images": len(labels["digit"]), "nll": losses}
     if model.router is None:
         return record
-    read = {"script": [], "digit": []}
+    prototypes = class_prototypes(found["features"], labels["script"], labels["digit"])
+    model.set_prototypes(torch.from_numpy(prototypes))
+    record["prototypes"] = len(prototypes)
+    read = {"script": [], "digit": [], "familiar": []}
     for x, _, _ in batches:
         answer = model.predict(x)
         read["script"].append(answer["language_prob"].cpu())
         read["digit"].append(answer["digit_prob"].cpu())
+        read["familiar"].append(answer["familiarity"].cpu())
     record["reject"] = {
         kind: reject_threshold(torch.cat(read[kind]).numpy(), rate) for kind in read
     }

@@ -54,7 +54,8 @@ MEANS = (
     "acc_answered",
 )
 OUTSIDE = "outside"
-"""The row of the languages a bundle does not hold: `test/outside/auroc`, `unknown_rate`."""
+"""The row of the languages a bundle does not hold: `test/outside/auroc`, `auroc_script_prob`,
+`auroc_page`, `unknown_rate`."""
 
 
 def eval_languages(cfg: DictConfig, bundle_languages: list[str]) -> list[str]:
@@ -113,9 +114,10 @@ def score_language(
             for answer in answers:
                 read = {k: v.cpu() for k, v in model.predict(xb, answer=answer).items()}
                 hit = read["digit"] == yb
-                unknown = torch.from_numpy(
-                    unknown_reasons(read["language_prob"], read["digit_prob"], reject) != ""
+                reasons = unknown_reasons(
+                    read["language_prob"], read["digit_prob"], reject, read.get("familiarity")
                 )
+                unknown = torch.from_numpy(reasons != "")
                 correct[answer] += int((hit & ~unknown).sum())
                 if answer == model.answer:
                     correct["own"] += int((hit & ~unknown).sum())
@@ -158,8 +160,9 @@ def score_pages(
 ) -> dict[str, float]:
     """`PAGE_METRICS`: the test images dealt at random into pages of `page_size`, each page's
     script decided by the router's pooled probabilities (`pooled_script`) and its digits read
-    with that script's head. With `reject`, a digit of a page whose posterior, or whose own
-    digit probability, is below its threshold is unknown and counts as wrong."""
+    with that script's head. With `reject`, a digit of a page whose posterior or mean
+    familiarity (a page's, like its script), or whose own digit probability, is below its
+    threshold is unknown and counts as wrong."""
     device = next(model.parameters()).device
     groups = groups or {}
     probs = torch.cat(
@@ -167,18 +170,24 @@ def score_pages(
     ).numpy()
     named = torch.empty(len(labels), dtype=torch.long)
     posterior = torch.empty(len(labels))
-    for page in pages(len(labels), page_size, seed):
-        named[torch.from_numpy(page)], posterior[torch.from_numpy(page)] = pooled_script(
-            probs[page]
-        )
+    dealt = [torch.from_numpy(page) for page in pages(len(labels), page_size, seed)]
+    for page in dealt:
+        named[page], posterior[page] = pooled_script(probs[page.numpy()])
     digit = torch.empty_like(labels)
     digit_prob = torch.empty(len(labels))
+    familiarity = None if model.prototypes is None else torch.empty(len(labels))
     for i in named.unique().tolist():
         where = torch.nonzero(named == i).flatten()
         for part in where.split(batch_size):
             read = model.predict(x[part].to(device), language=model.languages[i])
             digit[part], digit_prob[part] = read["digit"].cpu(), read["digit_prob"].cpu()
-    unknown = torch.from_numpy(unknown_reasons(posterior, digit_prob, reject) != "")
+            if familiarity is not None:
+                familiarity[part] = read["familiarity"].cpu()
+    if familiarity is not None:
+        for page in dealt:
+            familiarity[page] = familiarity[page].mean()
+    reasons = unknown_reasons(posterior, digit_prob, reject, familiarity)
+    unknown = torch.from_numpy(reasons != "")
     same_group = torch.tensor(
         [groups.get(c, c) == groups.get(code, code) for c in model.languages], dtype=torch.bool
     )
@@ -237,12 +246,48 @@ def outside_languages(cfg: DictConfig, model: UnifiedModel) -> list[str]:
 
 
 @torch.no_grad()
-def script_confidence(model: UnifiedModel, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The in-bundle score of each image: its largest calibrated script probability."""
+def in_bundle_scores(
+    model: UnifiedModel, x: torch.Tensor, batch_size: int
+) -> dict[str, np.ndarray]:
+    """The in-bundle scores of each image, from one router pass: `script_prob`, its largest
+    calibrated script probability, and with prototypes its `familiarity`."""
     device = next(model.parameters()).device
-    return torch.cat(
-        [model.script_probs(xb.to(device)).max(dim=1).values.cpu() for xb in x.split(batch_size)]
-    )
+    parts = [model.script_scores(xb.to(device)) for xb in x.split(batch_size)]
+    out = {"script_prob": torch.cat([p["script_probs"].max(dim=1).values.cpu() for p in parts])}
+    if model.prototypes is not None:
+        out["familiarity"] = torch.cat([p["familiarity"].cpu() for p in parts])
+    return {key: value.numpy() for key, value in out.items()}
+
+
+def page_means(scores: np.ndarray, page_size: int) -> np.ndarray:
+    """The mean score of each page of `page_size` consecutive images; a last, shorter page is
+    left out, so that every page weighs as many images."""
+    whole = len(scores) // page_size * page_size
+    return np.asarray(scores[:whole], dtype=np.float64).reshape(-1, page_size).mean(axis=1)
+
+
+def outside_aurocs(
+    inside: list[dict[str, np.ndarray]], outside: list[dict[str, np.ndarray]], page_size: int
+) -> dict[str, float]:
+    """How well an in-bundle score tells the bundle's own images (`inside`, one entry of
+    `in_bundle_scores` per language) from those of languages it does not hold (`outside`):
+    `auroc` of the familiarity (the script probability without prototypes), `auroc_script_prob`
+    of the script probability, and `auroc_page` of `auroc`'s score averaged over pages of
+    `page_size` images of one language (none when `page_size` < 2)."""
+    score = "familiarity" if "familiarity" in inside[0] else "script_prob"
+
+    def joined(parts: list[dict[str, np.ndarray]], key: str, size: int = 1) -> np.ndarray:
+        return np.concatenate([page_means(p[key], size) for p in parts])
+
+    metrics = {
+        "auroc": auroc(joined(inside, score), joined(outside, score)),
+        "auroc_script_prob": auroc(joined(inside, "script_prob"), joined(outside, "script_prob")),
+    }
+    if page_size > 1:
+        pages_in, pages_out = joined(inside, score, page_size), joined(outside, score, page_size)
+        if len(pages_in) and len(pages_out):
+            metrics["auroc_page"] = auroc(pages_in, pages_out)
+    return metrics
 
 
 @torch.no_grad()
@@ -251,12 +296,13 @@ def score_outside(
     model: UnifiedModel,
     manifest: dict,
     codes: list[str],
-    inside: torch.Tensor,
+    inside: list[dict[str, np.ndarray]],
     reject: Thresholds | None,
+    page_size: int = 0,
 ) -> tuple[dict[str, float], dict[str, dict]]:
-    """Test sets of languages the bundle does not hold, read by its router: `auroc` of the
-    in-bundle score, its own languages' images (`inside`) against these; with `reject`, the
-    share answered `?` per language and over them all (`test/outside/unknown_rate`)."""
+    """Test sets of languages the bundle does not hold, read by its router: `outside_aurocs`
+    of the in-bundle scores, its own languages' images (`inside`) against these; with `reject`,
+    the share answered `?` per language and over them all (`test/outside/unknown_rate`)."""
     device = next(model.parameters()).device
     batch = cfg.data.batch_size
     metrics, counts, scores, unknown = {}, {}, [], []
@@ -264,19 +310,21 @@ def score_outside(
         sets = evaluation_sets(cfg.data, load_language(code), cfg.seed, cfg.paths.data_dir)
         x = model_input(DigitArrays.concat(list(sets.values())).images, manifest["preprocessing"])
         counts[code] = {"test": len(x)}
-        scores.append(script_confidence(model, x, batch))
+        scores.append(in_bundle_scores(model, x, batch))
         reasons = []
         for xb in x.split(batch):
-            read = model.predict(xb.to(device))
+            read = {k: v.cpu() for k, v in model.predict(xb.to(device)).items()}
             reasons.append(
-                unknown_reasons(read["language_prob"].cpu(), read["digit_prob"].cpu(), reject)
+                unknown_reasons(
+                    read["language_prob"], read["digit_prob"], reject, read.get("familiarity")
+                )
             )
         mine = torch.from_numpy(np.concatenate(reasons) != "")
         unknown.append(mine)
         if reject is not None:
             metrics[f"test/{code}/unknown_rate"] = float(mine.float().mean())
-    outside = torch.cat(scores)
-    metrics[f"test/{OUTSIDE}/auroc"] = auroc(inside.numpy(), outside.numpy())
+    found = outside_aurocs(inside, scores, page_size)
+    metrics.update({f"test/{OUTSIDE}/{name}": value for name, value in found.items()})
     if reject is not None:
         metrics[f"test/{OUTSIDE}/unknown_rate"] = float(torch.cat(unknown).float().mean())
     return metrics, counts
@@ -343,7 +391,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     outside = outside_languages(cfg, model)
     # xlv-eval's default is auto; a config without the key (xlv-pipeline's) keeps today's metrics.
     reject = reject_thresholds(cfg.get("reject", "none"), manifest)
-    inside = []  # the in-bundle score of every tested image of the bundle's languages
+    inside = []  # the in-bundle scores of each tested language's images (`in_bundle_scores`)
     page_size = cfg.get("page_size") or 0
     if not isinstance(page_size, int) or page_size < 0:
         raise ConfigError(
@@ -369,7 +417,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
                 reader, x, test.labels, code, cfg.data.batch_size, groups, reject
             )
             if outside and name == code:
-                inside.append(script_confidence(model, x, cfg.data.batch_size))
+                inside.append(in_bundle_scores(model, x, cfg.data.batch_size))
             if model.router is not None and page_size > 1:
                 scores.update(
                     score_pages(
@@ -411,12 +459,14 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
                 metrics[f"test/{mean}/{name}"] = sum(values) / len(values)
     if outside:
         found, outside_counts = score_outside(
-            cfg, model, manifest, outside, torch.cat(inside), reject
+            cfg, model, manifest, outside, inside, reject, page_size
         )
         metrics.update(found)
         counts.update(outside_counts)
     if reject is not None:
         metrics["reject_script"], metrics["reject_digit"] = reject.script, reject.digit
+        if reject.familiar is not None and model.prototypes is not None:
+            metrics["reject_familiar"] = reject.familiar
     metrics["bundle_bytes"] = Path(source).expanduser().stat().st_size
     integration = manifest.get("integration") or {}
     if model.router is not None and page_size > 1:

@@ -10,6 +10,7 @@ const CANVAS = 28;
 const BOX = 20;
 const MASS_CENTRE = 14.0;
 const OUTPUTS = ["digit_logits", "script_probs", "digit", "digit_prob", "script", "script_prob"];
+const FAMILIARITY = "familiarity";  // an output of a bundle with prototypes only
 
 // ---------------------------------------------------------------- preprocessing
 function lowerMedian(values) {
@@ -176,11 +177,13 @@ function canvasGray(canvas) {
 }
 
 // ---------------------------------------------------------------- knowing when it does not know
-// reject: model.json's thresholds ({script, digit}, null: always answer). The script is checked
-// first, as xlvision.bundle.calibration.unknown_reasons does.
-function verdict(scriptProb, digitProb, reject) {
+// reject: model.json's thresholds ({script, digit, familiar?}, null: always answer). The script,
+// by its probability and by the familiarity (null: not checked), is checked first, as
+// xlvision.bundle.calibration.unknown_reasons does.
+function verdict(scriptProb, digitProb, reject, familiarity = null) {
   if (!reject) return "";
   if (scriptProb < reject.script) return "script";
+  if (familiarity !== null && reject.familiar != null && familiarity < reject.familiar) return "script";
   if (digitProb < reject.digit) return "digit";
   return "";
 }
@@ -268,13 +271,15 @@ async function read() {
   const digits = normalizeDigit(canvasGray(pad), pad.height, pad.width, pre.ink_threshold ?? 0.25);
   showInput(digits);
   const input = new ort.Tensor("float32", Float32Array.from(digits, (v) => v / 255), [1, 1, CANVAS, CANVAS]);
-  const result = await session.run({ [model.input.name]: input }, OUTPUTS);
+  const names = session.outputNames.includes(FAMILIARITY) ? [...OUTPUTS, FAMILIARITY] : OUTPUTS;
+  const result = await session.run({ [model.input.name]: input }, names);
   const digit = Number(result.digit.data[0]);
   const scriptIndex = Number(result.script.data[0]);
   const language = model.languages[scriptIndex];
   const digitProb = result.digit_prob.data[0];
   const scriptProb = result.script_prob.data[0];
-  const unknown = verdict(scriptProb, digitProb, model.reject);
+  const familiarity = result[FAMILIARITY] ? result[FAMILIARITY].data[0] : null;
+  const unknown = verdict(scriptProb, digitProb, model.reject, familiarity);
   const shown = document.getElementById("digit");
   if (unknown) {
     shown.textContent = "not sure";
@@ -296,7 +301,7 @@ async function read() {
   });
   window.xlvision.readings += 1;
   window.xlvision.last = {
-    input: Array.from(digits), digit, script: language.code, digitProb, scriptProb,
+    input: Array.from(digits), digit, script: language.code, digitProb, scriptProb, familiarity,
     scriptProbs: Array.from(result.script_probs.data), unknown,
   };
   Object.assign(document.body.dataset, {
