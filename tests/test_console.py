@@ -53,3 +53,17 @@ def test_column_chunks_keep_order_and_take_one_column_at_least():
     assert column_chunks(["a", "b", "c"], 18) == [["a", "b"], ["c"]]
     assert column_chunks(["a_very_long_metric_name"], 5) == [["a_very_long_metric_name"]]
     assert column_chunks([], 80) == []
+
+
+def test_a_tracked_loop_yields_every_item_with_or_without_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from xlvision.stages.progress import tracked
+
+    assert list(tracked(["kn", "ar"], "evaluating")) == ["kn", "ar"]  # piped: no bar
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=60)
+    assert list(tracked(["kn", "ar"], "evaluating", console=terminal)) == ["kn", "ar"]
+    assert "evaluating" in screen.getvalue()

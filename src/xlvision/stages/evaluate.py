@@ -29,6 +29,7 @@ from xlvision.languages.registry import language_from_mapping
 from xlvision.models import DIGIT_HEAD, language_codes
 from xlvision.models.checkpoint import load_classifier
 from xlvision.stages.adapt import adapted_for_test
+from xlvision.stages.progress import tracked
 from xlvision.training.metrics import METRICS, classification_metrics
 
 PAGE_METRICS = ("page_routed_acc", "page_lid_acc", "page_lid_group_acc")
@@ -306,7 +307,7 @@ def score_outside(
     device = next(model.parameters()).device
     batch = cfg.data.batch_size
     metrics, counts, scores, unknown = {}, {}, [], []
-    for code in codes:
+    for code in tracked(codes, "scoring outside scripts"):
         sets = evaluation_sets(cfg.data, load_language(code), cfg.seed, cfg.paths.data_dir)
         x = model_input(DigitArrays.concat(list(sets.values())).images, manifest["preprocessing"])
         counts[code] = {"test": len(x)}
@@ -401,7 +402,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     metrics, confusion, counts = {}, {}, {}
     groups = language_groups(manifest)
     on_real = []  # languages scored on real data, not on glyphs
-    for code in codes:
+    for code in tracked(codes, "evaluating"):
         node = cfg.language.get(code)
         language = language_from_mapping(node) if node is not None else load_language(code)
         sets = evaluation_sets(cfg.data, language, cfg.seed, cfg.paths.data_dir)

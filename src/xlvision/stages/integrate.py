@@ -21,6 +21,7 @@ from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
 from xlvision.integrate.methods import METHODS, Context
 from xlvision.languages import load_language
 from xlvision.stages.evaluate import MEANS, score_language
+from xlvision.stages.progress import tracked
 
 BUNDLE_FILE = "bundle.safetensors"
 
@@ -47,7 +48,7 @@ def test_unified(
     test = data.datasets["test"]
     metrics, confusion = {}, {}
     groups = {lang.code: lang.group for lang in data.languages}
-    for i, code in enumerate(codes):
+    for i, code in enumerate(tracked(codes, "testing the unified model")):
         where = test.languages == i
         scores, confusion[f"test/{code}"] = score_language(
             model, test.images[where], test.labels[where], code, data.data.batch_size, groups
