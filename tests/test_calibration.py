@@ -517,7 +517,7 @@ def run_page_logic(calls: list[str]) -> list:
     source = (WEB_TEMPLATE / "app.js").read_text()
     functions = [
         re.search(rf"^function {name}\(.*?^}}$", source, re.S | re.M).group(0)
-        for name in ("verdict", "percent")
+        for name in ("verdict", "percent", "languageLabel")
     ]
     script = "\n".join(functions) + f"\nconsole.log(JSON.stringify([{', '.join(calls)}]));"
     done = subprocess.run(
@@ -553,6 +553,19 @@ def test_the_page_reads_the_thresholds_from_model_json_and_says_not_sure(strongl
     expected = list(unknown_reasons(script, digit, thresholds, familiarity))
     assert got[:6] == expected == ["script", "digit", "", "script", "script", "script"]
     assert got[6:] == ["", "", "99.9%", "99.9%", "81.2%"]
+
+
+def test_the_page_names_a_language_and_its_script_without_nesting_them():
+    if shutil.which("node") is None:
+        pytest.skip("no node to run the page's logic")
+    languages = [load_language(code) for code in ("ar", "bn", "fa")]
+    records = [json.dumps({"name": lang.name, "script": lang.script}) for lang in languages]
+    got = run_page_logic([f"languageLabel({r})" for r in records])
+    assert got == [
+        "Arabic · Arabic (Arabic-Indic digits)",
+        "Bengali",
+        "Persian · Arabic (Extended Arabic-Indic digits)",
+    ]
 
 
 @pytest.mark.chromium

@@ -177,6 +177,12 @@ function canvasGray(canvas) {
 }
 
 // ---------------------------------------------------------------- knowing when it does not know
+// "Bengali" when the script is the language's name, else "Arabic · Arabic (Arabic-Indic digits)":
+// never a script nested in parentheses inside the name's.
+function languageLabel(language) {
+  return language.script === language.name ? language.name : `${language.name} · ${language.script}`;
+}
+
 // reject: model.json's thresholds ({script, digit, familiar?}, null: always answer). The script,
 // by its probability and by the familiarity (null: not checked), is checked first, as
 // xlvision.bundle.calibration.unknown_reasons does.
@@ -292,7 +298,7 @@ async function read() {
   }
   const why = unknown ? ` · not sure of the ${unknown}` : "";
   document.getElementById("script").textContent =
-    `${language.name} (${language.script}) · script ${percent(scriptProb)} · digit ${percent(digitProb)}${why}`;
+    `${languageLabel(language)} · script ${percent(scriptProb)} · digit ${percent(digitProb)}${why}`;
   document.querySelectorAll("#names tbody tr").forEach((row, i) => {
     const other = model.languages[i];
     row.classList.toggle("chosen", i === scriptIndex);
