@@ -118,7 +118,7 @@ outside_report=false
 if ls -d "$out"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
   .venv/bin/xlv-report "runs=[$out/domain_prior_outside/*/*/eval_reject]" rows=outside 'cols=[]' \
-    'metric=[test/outside/auroc,test/outside/unknown_rate,test/mean_real/unknown_rate]' \
+    'metric=[test/outside/auroc,test/outside/auroc_page,test/outside/auroc_script_prob,test/outside/unknown_rate,test/mean_real/unknown_rate]' \
     mean_row=true "report.out_dir=$report/outside"
 fi
 
@@ -162,9 +162,12 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
     echo
     echo "## Scripts the bundle does not hold"
     echo
-    echo "Part \`domain_prior_outside\`: a fold's scripts and their group mates left out altogether;"
-    echo "AUROC of the bundle's calibrated script probability, its own six real test sets against"
-    echo "the fold's three left-out ones, and the share answered \`?\` of each (reject=auto)."
+    echo "Part \`domain_prior_outside\`: a fold's scripts and their group mates left out altogether."
+    echo "AUROC of the bundle's in-bundle score, its own languages' test images against the fold's"
+    echo "three left-out real test sets: \`auroc\` per image and \`auroc_page\` per page of 5 images"
+    echo "of one script, with the familiarity (cosine to the nearest per-(language, digit) mean of"
+    echo "the router's validation features, stored in the bundle); \`auroc_script_prob\` with the"
+    echo "calibrated script probability instead. Then the share answered \`?\` of each (reject=auto)."
     for file in "$report"/outside/table_*.md; do
       echo
       cat "$file"
