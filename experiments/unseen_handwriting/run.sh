@@ -81,7 +81,10 @@ if [ "${1:-}" != "--report-only" ]; then
       else
         languages=("data.leave_real_out=[${folds[$fold]}]")
       fi
-      .venv/bin/xlv-pipeline -m experiment=unified "${languages[@]}" \
+      # A sweep dir that exists is resumed: its finished jobs are kept, the others run.
+      again=()
+      [ -d "$out/$part/$fold" ] && again=("resume=$out/$part/$fold")
+      .venv/bin/xlv-pipeline -m experiment=unified "${languages[@]}" "${again[@]}" \
         "seed=$seeds" $quiet $overrides ${EXTRA:-} \
         "hydra.sweep.dir=$out/$part/$fold" 'hydra.sweep.subdir=${seed}'
       for seed in ${seeds//,/ }; do
