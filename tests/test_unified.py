@@ -421,3 +421,62 @@ def test_domain_adversarial_reverses_the_gradient_into_the_features():
         validated = module._loss((x, y, language, real))
     assert float(trained - validated) == pytest.approx(0.5 * float(expected), rel=1e-4)
     assert adversarial_ramp(0.0) == 0.0 and adversarial_ramp(1.0) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_glyph_anchor_pulls_each_sample_to_its_own_glyph_mean():
+    """Anchors are running means of rendered features per (language, digit), never of real
+    ones; each sample's loss is a softmax over its cosine to the anchors seen so far, where a
+    group mate's anchor of the same digit is no rival; and it only counts in training."""
+    from torch.nn import functional as F
+
+    from xlvision.training.module import (
+        ANCHOR_MOMENTUM,
+        ANCHOR_TEMPERATURE,
+        DigitClassifierModule,
+    )
+
+    member = Classifier(Flat(), {"hi": 2, "mr": 2, "kn": 2})
+    module = DigitClassifierModule(
+        member,
+        ["hi", "mr", "kn"],
+        torch.optim.SGD,
+        objective={"glyph_anchor": 0.5},
+        groups=["deva", "deva", "knda"],
+    )
+    assert not any(k.startswith("anchor") for k in module.state_dict())  # never saved
+    # rendered: hi 0 along x, mr 0 along x too, kn 1 along y; a real hi 0 pointing at kn 1
+    x = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 1.0]])
+    y = torch.tensor([0, 0, 1, 0])
+    language = torch.tensor([0, 1, 2, 0])
+    real = torch.tensor([False, False, False, True])
+    loss = module._anchor_loss(x, y, language, real)
+    slots = {"hi0": 0, "mr0": 2, "kn1": 5}
+    assert module.anchor_seen.nonzero().flatten().tolist() == sorted(slots.values())
+    assert torch.allclose(module.anchors[5], torch.tensor([0.0, 1.0]))  # the real one not in it
+    unit = F.normalize(x, dim=1)
+    cos = unit @ module.anchors.T / ANCHOR_TEMPERATURE
+    # hi 0 and mr 0 are mates: neither competes with the other, kn 1 competes with both
+    expected = torch.stack(
+        [
+            F.cross_entropy(cos[0, [0, 5]][None], torch.tensor([0])),
+            F.cross_entropy(cos[1, [2, 5]][None], torch.tensor([0])),
+            F.cross_entropy(cos[2, [0, 2, 5]][None], torch.tensor([2])),
+            F.cross_entropy(cos[3, [0, 5]][None], torch.tensor([0])),
+        ]
+    ).mean()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss) > 0.5  # the real sample sits on the wrong anchor
+    # a second batch moves an anchor by (1 - momentum) toward its new mean
+    module._anchor_loss(
+        torch.tensor([[0.0, 1.0]]), torch.tensor([0]), torch.tensor([0]), torch.tensor([False])
+    )
+    moved = F.normalize(torch.tensor([ANCHOR_MOMENTUM, 1 - ANCHOR_MOMENTUM]), dim=0)
+    assert torch.allclose(module.anchors[0], moved, atol=1e-6)
+    # in validation the loss leaves it out
+    module.eval()
+    with torch.no_grad():
+        validated = module._loss((x, y, language, real))
+    module.train()
+    with torch.no_grad():
+        trained = module._loss((x, y, language, real))
+    assert float(trained) > float(validated)

@@ -25,8 +25,8 @@ all="ar bn bo en fa gu hi km kn lo ml mn mr my or pa si ta te th zh"
 pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
 pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
 sources="{$(for p in $pairs; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 2}]"; done | paste -sd, -)}"
-parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial)
-recipes=(unified glyph_router domain_prior more_glyphs adversarial)
+parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor)
+recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor)
 seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
 
@@ -37,6 +37,7 @@ recipe() {  # part → its overrides on top of experiment=unified
     domain_prior) echo "objective.script_id_prior=per_domain" ;;  # logits adjusted per domain
     more_glyphs) echo "objective.script_id_prior=per_domain data.train_per_class=2000" ;;  # 7x the glyph draws
     adversarial) echo "objective.script_id_prior=per_domain data.train_per_class=2000 objective.domain_adversarial=0.3" ;;
+    anchor) echo "objective.script_id_prior=per_domain objective.glyph_anchor=0.5" ;;  # handwriting pulled onto its glyphs
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
   esac
 }

@@ -172,6 +172,9 @@ class ObjectiveConf:
     # λ of a rendered-vs-real discriminator trained through a reversed gradient on the
     # backbone's features (0: none): features that cannot tell handwriting from glyphs.
     domain_adversarial: float = 0.0
+    # λ of a loss that pulls every sample's features to the running mean of its own (language,
+    # digit)'s glyph features (0: none): handwriting mapped onto glyphs, for every script.
+    glyph_anchor: float = 0.0
 
 
 @dataclass

@@ -13,6 +13,8 @@ from xlvision.models import DIGIT_HEAD, LID_HEAD, Classifier
 from xlvision.training.metrics import HeadAccuracy, StageMetrics
 
 DOMAIN_HIDDEN = 128  # width of the domain discriminator's hidden layer
+ANCHOR_MOMENTUM = 0.9  # how much of a glyph anchor each training step keeps
+ANCHOR_TEMPERATURE = 0.1  # of the cosine similarities to the anchors
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -74,7 +76,13 @@ class DigitClassifierModule(L.LightningModule):
         gradient: the features are pushed to carry no trace of "this was handwritten", so the
         heads that learnt a script from its glyphs alone read its handwriting with the same
         features. The discriminator lives in this module, not in the model: it is never
-        bundled."""
+        bundled. `glyph_anchor` (λ > 0) keeps a running mean of the rendered glyphs' features
+        per (language, digit), an anchor each, and trains every sample to be nearer its own
+        anchor than any other language's or digit's (a softmax over cosine similarities; a
+        group mate's anchor of the same digit is no rival): handwriting of the six scripts
+        with real data is pulled onto their glyphs, a mapping the backbone then applies to the
+        handwriting of scripts it knows from fonts only. The anchors, like the discriminator,
+        stay in this module."""
         super().__init__()
         self.model = model
         self.model_spec = model_spec or {}
@@ -100,6 +108,9 @@ class DigitClassifierModule(L.LightningModule):
                 torch.nn.ReLU(inplace=True),
                 torch.nn.Linear(DOMAIN_HIDDEN, 1),
             )
+        self.anchor_weight = float(objective.get("glyph_anchor", 0.0))
+        if self.anchor_weight:
+            self._init_anchors(model.backbone.out_features, classes, groups)
         self.head_metrics = {s: HeadAccuracy(self.languages, groups) for s in ("val", "test")}
         log_prior = None if language_prior is None else language_prior.clamp_min(1e-8).log()
         self.register_buffer("lid_log_prior", log_prior, persistent=False)
@@ -148,6 +159,10 @@ class DigitClassifierModule(L.LightningModule):
             loss = loss + self.lid_weight * lid_loss
         if self.domain_head is not None and domain and self.training:  # not in val/loss
             loss = loss + self.domain_weight * self._domain_loss(features, domain[0])
+        if self.anchor_weight and domain and self.training:
+            loss = loss + self.anchor_weight * self._anchor_loss(
+                features, y, language_index, domain[0]
+            )
         heads = self.head_metrics.get(metrics.stage) if metrics is not None else None
         if heads is not None and shared:
             heads.update(shared, y, language_index)
@@ -174,6 +189,58 @@ class DigitClassifierModule(L.LightningModule):
         weights = torch.where(real, 0.5 / n_real, 0.5 / n_rendered)
         per_sample = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         return (weights * per_sample).sum()
+
+    def _init_anchors(self, width: int, classes: dict[str, int], groups: list[str] | None) -> None:
+        """An anchor slot per (language, class); `anchor_rival[i, j]` is False where slot j
+        may not compete with slot i: a group mate's slot of the same class (its glyph is the
+        same digit shape, e.g. Hindi and Marathi ३)."""
+        sizes = [classes[code] for code in self.languages]
+        offsets = torch.tensor([0, *sizes]).cumsum(0)[:-1]
+        slot_language = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+        slot_class = torch.cat([torch.arange(n) for n in sizes])
+        group_ids = {g: i for i, g in enumerate(dict.fromkeys(groups or self.languages))}
+        group = torch.tensor([group_ids[g] for g in (groups or self.languages)])[slot_language]
+        mate = (group[:, None] == group[None, :]) & (slot_class[:, None] == slot_class[None, :])
+        rival = ~mate | torch.eye(len(slot_class), dtype=torch.bool)
+        self.register_buffer("anchor_offsets", offsets, persistent=False)
+        self.register_buffer("anchor_rival", rival, persistent=False)
+        self.register_buffer("anchors", torch.zeros(len(slot_class), width), persistent=False)
+        self.register_buffer("anchor_seen", torch.zeros(len(slot_class), dtype=torch.bool), False)
+
+    @torch.no_grad()
+    def _update_anchors(self, unit: torch.Tensor, slot: torch.Tensor) -> None:
+        """Move each anchor toward the mean of this batch's rendered features of its slot."""
+        sums = torch.zeros_like(self.anchors).index_add_(0, slot, unit.float())
+        counts = torch.bincount(slot, minlength=len(self.anchors))
+        present = counts > 0
+        means = F.normalize(sums[present], dim=1)
+        old = self.anchors[present]
+        keep = torch.where(self.anchor_seen[present], ANCHOR_MOMENTUM, 0.0)[:, None]
+        self.anchors[present] = F.normalize(keep * old + (1 - keep) * means, dim=1)
+        self.anchor_seen |= present
+
+    def _anchor_loss(
+        self,
+        features: torch.Tensor,
+        y: torch.Tensor,
+        language_index: torch.Tensor,
+        real: torch.Tensor,
+    ) -> torch.Tensor:
+        """Cross-entropy of each sample's cosine similarities to the anchors seen so far
+        (rivals only), its own (language, digit) the target; the anchors are then updated with
+        this batch's rendered samples."""
+        unit = F.normalize(features, dim=1)
+        slot = self.anchor_offsets[language_index] + y
+        if (~real).any():
+            self._update_anchors(unit[~real].detach(), slot[~real])
+        scored = self.anchor_seen[slot]
+        if not scored.any():
+            return features.new_zeros(())
+        unit, slot = unit[scored], slot[scored]
+        logits = unit @ self.anchors.T.to(unit.dtype) / ANCHOR_TEMPERATURE
+        allowed = self.anchor_rival[slot] & self.anchor_seen[None, :]
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        return F.cross_entropy(logits, slot)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         """A CPU batch is already where it trains: skip Lightning's walk over it."""
