@@ -81,18 +81,22 @@ def score_language(
     batch_size: int,
     groups: dict[str, str] | None = None,
     reject: Thresholds | None = None,
-) -> tuple[dict[str, float], list[list[int]]]:
+) -> tuple[dict[str, float], dict[str, list[list[int]]]]:
     """Oracle metrics (language given) and `ece_given`, the calibration error of that reading;
     with a router, the digit accuracy without the language (`routed_acc`, the bundle's own
     answer, and `answer_<rule>_acc` for every rule it can use), its calibration error (`ece`)
     and script identification, exact (`lid_acc`) and by script group (`lid_group_acc`).
     With `reject` thresholds, an answer without the language below them is unknown: it counts
     as wrong in `routed_acc` and `answer_<rule>_acc`; `unknown_rate` is the share of the
-    bundle's answers that are unknown and `acc_answered` the accuracy of the others."""
+    bundle's answers that are unknown and `acc_answered` the accuracy of the others.
+    The confusion counts come by reading: `given` (the language given) and, with a router,
+    `routed` (the bundle's own answer without it; an unknown counts as its digit)."""
     device = next(model.parameters()).device
     num_classes = model.members[model.routes[code]].heads[code].out_features
     oracle = classification_metrics(num_classes)
-    confusion = MulticlassConfusionMatrix(num_classes)
+    confusion = {"given": MulticlassConfusionMatrix(num_classes)}
+    if model.router is not None:
+        confusion["routed"] = MulticlassConfusionMatrix(num_classes)
     index = model.languages.index(code)
     groups = groups or {}
     same_group = torch.tensor(
@@ -107,7 +111,7 @@ def score_language(
             yb = labels[start : start + batch_size]
             read = {k: v.cpu() for k, v in model.predict(xb, language=code).items()}
             oracle.update(read["digit"], yb)
-            confusion.update(read["digit"], yb)
+            confusion["given"].update(read["digit"], yb)
             given["prob"].append(read["digit_prob"])
             given["hit"].append(read["digit"] == yb)
             if model.router is None:
@@ -121,6 +125,7 @@ def score_language(
                 unknown = torch.from_numpy(reasons != "")
                 correct[answer] += int((hit & ~unknown).sum())
                 if answer == model.answer:
+                    confusion["routed"].update(read["digit"], yb)
                     correct["own"] += int((hit & ~unknown).sum())
                     correct["lid"] += int((read["language"] == index).sum())
                     correct["lid_group"] += int(same_group[read["language"]].sum())
@@ -144,7 +149,16 @@ def score_language(
             metrics["unknown_rate"] = float(unknown.float().mean())
             if (~unknown).any():  # undefined when every answer is unknown
                 metrics["acc_answered"] = float(hit[~unknown].float().mean())
-    return metrics, confusion.compute().int().tolist()
+    return metrics, {name: m.compute().int().tolist() for name, m in confusion.items()}
+
+
+def confusion_records(key: str, matrices: dict[str, list[list[int]]]) -> dict:
+    """`score_language`'s confusions as a record keys them: `test/kn` with the script given,
+    `test/kn/routed` without it."""
+    records = {key: matrices["given"]}
+    if "routed" in matrices:
+        records[f"{key}/routed"] = matrices["routed"]
+    return records
 
 
 @torch.no_grad()
@@ -414,9 +428,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
             parts.update({f"{code}@{name}": arrays for name, arrays in sets.items()})
         for name, test in parts.items():
             x = model_input(test.images, manifest["preprocessing"])
-            scores, confusion[f"test/{name}"] = score_language(
+            scores, matrices = score_language(
                 reader, x, test.labels, code, cfg.data.batch_size, groups, reject
             )
+            confusion.update(confusion_records(f"test/{name}", matrices))
             if outside and name == code:
                 inside.append(in_bundle_scores(model, x, cfg.data.batch_size))
             if model.router is not None and page_size > 1:

@@ -20,7 +20,7 @@ from xlvision.integrate.evaluate import accuracy_per_language
 from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
 from xlvision.integrate.methods import METHODS, Context
 from xlvision.languages import load_language
-from xlvision.stages.evaluate import MEANS, score_language
+from xlvision.stages.evaluate import MEANS, confusion_records, score_language
 from xlvision.stages.progress import tracked
 
 BUNDLE_FILE = "bundle.safetensors"
@@ -50,9 +50,10 @@ def test_unified(
     groups = {lang.code: lang.group for lang in data.languages}
     for i, code in enumerate(tracked(codes, "testing the unified model")):
         where = test.languages == i
-        scores, confusion[f"test/{code}"] = score_language(
+        scores, matrices = score_language(
             model, test.images[where], test.labels[where], code, data.data.batch_size, groups
         )
+        confusion.update(confusion_records(f"test/{code}", matrices))
         if individual[code]["acc"] > 0:
             scores["normalized_acc"] = scores["acc"] / individual[code]["acc"]
         metrics.update({f"test/{code}/{name}": value for name, value in scores.items()})
