@@ -83,13 +83,14 @@ def plot_kshot(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, 
     ax.set_title(title or f"{pivot.metric} vs shots per class")
     ax.grid(alpha=0.3)
     if ax.lines:
-        ax.legend(title=" / ".join(pivot.row_keys) or None, fontsize=8)
+        legend_outside(ax, title=" / ".join(pivot.row_keys) or None)
     return save_figure(fig, stem)
 
 
 def plot_bars(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, Path]:
-    """Grouped bars: one group per row (a language), one bar per col, std as error bars."""
-    means, stds = pivot.means(), np.nan_to_num(pivot.stds())
+    """Grouped bars: one group per row (a language), one bar per col; the sample std as an
+    error bar where a cell has two values or more (a single run has no spread to draw)."""
+    means, stds = pivot.means(), pivot.stds()
     n_rows, n_cols = means.shape
     width = 0.8 / max(n_cols, 1)
     fig = Figure(figsize=(max(4.8, 0.7 * n_rows * max(1, n_cols) ** 0.5 + 2), 4.2))
@@ -98,7 +99,18 @@ def plot_bars(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, P
     for j, col in enumerate(pivot.cols):
         offsets = x - 0.4 + width * (j + 0.5)
         heights = np.nan_to_num(means[:, j])
-        ax.bar(offsets, heights, width, yerr=stds[:, j], capsize=2, label=label_text(col))
+        spread = np.isfinite(stds[:, j])
+        ax.bar(offsets, heights, width, label=label_text(col))
+        if spread.any():
+            ax.errorbar(
+                offsets[spread],
+                heights[spread],
+                yerr=stds[spread, j],
+                fmt="none",
+                ecolor="black",
+                elinewidth=1,
+                capsize=2,
+            )
         for i, row in enumerate(pivot.rows):
             cell = pivot.cell(row, col)
             if not cell.n:
@@ -111,17 +123,63 @@ def plot_bars(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, P
     ax.set_title(title or pivot.metric)
     ax.grid(axis="y", alpha=0.3)
     if pivot.col_keys:
-        ax.legend(title=" / ".join(pivot.col_keys), fontsize=8)
+        legend_outside(ax, title=" / ".join(pivot.col_keys))
     return save_figure(fig, stem)
 
 
+def plot_before_after(
+    panels: Mapping[str, Mapping[str, tuple[float | None, float | None]]],
+    stem: Path,
+    title: str,
+    labels: tuple[str, str] = ("before", "after"),
+) -> dict[str, Path]:
+    """Side-by-side panels of paired bars, each bar labelled with its value: per panel, per
+    group (a target language) the value before and after. A missing value is no bar."""
+    fig = Figure(figsize=(max(6.0, 1.1 * sum(len(g) for g in panels.values()) + 3), 4.0))
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    colours = ("#9bb7d4", "#1f5f99")
+    for ax, (panel, groups) in zip(axes, panels.items(), strict=True):
+        x = np.arange(len(groups))
+        for k, (label, colour) in enumerate(zip(labels, colours, strict=True)):
+            values = [pair[k] for pair in groups.values()]
+            have = np.array([v is not None for v in values])
+            heights = np.array([v if v is not None else 0.0 for v in values])
+            bars = ax.bar(x[have] + (k - 0.5) * 0.4, heights[have], 0.4, label=label, color=colour)
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+        ax.set_xticks(x, list(groups))
+        ax.set_title(panel, fontsize=10)
+        ax.set_ylim(0, 1.12)  # room for the labels above a bar at 1.0
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    legend_outside(axes[-1])
+    fig.suptitle(title)
+    return save_figure(fig, stem)
+
+
+def legend_outside(ax, **kwargs) -> None:
+    """The legend right of the axes, so it never covers a bar, a label or a line."""
+    entries = len(ax.get_legend_handles_labels()[1])
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize=7 if entries > 8 else 8,
+        ncol=1 + entries // 16,
+        **kwargs,
+    )
+
+
 def plot_confusions(
-    matrices: Mapping[str, np.ndarray], stem: Path, title: str, class_names: Sequence[str] = ()
+    matrices: Mapping[str, np.ndarray],
+    stem: Path,
+    title: str,
+    class_names: Sequence[str] = (),
+    n_cols: int = 3,
 ) -> dict[str, Path]:
     """One panel per group: counts summed over its runs (zeros left blank), coloured by
-    row-normalised recall."""
+    row-normalised recall; `n_cols` panels a row."""
     n = len(matrices)
-    n_cols = min(n, 3)
+    n_cols = min(n, n_cols)
     n_rows = math.ceil(n / n_cols)
     fig = Figure(figsize=(4.2 * n_cols, 4.0 * n_rows))
     for index, (name, counts) in enumerate(matrices.items(), start=1):
@@ -150,9 +208,11 @@ def plot_training_curves(
     curves: Mapping[str, Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
     stem: Path,
 ) -> dict[str, Path]:
-    """Training loss by step and validation accuracy by epoch; one colour per group of runs."""
-    fig = Figure(figsize=(11, 4.2))
-    loss_ax, acc_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    """Training loss by step and validation accuracy by epoch; one colour per group of runs
+    (a stage of a pipeline, a model of a sweep), named in both legends; a group's runs
+    (seeds) share its colour and its name."""
+    fig = Figure(figsize=(8, 7))
+    loss_ax, acc_ax = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
     colors = [f"C{k % 10}" for k in range(len(curves))]
     for color, (group, logs) in zip(colors, curves.items(), strict=True):
         labelled = set()
@@ -160,8 +220,8 @@ def plot_training_curves(
             loss = _loss_column(log)
             if loss:
                 xs, ys = log[loss]
-                kwargs = {"label": group} if "loss" not in labelled else {}
-                loss_ax.plot(xs, ys, color=color, alpha=0.7, lw=1, **kwargs)
+                kwargs = {"label": group or "all"} if "loss" not in labelled else {}
+                loss_ax.plot(xs, ys, color=color, alpha=0.8, lw=1, **kwargs)
                 labelled.add("loss")
             columns = sorted(c for c in log if c.startswith("val/") and c.endswith("/acc"))
             for k, column in enumerate(columns):
@@ -173,14 +233,14 @@ def plot_training_curves(
                     labelled.add(("acc", language))
                 xs, ys = log[column]
                 style = _LINESTYLES[k % len(_LINESTYLES)]
-                acc_ax.plot(xs, ys, color=color, alpha=0.7, lw=1, ls=style, marker=".", **kwargs)
+                acc_ax.plot(xs, ys, color=color, alpha=0.8, lw=1, ls=style, marker=".", **kwargs)
     loss_ax.set(xlabel="step", ylabel="train loss", title="training loss")
     acc_ax.set(xlabel="epoch", ylabel="val accuracy", title="validation accuracy (per language)")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         if ax.lines:
-            entries = len(ax.get_legend_handles_labels()[1])
-            ax.legend(fontsize=7 if entries > 8 else 8, ncol=1 + entries // 12)
+            legend_outside(ax)
+    fig.subplots_adjust(hspace=0.4)
     return save_figure(fig, stem)
 
 
