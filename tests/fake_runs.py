@@ -115,3 +115,92 @@ def make_sweep(root: Path) -> Path:
             if seed == 0:
                 write_training_log(run_dir, lang, [2.0, 1.0, 0.5], [0.5, 0.8, acc])
     return sweep
+
+
+PIPELINE_TARGETS = ("kn", "ar", "hi")
+EVAL_ACC = {"kn": 0.982, "ar": 0.951, "hi": 0.965}
+"""The bundle's per-language numbers in the fake pipeline's eval record: script given (acc),
+without it (routed_acc = acc − 0.1, 0.108 for hi), script per digit (lid_acc = 0.84 + …)."""
+
+
+def _record(run_dir: Path, stage: str, config: dict, metrics: dict, confusion: dict) -> None:
+    run_dir.mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"stage": stage, **config}), run_dir / "config.yaml")
+    payload = {
+        "status": "completed",
+        "stage": stage,
+        "metrics": metrics,
+        "confusion": confusion,
+        "error": None,
+        "artifacts": {},
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+
+
+def make_pipeline(root: Path) -> Path:
+    """A demo-like pipeline dir (en → kn, ar, hi, routed, eval with pages of 5) as
+    `xlv-pipeline` leaves it: config.yaml, and pretrain/, finetune_<code>/, integrate/ and
+    eval/, each with the metrics.json, confusion counts and training log its stage writes."""
+    root.mkdir(parents=True)
+    languages = {c: {"code": c, "name": n} for c, n in {"en": "English", **LANGUAGE_NAMES}.items()}
+    pipeline_conf = {"sources": ["en"], "targets": list(PIPELINE_TARGETS), "page_size": 5}
+    OmegaConf.save(
+        OmegaConf.create({"stage": "pipeline", "seed": 0, "pipeline": pipeline_conf}),
+        root / "config.yaml",
+    )
+    common = {"seed": 0, "model": {"name": "net"}}
+    _record(
+        root / "pretrain",
+        "train",
+        {**common, "language": {"en": languages["en"]}},
+        {"test/en/acc": 0.991, "test/en/f1": 0.990, "test/mean/acc": 0.991, "train_time_s": 9.0},
+        {"test/en": confusion_matrix(20, 0)},
+    )
+    write_training_log(root / "pretrain", "en", [2.3, 0.8, 0.2], [0.7, 0.95, 0.99])
+    for k, code in enumerate(PIPELINE_TARGETS):
+        tuned, after = 0.97 + 0.01 * k, 0.6 - 0.2 * k
+        metrics = {
+            f"zeroshot/{code}/acc": 0.1 + 0.05 * k,
+            "zeroshot/en/acc": 0.99,
+            f"test/{code}/acc": tuned,
+            f"test/{code}/f1": tuned - 0.01,
+            "test/en/acc": after,
+            "test/en/f1": after - 0.01,
+            "test/mean/acc": (tuned + after) / 2,  # what a real fine-tune records: not one quantity
+            f"gain/{code}/acc": tuned - (0.1 + 0.05 * k),
+            "gain/en/acc": after - 0.99,
+            "train_time_s": 3.0,
+        }
+        confusion = {f"test/{code}": confusion_matrix(18, 2), "test/en": confusion_matrix(12, 8)}
+        config = {**common, "language": {code: languages[code]}, "finetune": {"name": "full"}}
+        _record(root / f"finetune_{code}", "finetune", config, metrics, confusion)
+        write_training_log(root / f"finetune_{code}", code, [2.0, 0.9, 0.4], [0.3, 0.8, tuned])
+    bundled = {c: languages[c] for c in PIPELINE_TARGETS}
+    metrics, confusion = {}, {}
+    for k, code in enumerate(PIPELINE_TARGETS):
+        acc = EVAL_ACC[code]
+        metrics |= {
+            f"test/{code}/acc": acc,
+            f"test/{code}/f1": acc - 0.002,
+            f"test/{code}/routed_acc": acc - (0.108 if code == "hi" else 0.1),
+            f"test/{code}/lid_acc": 0.84 + 0.01 * k,
+            f"test/{code}/page_lid_acc": 0.97 + 0.01 * k,
+        }
+        confusion[f"test/{code}"] = confusion_matrix(19, 1)
+    for name in ("acc", "f1", "routed_acc", "lid_acc", "page_lid_acc"):
+        values = [metrics[f"test/{c}/{name}"] for c in PIPELINE_TARGETS]
+        metrics[f"test/mean/{name}"] = sum(values) / len(values)
+    integrate_metrics = {
+        **{k: v for k, v in metrics.items() if "page_" not in k},
+        "bundle_bytes": 11383684,
+        "total_params": 2824993,
+        "predict_images_per_s": 872.0,
+        "integrate_time_s": 38.5,
+    }
+    config = {**common, "language": bundled, "integrate": {"name": "routed"}}
+    _record(root / "integrate", "integrate", config, integrate_metrics, dict(confusion))
+    for k, code in enumerate(PIPELINE_TARGETS):
+        confusion[f"test/{code}/routed"] = confusion_matrix(17 - k, 3 + k)
+    eval_metrics = {**metrics, "bundle_bytes": 11383684, "page_size": 5}
+    _record(root / "eval", "eval", {**common, "language": bundled}, eval_metrics, confusion)
+    return root

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from xlvision.report.collect import COMPLETED, Run
 from xlvision.report.pivot import Pivot, label_text
+from xlvision.report.summary import Number, Summary, format_number
 from xlvision.report.tables import MISSING, STD_NOTE, cell_parts
 
 STYLE = """
@@ -36,6 +37,16 @@ figcaption { font-size: 0.9em; color: #555; }
 details { margin: 0.25em 0; } summary { cursor: pointer; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 12px; }
 .error { color: #b00020; font-family: monospace; }
+.lead { font-size: 1.1em; }
+.headline { display: flex; flex-wrap: wrap; gap: 0.4em 1.6em; margin: 0.8em 0 1em; }
+.tiles h3 { font-size: 0.85em; font-weight: 600; color: #555; margin: 0 0 0.3em; }
+.tiles .row { display: flex; flex-wrap: wrap; gap: 0.5em; }
+.tile { border: 1px solid #ddd; border-radius: 6px; padding: 0.4em 0.8em; min-width: 9em; }
+.tile .value { display: block; font-size: 1.6em; font-weight: 600; }
+.tile .label { display: block; color: #555; font-size: 0.9em; }
+table.summary th.group { text-align: center; border-bottom: 1px solid #999; }
+table.summary .first { border-left: 2px solid #999; }
+figure.story { display: block; }
 """
 
 
@@ -56,8 +67,13 @@ def render_html(
     figures: Sequence[Path],
     precision: int,
     out_dir: Path,
+    summary: Summary | None = None,
+    captions: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside."""
+    """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside.
+
+    With a pipeline's `summary` the page tells its story: the summary, the figures that
+    explain it (captioned by `captions`, keyed by file stem), then every table."""
     counts = {status: sum(r.status == status for r in runs) for status in _statuses(runs)}
     parts = [
         "<!DOCTYPE html>",
@@ -68,18 +84,90 @@ def render_html(
         f"{', '.join(f'<code>{escape(s)}</code>' for s in sources)}: {len(runs)} runs ("
         + ", ".join(f"{n} {escape(status)}" for status, n in counts.items())
         + ").</p>",
-        f"<p>Cells: {escape(STD_NOTE)}.</p>",
-        "<h2>Tables</h2>",
     ]
-    for section in tables:
-        parts.append(_table_html(section, precision, out_dir))
-    if figures:
-        parts.append("<h2>Figures</h2>")
-        parts.extend(_figure_html(path, out_dir) for path in figures)
+    figure_parts = [
+        _figure_html(path, out_dir, (captions or {}).get(path.stem)) for path in figures
+    ]
+    table_parts = [_table_html(section, precision, out_dir) for section in tables]
+    if summary is not None:
+        parts.append(summary_html(summary, precision))
+        if figure_parts:
+            parts += ["<h2>What explains it</h2>", *figure_parts]
+        parts += [
+            "<h2>Every test number, per stage</h2>",
+            "<p>One column per stage run, in the order the pipeline ran them and named as it "
+            "names their dirs; the bundle's test is eval's (integrate tested the same bundle "
+            f"on the same images). Cells: {escape(STD_NOTE)}.</p>",
+            *table_parts,
+        ]
+    else:
+        parts += [f"<p>Cells: {escape(STD_NOTE)}.</p>", "<h2>Tables</h2>", *table_parts]
+        if figure_parts:
+            parts += ["<h2>Figures</h2>", *figure_parts]
     parts.append(_problems_html(runs))
     parts.append(_configs_html(runs))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def summary_html(summary: Summary, precision: int) -> str:
+    """The summary section: the lead, headline tiles and a table per language; every number
+    carries its record and key (`title`) and its full value (`data-value`)."""
+    tiles = "".join(
+        f'<div class="tiles"><h3>{escape(group)}</h3><div class="row">'
+        + "".join(
+            f'<div class="tile" title="{escape(number.source)}" data-value="{number.value!r}">'
+            f'<span class="value">{escape(format_number(number, precision))}</span>'
+            f'<span class="label">{escape(label)}</span></div>'
+            for label, number in items
+        )
+        + "</div></div>"
+        for group, items in summary.headline
+    )
+    groups = summary.groups()
+    first_of_group = {columns[0].key for _, columns in groups}
+    top = "".join(
+        f'<th class="group first" colspan="{len(columns)}">{escape(group)}</th>'
+        for group, columns in groups
+    )
+    heads = "".join(
+        f'<th class="{"first" if c.key in first_of_group else ""}" title="{escape(c.help)}">'
+        f"{escape(c.header)}</th>"
+        for c in summary.columns
+    )
+    body = []
+    for row in summary.rows:
+        cells = []
+        for column in summary.columns:
+            cell = row.cells.get(column.key)
+            css = "first" if column.key in first_of_group else ""
+            if isinstance(cell, Number):
+                cells.append(
+                    f'<td class="{css}" data-key="{column.key}" data-value="{cell.value!r}" '
+                    f'title="{escape(cell.source)}">{escape(format_number(cell, precision))}</td>'
+                )
+            else:
+                text = escape(cell) if cell else MISSING
+                cells.append(f'<td class="{css}" data-key="{column.key}">{text}</td>')
+        body.append(
+            f'<tr data-row="{escape(row.label)}"><th>{escape(row.label)}</th>{"".join(cells)}</tr>'
+        )
+    notes = "".join(f'<p class="error">{escape(note)}</p>' for note in summary.notes)
+    table = (
+        '<table class="summary"><thead>'
+        f'<tr><th rowspan="2">language</th>{top}</tr><tr>{heads}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+        if summary.rows
+        else ""
+    )
+    return (
+        f'<section id="summary"><h2>Summary</h2><p class="lead">{escape(summary.lead)}</p>'
+        f'<div class="headline">{tiles}</div>{table}'
+        '<p class="meta">Every number is read from the record of the stage that measured it; '
+        "hover over one for its file and key. Forgetting is the source's accuracy before the "
+        "fine-tune minus after it, on the same test images; a mean row is over the languages "
+        f"above it.</p>{notes}</section>"
+    )
 
 
 def _statuses(runs: Sequence[Run]) -> list[str]:
@@ -120,13 +208,14 @@ def _table_html(section: TableSection, precision: int, out_dir: Path) -> str:
     )
 
 
-def _figure_html(png: Path, out_dir: Path) -> str:
+def _figure_html(png: Path, out_dir: Path, caption: str | None = None) -> str:
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     svg = png.with_suffix(".svg")
     link = f' (<a href="{escape(_relative(svg, out_dir))}">svg</a>)' if svg.is_file() else ""
+    css = ' class="story"' if caption else ""
     return (
-        f'<figure><img alt="{escape(png.stem)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{escape(png.stem)}{link}</figcaption></figure>"
+        f'<figure{css}><img alt="{escape(png.stem)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{escape(caption or png.stem)}{link}</figcaption></figure>"
     )
 
 

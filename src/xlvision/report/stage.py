@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ from xlvision.report.plots import (
     plot_kshot,
     plot_training_curves,
 )
+from xlvision.report.story import draw_story, print_pipeline_summary
+from xlvision.report.summary import Pipeline, Summary, find_pipelines, stage_rank, summarize
 from xlvision.report.tables import markdown_table, metric_slug, write_tables
 
 log = logging.getLogger(__name__)
@@ -50,33 +53,56 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
     """
     options = ReportOptions.from_config(cfg)
     out_dir = _out_dir(options)
-    runs = collect_runs(options.runs)
+    runs, pipelines = find_pipelines(collect_runs(options.runs))
     for run in runs:
         add_lang_means(run, options.lang_means)
     _check_axis_keys(runs, options)
+    # One pipeline's report tells its story: a summary first, then the figures that explain it.
+    story = pipelines[0] if len(pipelines) == 1 else None
+    tabled = _tabled_runs(runs, story)
+    targets = story.targets if story else []
     slugs = _unique_slugs(options.metrics)
     artifacts: dict[str, Path] = {}
     sections = []
     for metric in options.metrics:
         pivot = build_pivot(
-            runs, options.rows, options.cols, metric, options.is_lower_better(metric)
+            tabled, options.rows, options.cols, metric, options.is_lower_better(metric)
         )
+        pivot = in_pipeline_order(pivot, targets)
+        if story:  # a stage's `mean` pools its target with its sources: not one quantity
+            pivot = _without_means(pivot)
         if options.mean_row:
             pivot = pivot.with_mean_row()
         files = write_tables(pivot, out_dir, options.precision, slugs[metric])
         artifacts.update(files)
         sections.append(TableSection(pivot, list(files.values()), varying_keys(pivot)))
-    artifacts.update(_draw_figures(runs, [s.pivot for s in sections], options, out_dir, slugs))
+    summary, captions = None, {}
+    if story:
+        summary = summarize(story)
+        figures, captions = draw_story(story, summary, out_dir)
+        artifacts.update(figures)
+    else:
+        artifacts.update(
+            _draw_figures(tabled, [s.pivot for s in sections], options, out_dir, slugs)
+        )
     page = out_dir / "report.html"
     figures = [path for name, path in artifacts.items() if name.endswith(".png")]
     page.write_text(
         render_html(
-            options.title, options.runs, runs, sections, figures, options.precision, out_dir
+            options.title,
+            options.runs,
+            runs,
+            sections,
+            figures,
+            options.precision,
+            out_dir,
+            summary=summary,
+            captions=captions,
         ),
         encoding="utf-8",
     )
     artifacts[page.name] = page
-    _print_summary(sections, runs, page, options.precision)
+    _print_summary(sections, runs, page, options.precision, summary)
     metrics = {
         "report/runs": len(runs),
         "report/completed": sum(run.status == COMPLETED for run in runs),
@@ -200,12 +226,53 @@ def _confusion_figures(
 
 
 def _print_summary(
-    sections: Sequence[TableSection], runs: Sequence[Run], page: Path, precision: int
+    sections: Sequence[TableSection],
+    runs: Sequence[Run],
+    page: Path,
+    precision: int,
+    summary: Summary | None = None,
 ) -> None:
+    """A pipeline's summary, else every table; then the runs that did not complete and where
+    the page is, last."""
     console = Console()
-    for section in sections:
-        console.print(Markdown(markdown_table(section.pivot, precision)))
+    if summary is not None:
+        print_pipeline_summary(summary, console, precision)
+    else:
+        for section in sections:
+            console.print(Markdown(markdown_table(section.pivot, precision)))
     for run in runs:
         if run.status != COMPLETED:
             console.print(f"[red]{run.status}[/red] {escape(f'{run.path}: {run.error}')}")
     console.print(f"report: {page}", highlight=False, soft_wrap=True)
+
+
+def in_pipeline_order(pivot: Pivot, targets: Sequence[str] = ()) -> Pivot:
+    """Rows and cols of a `stage` axis in the order a pipeline runs its stages (pretrain,
+    finetune_<target>…, integrate, eval), not alphabetically."""
+    ordered = {}
+    for axis, keys in (("rows", pivot.row_keys), ("cols", pivot.col_keys)):
+        if "stage" in keys:
+            index = keys.index("stage")
+            labels = getattr(pivot, axis)
+            ordered[axis] = sorted(labels, key=lambda label: stage_rank(label[index], targets))
+    return replace(pivot, **ordered) if ordered else pivot
+
+
+def _without_means(pivot: Pivot) -> Pivot:
+    def plain(label: tuple[str, ...]) -> bool:
+        return not any(part == "mean" or part.startswith("mean_") for part in label)
+
+    return replace(
+        pivot, rows=[r for r in pivot.rows if plain(r)], cols=[c for c in pivot.cols if plain(c)]
+    )
+
+
+def _tabled_runs(runs: Sequence[Run], story: Pipeline | None) -> list[Run]:
+    """The runs a pipeline's tables show: its stages, without the pipeline's own dir (its
+    metrics copy theirs) and without integrate when eval tested the same bundle."""
+    if story is None:
+        return list(runs)
+    hidden = {story.root}
+    if story.stage("eval") is not None and "integrate" in story.stages:
+        hidden.add(story.stages["integrate"].path)
+    return [run for run in runs if run.path not in hidden]

@@ -233,8 +233,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
             metrics.update({f"{stage}/{k}": v for k, v in values.items() if k.startswith("test/")})
         runs += [root / "integrate", root / "eval"]
 
-    report(report_config(root, runs))
-    console.print(f"pipeline done: report at {root / 'report' / 'report.html'}")
+    report(report_config(root, runs))  # ends with the pipeline's summary and the report's path
     artifacts.update(
         {"report": str(root / "report" / "report.html"), "runs": [str(r) for r in runs]}
     )
