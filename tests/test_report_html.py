@@ -12,8 +12,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from browser import chromium_binary
-from fake_runs import make_sweep
+from browser import chromium_binary, chromium_page
+from fake_runs import make_pipeline, make_sweep
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
@@ -141,3 +141,55 @@ def test_probe_catches_a_broken_image_and_a_failed_load(
     assert int(body["decoded"]) == int(body["images"]) - 2
     assert json.loads(body["broken"]) == ["heatmap_test-lang-acc", "gone"]
     assert json.loads(body["failed"]) == ["heatmap_test-lang-acc", "gone"]
+
+
+# Every element of the page that has a box: none is wider than its box or sticks out of the
+# body (text cut, a table running off the page); scrolling boxes (`pre`) are meant to.
+OVERFLOWS = """(() => {
+  const out = [];
+  const page = document.documentElement;
+  if (page.scrollWidth > window.innerWidth) out.push(`page: ${page.scrollWidth} px wide`);
+  const right = document.body.getBoundingClientRect().right;
+  for (const el of document.querySelectorAll("body *")) {
+    const box = el.getBoundingClientRect();
+    if (!box.width) continue;  // not shown (a closed <details>)
+    const name = `${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 40)}"`;
+    const style = getComputedStyle(el);
+    if (el.clientWidth && el.scrollWidth > el.clientWidth + 1 && style.overflowX === "visible")
+      out.push(`${name}: text ${el.scrollWidth} px in a ${el.clientWidth} px box`);
+    if (box.right > right + 1) out.push(`${name}: ends at ${box.right} px, the body at ${right}`);
+  }
+  return out;
+})()"""
+
+
+def test_pipeline_report_fits_its_boxes_in_chromium(
+    chromium: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from xlvision.stages.pipeline import report_config
+
+    root = make_pipeline(tmp_path_factory.mktemp("pipeline") / "pipe")
+    stages = ["pretrain", "finetune_kn", "finetune_ar", "finetune_hi", "integrate", "eval"]
+    _, artifacts = report(report_config(root, [root / stage for stage in stages]))
+    page_file = artifacts["report.html"]
+    evaluated = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
+    profile = tmp_path_factory.mktemp("profile")
+    with chromium_page(profile, page_file.as_uri()) as page:
+        # the tab opens on about:blank: wait for the report itself to have loaded
+        page.wait_for("document.getElementById('summary') && document.readyState === 'complete'")
+        page.evaluate("document.querySelectorAll('details').forEach((d) => (d.open = true))")
+        assert page.evaluate(OVERFLOWS) == []
+        tiles = page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('#summary .tile')].map("
+            "(t) => [t.querySelector('.label').textContent, t.querySelector('.value').textContent]))"
+        )
+        shown = page.evaluate("[...document.images].every((i) => i.complete && i.naturalWidth)")
+        # The check sees what it is for: a cell whose number cannot wrap, wider than the page.
+        page.evaluate(
+            "document.querySelector('#summary td').textContent = '0.123456789'.repeat(40)"
+        )
+        caught = page.evaluate(OVERFLOWS)
+    assert any(problem.startswith('td "0.123456789') for problem in caught), caught
+    assert tiles["digits read, script given"] == f"{evaluated['test/mean/acc']:.3f}"
+    assert tiles["digits read, script not given"] == f"{evaluated['test/mean/routed_acc']:.3f}"
+    assert shown
