@@ -181,7 +181,8 @@ def plot_confusions(
     n = len(matrices)
     n_cols = min(n, n_cols)
     n_rows = math.ceil(n / n_cols)
-    fig = Figure(figsize=(4.2 * n_cols, 4.0 * n_rows))
+    size = 3.4 if n_cols == 2 else 4.2  # two panels a row: a pair, read side by side
+    fig = Figure(figsize=(size * n_cols, size * n_rows), layout="constrained")
     for index, (name, counts) in enumerate(matrices.items(), start=1):
         ax = fig.add_subplot(n_rows, n_cols, index)
         totals = counts.sum(axis=1, keepdims=True)
