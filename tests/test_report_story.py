@@ -258,3 +258,17 @@ def test_a_pipeline_called_without_its_own_config_is_found_by_its_stage_dirs(
     # one stage run alone, without a pipeline's config, is just a run
     _, alone = find_pipelines(collect_runs([str(copy / "finetune_kn")]))
     assert alone == []
+
+
+def test_a_report_of_part_of_a_pipeline_stays_a_plain_report(
+    pipeline_dir: Path, tmp_path: Path
+) -> None:
+    cfg = report_config(pipeline_dir, [pipeline_dir / "eval"])
+    cfg.rows, cfg.cols = ["lang"], []
+    cfg.report.out_dir = str(tmp_path / "out")
+    _, artifacts = report(cfg)
+    page = artifacts["report.html"].read_text(encoding="utf-8")
+    assert 'id="summary"' not in page and "bundle_confusion.png" not in artifacts
+    assert {"heatmap_test-lang-acc.png", "bars_test-lang-acc.png"} <= set(artifacts)
+    table = artifacts["table_test-lang-acc.md"].read_text(encoding="utf-8")
+    assert "| mean |" in table  # the mean over the bundle's languages, as asked

@@ -69,11 +69,13 @@ def render_html(
     out_dir: Path,
     summary: Summary | None = None,
     captions: Mapping[str, str] | None = None,
+    tables_note: str | None = None,
 ) -> str:
     """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside.
 
     With a pipeline's `summary` the page tells its story: the summary, the figures that
-    explain it (captioned by `captions`, keyed by file stem), then every table."""
+    explain it (captioned by `captions`, keyed by file stem), then every table (what they
+    show in `tables_note`)."""
     counts = {status: sum(r.status == status for r in runs) for status in _statuses(runs)}
     parts = [
         "<!DOCTYPE html>",
@@ -94,10 +96,8 @@ def render_html(
         if figure_parts:
             parts += ["<h2>What explains it</h2>", *figure_parts]
         parts += [
-            "<h2>Every test number, per stage</h2>",
-            "<p>One column per stage run, in the order the pipeline ran them and named as it "
-            "names their dirs; the bundle's test is eval's (integrate tested the same bundle "
-            f"on the same images). Cells: {escape(STD_NOTE)}.</p>",
+            "<h2>Every number, per table</h2>",
+            f"<p>{escape(tables_note or '')} Cells: {escape(STD_NOTE)}.</p>",
             *table_parts,
         ]
     else:

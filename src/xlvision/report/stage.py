@@ -58,9 +58,10 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
         add_lang_means(run, options.lang_means)
     _check_axis_keys(runs, options)
     # One pipeline's report tells its story: a summary first, then the figures that explain it.
-    story = pipelines[0] if len(pipelines) == 1 else None
-    tabled = _tabled_runs(runs, story)
-    targets = story.targets if story else []
+    story = _whole_pipeline(runs, pipelines)
+    by_stage = story is not None and "stage" in options.rows + options.cols
+    tabled = _tabled_runs(runs, story) if by_stage else runs
+    targets = list(dict.fromkeys(code for p in pipelines for code in p.targets))
     slugs = _unique_slugs(options.metrics)
     artifacts: dict[str, Path] = {}
     sections = []
@@ -69,7 +70,7 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
             tabled, options.rows, options.cols, metric, options.is_lower_better(metric)
         )
         pivot = in_pipeline_order(pivot, targets)
-        if story:  # a stage's `mean` pools its target with its sources: not one quantity
+        if by_stage:  # a fine-tune's `mean` pools its target with its sources: not one quantity
             pivot = _without_means(pivot)
         if options.mean_row:
             pivot = pivot.with_mean_row()
@@ -98,6 +99,7 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
             out_dir,
             summary=summary,
             captions=captions,
+            tables_note=BY_STAGE_NOTE if by_stage else None,
         ),
         encoding="utf-8",
     )
@@ -267,11 +269,28 @@ def _without_means(pivot: Pivot) -> Pivot:
     )
 
 
-def _tabled_runs(runs: Sequence[Run], story: Pipeline | None) -> list[Run]:
-    """The runs a pipeline's tables show: its stages, without the pipeline's own dir (its
-    metrics copy theirs) and without integrate when eval tested the same bundle."""
-    if story is None:
-        return list(runs)
+BY_STAGE_NOTE = (
+    "Stage runs one by one, in the order the pipeline ran them and named as it names their "
+    "dirs; the bundle's test is eval's (integrate tested the same bundle on the same images), "
+    "and no stage's mean (a fine-tune's pools its target with its source)."
+)
+
+
+def _whole_pipeline(runs: Sequence[Run], pipelines: Sequence[Pipeline]) -> Pipeline | None:
+    """The pipeline the report is of: the only one, with two stages or more, and no run
+    besides its own (a table over one job of a sweep stays a table)."""
+    if len(pipelines) != 1:
+        return None
+    (pipeline,) = pipelines
+    own = {pipeline.root} | {run.path for run in pipeline.stages.values()}
+    if len(pipeline.stages) < 2 or any(run.path not in own for run in runs):
+        return None
+    return pipeline
+
+
+def _tabled_runs(runs: Sequence[Run], story: Pipeline) -> list[Run]:
+    """The runs a pipeline's tables by stage show: its stages, without the pipeline's own dir
+    (its metrics copy theirs) and without integrate when eval tested the same bundle."""
     hidden = {story.root}
     if story.stage("eval") is not None and "integrate" in story.stages:
         hidden.add(story.stages["integrate"].path)
