@@ -167,6 +167,13 @@ class Column:
 
 
 TUNING, SOURCE, BUNDLE = "the target, fine-tuned", "the source, before and after", "the bundle"
+BUNDLE_METRICS = {
+    "given": "acc",
+    "not_given": "routed_acc",
+    "script_digit": "lid_acc",
+    "script_page": "page_lid_acc",
+}
+"""The bundle's columns and the eval metric each reads (`test/<lang>/<metric>`)."""
 
 
 def summary_columns(page_size: float | None) -> list[Column]:
@@ -269,6 +276,7 @@ class Summary:
 
 
 def format_number(number: Number, precision: int = 3) -> str:
+    """`0.966`, `11.4 MB`, `2.82 M`, `872 images/s`: as its unit is read."""
     if number.unit == "bytes":
         return f"{number.value / 1e6:.1f} MB"
     if number.unit == "count":
@@ -327,12 +335,7 @@ def summarize(pipeline: Pipeline) -> Summary:
         _fill_finetune(row, run, code)
     for code in _tested(bundle):
         row = rows.setdefault(code, SummaryRow(code))
-        for key, metric in (
-            ("given", "acc"),
-            ("not_given", "routed_acc"),
-            ("script_digit", "lid_acc"),
-            ("script_page", "page_lid_acc"),
-        ):
+        for key, metric in BUNDLE_METRICS.items():
             number = _read(bundle, f"test/{code}/{metric}")
             if number is not None:
                 row.cells[key] = number
@@ -390,12 +393,7 @@ def _mean_row(rows: Sequence[SummaryRow], bundle: Run | None) -> SummaryRow:
         if len(having) >= 2:
             over = ", ".join(r.label for r in having)
             mean.cells[key] = _mean([r.cells[key] for r in having], f"mean over {over}")
-    for key, metric in (
-        ("given", "acc"),
-        ("not_given", "routed_acc"),
-        ("script_digit", "lid_acc"),
-        ("script_page", "page_lid_acc"),
-    ):
+    for key, metric in BUNDLE_METRICS.items():
         if (number := _read(bundle, f"test/mean/{metric}")) is not None:
             mean.cells[key] = number
     return mean
@@ -430,7 +428,8 @@ def _headline(
             "page_lid_acc",
         ),
     ]
-    over = f"mean over {', '.join(bundled)}" if len(bundled) > 1 else ", ".join(bundled)
+    named = ", ".join(bundled) if len(bundled) <= 6 else f"{len(bundled)} languages"
+    over = f"mean over {named}" if len(bundled) > 1 else named
     groups.append(
         (
             f"the bundle ({over})" if over else "the bundle",
