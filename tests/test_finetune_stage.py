@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,14 +103,28 @@ def test_pipeline_pretrains_finetunes_and_reports(tmp_path):
     assert {"pretrain/test/en/acc", "finetune_kn/test/kn/acc", "finetune_ar/test/en/acc"} <= set(
         metrics
     )
+    # eval records the bundle's confusion without the script too: its diagonal is routed_acc
+    evaluated = json.loads((root / "eval" / "metrics.json").read_text())
+    for code in ("kn", "ar"):
+        given = np.array(evaluated["confusion"][f"test/{code}"])
+        routed = np.array(evaluated["confusion"][f"test/{code}/routed"])
+        assert given.sum() == routed.sum() > 0
+        routed_acc = evaluated["metrics"][f"test/{code}/routed_acc"]
+        assert np.trace(routed) / routed.sum() == pytest.approx(routed_acc)
     page = (root / "report" / "report.html").read_text()
-    assert "finetune" in page and "kn" in page and "eval" in page
+    # The page opens with the summary: the bundle's accuracy as eval recorded it.
+    summary = page[page.index('<section id="summary">') : page.index("</section>")]
+    given = evaluated["metrics"]["test/mean/acc"]
+    assert f'data-value="{given!r}"><span class="value">{given:.3f}</span>' in summary
+    assert page.index("</section>") < page.index("<table data-metric")
     tables = sorted((root / "report").glob("table_*.md"))
     assert len(tables) == 2  # acc and f1
     assert all(code in tables[0].read_text() for code in ("en", "kn", "ar"))
-    # A row per language: the bundle's integrate and eval rows included, not one "kn+ar" row.
+    # A row per language, a column per stage run in the pipeline's order.
+    header, *_ = (line for line in tables[0].read_text().splitlines() if line.startswith("| lang"))
+    assert header.replace(" ", "") == "|lang|pretrain|finetune_kn|finetune_ar|eval|"
     kn_row = next(line for line in tables[0].read_text().splitlines() if line.startswith("| kn "))
-    assert kn_row.count("(n=1)") == 3  # finetune, integrate, eval (pretraining saw only en)
+    assert kn_row.count("(n=1)") == 2  # finetune_kn and eval (pretraining saw only en)
     assert artifacts["report"].endswith("report.html")
     # The dir records paths relative to itself: moved elsewhere, it still finds its models.
     from xlvision.integrate.inputs import find_run_checkpoints
