@@ -458,3 +458,47 @@ def test_validation_curves_name_each_language(monkeypatch, tmp_path: Path) -> No
     acc_ax = captured["fig"].axes[1]
     labels = acc_ax.get_legend_handles_labels()[1]
     assert labels == ["net · ar", "net · kn"]  # each language once, named
+
+
+def test_aggregated_over_names_only_what_a_person_chose(tmp_path: Path) -> None:
+    """Two pipelines (seeds 0, 1), each with sub-runs for kn and ar that have no overrides
+    of their own: a cell pooling them lists the seed and the language, never a language's
+    class names or fonts, nor an override that is the same everywhere."""
+    for seed in (0, 1):
+        job = tmp_path / "sweep" / str(seed)
+        for code in ("kn", "ar"):
+            extra = {
+                "language": {code: {"code": code, "class_names": [f"{code}{i}" for i in range(10)]}}
+            }
+            write_run(
+                job / f"finetune_{code}",
+                [code],
+                "net",
+                seed,
+                {f"test/{code}/acc": 0.5},
+                extra=extra,
+            )
+            (job / f"finetune_{code}" / ".hydra" / "overrides.yaml").unlink()
+            (job / f"finetune_{code}" / ".hydra").rmdir()
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(
+            f"- seed={seed}\n- optimizer.lr=0.01\n- hydra.sweep.dir=/sweeps/{seed}\n"
+        )
+    runs = collect_runs([str(tmp_path / "sweep" / "*" / "finetune_*")])
+    assert runs[0].chosen == {"seed": 0, "optimizer.lr": 0.01, "hydra.sweep.dir": "/sweeps/0"}
+    assert varying_keys(build_pivot(runs, ["model"], [], ACC)) == {"language": 2, "seed": 2}
+    assert varying_keys(build_pivot(runs, ["language"], ["model"], ACC)) == {"seed": 2}
+    assert varying_keys(build_pivot(runs, ["lang"], ["model"], ACC)) == {"seed": 2}
+
+
+def test_runs_without_any_overrides_are_compared_by_config_but_not_language_internals(
+    tmp_path: Path,
+) -> None:
+    for index, (code, lr) in enumerate([("kn", 0.1), ("ar", 0.2)]):
+        extra = {"language": {code: {"code": code, "fonts": [f"{code}.ttf"]}}, "lr": lr}
+        run_dir = write_run(
+            tmp_path / str(index), [code], "net", 0, {f"test/{code}/acc": 0.5}, extra=extra
+        )
+        (run_dir / ".hydra" / "overrides.yaml").unlink()
+    pivot = build_pivot(collect_runs([str(tmp_path)]), ["model"], [], ACC)
+    assert varying_keys(pivot) == {"language": 2, "lr": 2}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from omegaconf import OmegaConf
 
-from xlvision.report.collect import COMPLETED, FAILED, INTERRUPTED, Run, natural_key
+from xlvision.report.collect import COMPLETED, FAILED, INTERRUPTED, Run, natural_key, value_label
 from xlvision.report.options import LANG, LANG_PLACEHOLDER
 
 log = logging.getLogger(__name__)
@@ -213,21 +213,42 @@ def _label_order(label: Label) -> tuple:
 
 
 def varying_keys(pivot: Pivot) -> dict[str, int]:
-    """Config keys that differ between runs of one cell (seed …), with their most values.
+    """What a cell pools besides its row and col: the Hydra overrides (`seed=0,1,2`) and the
+    language that differ between the runs that gave it a value, with their most values.
 
-    These are what the table aggregates over; paths and dirs are left out as noise.
+    Only what a person chose on a command line or in a sweep counts, so a language's own
+    config (its class names, fonts) never shows; paths are left out as noise. A run with no
+    overrides file anywhere above it is compared by its config's values outside `language`.
     """
     axis = pivot.row_keys + pivot.col_keys
+    if LANG in axis:
+        axis += ("language",)
     counts: dict[str, int] = {}
     for cell in pivot.cells.values():
-        flat = [_flatten(run) for run in cell.runs]
-        for key in set().union(*flat) if flat else ():
-            if any(key == a or key.startswith(a + ".") for a in axis) or _is_path_key(key):
+        chosen = [_chosen(run) for run in cell.runs if _gave_value(run, cell)]
+        for key in set().union(*chosen) if chosen else ():
+            if _on_axis(key, axis) or _is_path_key(key) or key.startswith("hydra"):
                 continue
-            distinct = len({f.get(key, "<absent>") for f in flat})
+            distinct = len({c.get(key, "<absent>") for c in chosen})
             if distinct > 1:
                 counts[key] = max(counts.get(key, 0), distinct)
     return dict(sorted(counts.items(), key=lambda item: natural_key(item[0])))
+
+
+def _gave_value(run: Run, cell: Cell) -> bool:
+    without = (cell.failed, cell.incomplete, cell.without_metric)
+    return not any(run is other for runs in without for other in runs)
+
+
+def _chosen(run: Run) -> dict[str, str]:
+    """A run's choices as labels: its overrides, else its config's leaves outside `language`;
+    the language always, by its codes."""
+    if run.chosen is not None:
+        labels = {key: value_label(value) for key, value in run.chosen.items()}
+    else:
+        labels = {k: v for k, v in _flatten(run).items() if not k.startswith("language.")}
+    labels["language"] = run.label("language")
+    return labels
 
 
 def _flatten(run: Run) -> dict[str, str]:
@@ -243,6 +264,12 @@ def _flatten(run: Run) -> dict[str, str]:
 
     walk(container, "")
     return flat
+
+
+def _on_axis(key: str, axis: Sequence[str]) -> bool:
+    """`finetune` is on an axis `finetune.name`; `finetune.lr` is not on an axis `finetune`
+    (a cell of strategy `full` may pool several learning rates)."""
+    return any(key == a or a.startswith(key + ".") for a in axis)
 
 
 def _is_path_key(key: str) -> bool:
