@@ -37,6 +37,8 @@ class Cell:
     failed: list[Run] = field(default_factory=list)
     incomplete: list[Run] = field(default_factory=list)
     without_metric: list[Run] = field(default_factory=list)
+    over_rows: int = 0
+    """For a cell of the `mean` row: how many rows it averages (its values are their means)."""
 
     @property
     def n(self) -> int:
@@ -86,17 +88,39 @@ class Pivot:
     def stds(self) -> np.ndarray:
         return np.array([[self.cell(r, c).std for c in self.cols] for r in self.rows], float)
 
-    def best_rows(self, col: Label, precision: int) -> set[Label]:
-        """Rows holding the best mean of `col` as printed, so printed ties are all bold."""
-        rounded = {
-            row: round(self.cell(row, col).mean, precision)
-            for row in self.rows
-            if self.cell(row, col).n
-        }
-        if not rounded:
-            return set()
-        best = (min if self.lower_is_better else max)(rounded.values())
-        return {row for row, value in rounded.items() if value == best}
+    @property
+    def bold_axis(self) -> str:
+        """What bold compares: `row` (the best col of each row) when the table has cols to
+        compare, e.g. the best model per language, else `column` (the best row)."""
+        return "row" if self.col_keys else "column"
+
+    def best_cells(self, precision: int) -> set[tuple[Label, Label]]:
+        """The best cells as printed along `bold_axis`, printed ties all bold; a comparison of
+        fewer than two values bolds nothing, `mean` rows are not candidates for the best row
+        (they are not one of the things compared), and in the mean row of `with_mean_row` only
+        means over every row are (a mean over fewer rows is over other things)."""
+        every_row = len(self.data_rows())
+        if self.bold_axis == "row":
+            groups = [[(row, col) for col in self.cols] for row in self.rows]
+        else:
+            candidates = [row for row in self.rows if not is_summary(row)]
+            groups = [[(row, col) for row in candidates] for col in self.cols]
+        best: set[tuple[Label, Label]] = set()
+        for group in groups:
+            rounded = {
+                key: round(self.cell(*key).mean, precision)
+                for key in group
+                if self.cell(*key).n and self.cell(*key).over_rows in (0, every_row)
+            }
+            if len(rounded) < 2:
+                continue
+            top = (min if self.lower_is_better else max)(rounded.values())
+            best |= {key for key, value in rounded.items() if value == top}
+        return best
+
+    def data_rows(self) -> list[Label]:
+        """The rows that are not a `mean` row of `with_mean_row`."""
+        return [row for row in self.rows if not any(self.cell(row, c).over_rows for c in self.cols)]
 
     def transposed(self) -> Pivot:
         cells = {(col, row): cell for (row, col), cell in self.cells.items()}
@@ -110,24 +134,32 @@ class Pivot:
         )
 
     def with_mean_row(self) -> Pivot:
-        """A last row `mean` whose cell in each col pools every row's values of that col
-        (n = all their runs), e.g. the mean over languages of a per-language table."""
+        """A last row `mean` whose cell in each col is the mean ± std of that col's row means
+        (each row counts once, whatever its runs), e.g. the mean over languages of a
+        per-language table; its spread is over rows, not runs. Nothing for fewer than 2 rows."""
         label = ("mean",) * len(self.row_keys)
-        if not self.row_keys or label in self.rows:
+        if not self.row_keys or label in self.rows or len(self.rows) < 2:
             return self
         cells = dict(self.cells)
         for col in self.cols:
-            pooled = Cell()
+            mean = Cell()
             for row in self.rows:
                 cell = self.cell(row, col)
-                pooled.values += cell.values
-                pooled.runs += cell.runs
-            cells[(label, col)] = pooled
+                if cell.n:
+                    mean.values.append(cell.mean)
+                    mean.over_rows += 1
+                mean.runs += cell.runs
+            cells[(label, col)] = mean
         return replace(self, rows=[*self.rows, label], cells=cells)
 
     def missing_cells(self) -> list[tuple[Label, Label]]:
         """Expected row×col pairs that no completed run filled."""
         return [(r, c) for r in self.rows for c in self.cols if not self.cell(r, c).n]
+
+
+def is_summary(label: Label) -> bool:
+    """Whether a row or col is a mean (`mean`, `mean_real`, `mean_<name>` of lang_means)."""
+    return any(part == "mean" or part.startswith("mean_") for part in label)
 
 
 def label_text(label: Label) -> str:
@@ -225,6 +257,8 @@ def varying_keys(pivot: Pivot) -> dict[str, int]:
         axis += ("language",)
     counts: dict[str, int] = {}
     for cell in pivot.cells.values():
+        if cell.over_rows:
+            continue
         chosen = [_chosen(run) for run in cell.runs if _gave_value(run, cell)]
         for key in set().union(*chosen) if chosen else ():
             if _on_axis(key, axis) or _is_path_key(key) or key.startswith("hydra"):
