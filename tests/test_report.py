@@ -454,6 +454,9 @@ def test_report_writes_every_artifact(sweep: Path, tmp_path: Path, capsys) -> No
     assert page.count('<details class="run">') == 10
     assert page.count('src="data:image/png;base64,') == 7
     assert "aggregated over seed (3 values)" in page
+    # Paths as seen from the report's dir, none absolute.
+    assert "<code>../multirun/2026-11-27/10-00-00_ab12</code>" in page
+    assert str(tmp_path) not in page
     assert "http://" not in page and "https://" not in page
 
 

@@ -133,6 +133,13 @@ def _run_dirs_under(root: Path) -> Iterator[Path]:
             yield Path(dirpath).resolve()
 
 
+def relative_path(path: str | Path, start: Path) -> str:
+    """`path` (a dir, a file or a glob) as seen from `start`, the report's dir: a report that
+    is moved or mailed with its runs keeps pointing at them, and shows no home directories."""
+    target = os.path.realpath(os.path.expanduser(str(path)))
+    return Path(os.path.relpath(target, os.path.realpath(start))).as_posix()
+
+
 def natural_key(value: object) -> tuple:
     """Sort key that puts `2` before `10` (run dirs `0/ 1/ … 10/`, shots, seeds)."""
     parts = re.split(r"(\d+(?:\.\d+)?)", str(value))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from xlvision.report.collect import COMPLETED, Run
+from xlvision.report.collect import COMPLETED, Run, relative_path
 from xlvision.report.pivot import Pivot
 from xlvision.report.tables import STD_NOTE, html_caption, html_table, table_caption
 
@@ -65,7 +65,8 @@ def render_html(
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">Generated {datetime.now():%Y-%m-%d %H:%M} from '
-        f"{', '.join(f'<code>{escape(s)}</code>' for s in sources)}: {len(runs)} runs ("
+        f"{', '.join(f'<code>{escape(relative_path(s, out_dir))}</code>' for s in sources)}: "
+        f"{len(runs)} runs ("
         + ", ".join(f"{n} {escape(status)}" for status, n in counts.items())
         + ").</p>",
         f"<p>Cells: {escape(STD_NOTE)}.</p>",
@@ -77,7 +78,7 @@ def render_html(
         parts.append("<h2>Figures</h2>")
         parts.extend(_figure_html(path, out_dir) for path in figures)
     parts.append(_problems_html(runs))
-    parts.append(_configs_html(runs))
+    parts.append(_configs_html(runs, out_dir))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -128,7 +129,7 @@ def _problems_html(runs: Sequence[Run]) -> str:
     )
 
 
-def _configs_html(runs: Sequence[Run]) -> str:
+def _configs_html(runs: Sequence[Run], out_dir: Path) -> str:
     root = _common_root(runs)
     items = []
     for run in runs:
@@ -141,7 +142,7 @@ def _configs_html(runs: Sequence[Run]) -> str:
         )
     return (
         f"<h2>Runs and their configs</h2><details><summary>{len(runs)} runs under "
-        f"<code>{escape(str(root))}</code></summary>{''.join(items)}</details>"
+        f"<code>{escape(relative_path(root, out_dir))}</code></summary>{''.join(items)}</details>"
     )
 
 
