@@ -627,8 +627,96 @@ def test_runs_without_any_overrides_are_compared_by_config_but_not_language_inte
     assert varying_keys(pivot) == {"language": 2, "lr": 2}
 
 
-def test_latex_tables_compile_with_pdflatex(sweep: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def search(tmp_path: Path) -> Path:
+    from fake_runs import make_search
+
+    return make_search(tmp_path)
+
+
+def test_a_search_gets_a_table_of_its_trials(search: Path, tmp_path: Path, capsys) -> None:
+    cfg = report_config(tmp_path, f"runs=[{search}]", "cols=[]")
+    _, artifacts = report(cfg)
+    assert {"table_trials.md", "table_trials.tex", "table_trials.csv"} <= set(artifacts)
+    lines = artifacts["table_trials.md"].read_text(encoding="utf-8").splitlines()
+    assert lines[0] == (
+        "**Search trials** of `../multirun/2026-11-28/09-00-00_cd34`. 4 trials (3 completed, "
+        "1 failed); objective: Kannada validation accuracy, script given `val/kn/acc`, "
+        "maximized. The best trial in bold."
+    )
+    assert lines[2] == (
+        "| trial | finetune | finetune.lr | optimizer.weight_decay | val/kn/acc | status |"
+    )
+    assert lines[4:] == [
+        "| 0 | lora | 0.00123 | 1.5e-05 | 0.910 | completed |",
+        "| 1 | full | 0.0042 | 0.0003 | — | failed |",
+        "| 2 | l2sp | 0.000271 | 2e-06 | **0.950** | completed |",
+        "| 3 | bitfit | 0.0087 | 0.0061 | 0.880 | completed |",
+    ]
+    rows = list(csv.DictReader(io.StringIO(artifacts["table_trials.csv"].read_text())))
+    assert [(r["trial"], r["finetune.lr"], r["objective"], r["best"]) for r in rows] == [
+        ("0", "0.0012345678", "0.91", "0"),
+        ("1", "0.0042", "", "0"),
+        ("2", "0.00027123", "0.95", "1"),
+        ("3", "0.0087", "0.88", "0"),
+    ]
+    assert rows[1]["status"] == "failed" and rows[1]["error"] == "CUDA out of memory"
+    tex = artifacts["table_trials.tex"].read_text()
+    assert r"2 & l2sp & 0.000271 & 2e-06 & \textbf{0.950} & completed \\" in tex
+    page = artifacts["report.html"].read_text(encoding="utf-8")
+    assert "<h2>Search trials</h2>" in page
+    assert "<td>0.000271</td><td>2e-06</td><td><strong>0.950</strong></td>" in page
+    # The pivot of the same runs says what its cells pool: the searched parameters.
+    table = artifacts["table_test-lang-acc.md"].read_text(encoding="utf-8")
+    # (the failed trial gave no value: it is counted as failed, not as a value pooled)
+    assert "aggregated over finetune (3 values), finetune.lr (3 values)" in table
+    assert "| kn | 0.893 ± 0.035 (1 failed) |" in table
+    printed = capsys.readouterr().out
+    assert "Search trials of ../multirun/2026-11-28/09-00-00_cd34" in printed
+    assert "optimizer.weight_decay" in printed and "0.000271" in printed
+
+
+def test_an_unfinished_search_says_so_and_a_grid_sweep_has_no_trials(
+    tmp_path: Path, sweep: Path
+) -> None:
+    from fake_runs import make_search
+
+    from xlvision.report.trials import find_studies, trials_markdown
+
+    unfinished = make_search(tmp_path / "unfinished", finished=False)
+    (study,) = find_studies(collect_runs([str(unfinished)]))
+    assert study.params == ("finetune", "finetune.lr", "optimizer.weight_decay")
+    assert (study.objective, study.direction, study.best_trials()) == (
+        "val/kn/acc",
+        "maximize",
+        {2},
+    )
+    text = trials_markdown(study, 3, tmp_path)
+    assert "the study has not ended (no `optimization_results.yaml`)" in text
+    assert find_studies(collect_runs([str(sweep)])) == []
+
+
+def test_a_minimizing_search_bolds_its_smallest_objective(tmp_path: Path) -> None:
+    from fake_runs import make_search
+    from omegaconf import OmegaConf
+
+    from xlvision.report.trials import find_studies
+
+    search = make_search(tmp_path)
+    for trial in search.iterdir():
+        hydra = trial / ".hydra" / "hydra.yaml"
+        if hydra.is_file():
+            cfg = OmegaConf.load(hydra)
+            cfg.hydra.sweeper.direction = "minimize"
+            OmegaConf.save(cfg, hydra)
+    (study,) = find_studies(collect_runs([str(search)]))
+    assert study.lower_is_better and study.best_trials() == {3}
+
+
+def test_latex_tables_compile_with_pdflatex(search: Path, sweep: Path, tmp_path: Path) -> None:
     import shutil
+
+    from xlvision.report.trials import find_studies, trials_latex
 
     pdflatex = shutil.which("pdflatex")
     if pdflatex is None:
@@ -638,6 +726,8 @@ def test_latex_tables_compile_with_pdflatex(sweep: Path, tmp_path: Path) -> None
         latex_table(build_pivot(runs, ["language"], ["model"], ACC).with_mean_row(), 3),
         latex_table(build_pivot(runs, ["finetune"], [], "train_time_s", True), 1, "time"),
     ]
+    (study,) = find_studies(collect_runs([str(search)]))
+    tables.append(trials_latex(study, 3, tmp_path))
     extra = {"finetune": {"name": "linear_probe"}, "tag": "50% & #1 ~x^"}
     write_run(tmp_path / "odd" / "0", ["kn"], "net", 0, {"test/kn/acc": 0.5}, extra=extra)
     odd = collect_runs([str(tmp_path / "odd")])

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from xlvision.report.collect import COMPLETED, Run, relative_path
 from xlvision.report.pivot import Pivot
 from xlvision.report.tables import STD_NOTE, html_caption, html_table, table_caption
+from xlvision.report.trials import Study, trials_html
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -56,8 +57,10 @@ def render_html(
     figures: Sequence[Path],
     precision: int,
     out_dir: Path,
+    studies: Sequence[Study] = (),
 ) -> str:
-    """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside."""
+    """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside;
+    `studies`, the searches among the runs, each get a table of their trials."""
     counts = {status: sum(r.status == status for r in runs) for status in _statuses(runs)}
     parts = [
         "<!DOCTYPE html>",
@@ -74,6 +77,9 @@ def render_html(
     ]
     for section in tables:
         parts.append(_table_html(section, precision, out_dir))
+    if studies:
+        parts.append("<h2>Search trials</h2>")
+        parts.extend(trials_html(study, precision, out_dir) for study in studies)
     if figures:
         parts.append("<h2>Figures</h2>")
         parts.extend(_figure_html(path, out_dir) for path in figures)
