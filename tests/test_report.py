@@ -612,6 +612,10 @@ def test_aggregated_over_names_only_what_a_person_chose(tmp_path: Path) -> None:
     assert varying_keys(build_pivot(runs, ["model"], [], ACC)) == {"language": 2, "seed": 2}
     assert varying_keys(build_pivot(runs, ["language"], ["model"], ACC)) == {"seed": 2}
     assert varying_keys(build_pivot(runs, ["lang"], ["model"], ACC)) == {"seed": 2}
+    # A language every run reports (the source, after each target's fine-tune) pools them.
+    for run in runs:
+        run.metrics["test/en/acc"] = 0.4
+    assert varying_keys(build_pivot(runs, ["lang"], ["model"], ACC)) == {"language": 2, "seed": 2}
 
 
 def test_runs_without_any_overrides_are_compared_by_config_but_not_language_internals(
