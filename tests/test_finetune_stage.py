@@ -124,7 +124,8 @@ def test_pipeline_pretrains_finetunes_and_reports(tmp_path):
     header, *_ = (line for line in tables[0].read_text().splitlines() if line.startswith("| lang"))
     assert header.replace(" ", "") == "|lang|pretrain|finetune_kn|finetune_ar|eval|"
     kn_row = next(line for line in tables[0].read_text().splitlines() if line.startswith("| kn "))
-    assert kn_row.count("(n=1)") == 2  # finetune_kn and eval (pretraining saw only en)
+    values = [c for c in kn_row.split("|")[2:-1] if c.strip()[:1].isdigit() or "**" in c]
+    assert len(values) == 2  # finetune_kn and eval (pretraining saw only en)
     assert artifacts["report"].endswith("report.html")
     # The dir records paths relative to itself: moved elsewhere, it still finds its models.
     from xlvision.integrate.inputs import find_run_checkpoints

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from xlvision.report.collect import COMPLETED, Run
-from xlvision.report.pivot import Pivot, label_text
+from xlvision.report.collect import COMPLETED, Run, relative_path
+from xlvision.report.pivot import Pivot
 from xlvision.report.summary import Number, Summary, format_number
-from xlvision.report.tables import MISSING, STD_NOTE, cell_parts
+from xlvision.report.tables import MISSING, STD_NOTE, html_caption, html_table, table_caption
+from xlvision.report.trials import Study, trials_html
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -30,7 +31,7 @@ th, td { border-top: 1px solid #ccc; border-bottom: 1px solid #ccc; padding: 4px
 thead th { border-bottom: 2px solid #333; } th { text-align: left; }
 td { text-align: center; white-space: nowrap; }
 td.failed, td.incomplete, td.no-metric { color: #b00020; } td.missing { color: #999; }
-td .n { color: #777; font-size: 0.85em; }
+td .n { color: #777; font-size: 0.85em; } h3 small { font-weight: normal; color: #666; }
 figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #555; }
@@ -67,11 +68,13 @@ def render_html(
     figures: Sequence[Path],
     precision: int,
     out_dir: Path,
+    studies: Sequence[Study] = (),
     summary: Summary | None = None,
     captions: Mapping[str, str] | None = None,
     tables_note: str | None = None,
 ) -> str:
-    """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside.
+    """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside;
+    `studies`, the searches among the runs, each get a table of their trials.
 
     With a pipeline's `summary` the page tells its story: the summary, the figures that
     explain it (captioned by `captions`, keyed by file stem), then every table (what they
@@ -83,7 +86,8 @@ def render_html(
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">Generated {datetime.now():%Y-%m-%d %H:%M} from '
-        f"{', '.join(f'<code>{escape(s)}</code>' for s in sources)}: {len(runs)} runs ("
+        f"{', '.join(f'<code>{escape(relative_path(s, out_dir))}</code>' for s in sources)}: "
+        f"{len(runs)} runs ("
         + ", ".join(f"{n} {escape(status)}" for status, n in counts.items())
         + ").</p>",
     ]
@@ -91,6 +95,9 @@ def render_html(
         _figure_html(path, out_dir, (captions or {}).get(path.stem)) for path in figures
     ]
     table_parts = [_table_html(section, precision, out_dir) for section in tables]
+    if studies:
+        table_parts.append("<h2>Search trials</h2>")
+        table_parts += [trials_html(study, precision, out_dir) for study in studies]
     if summary is not None:
         parts.append(summary_html(summary, precision))
         if figure_parts:
@@ -105,7 +112,7 @@ def render_html(
         if figure_parts:
             parts += ["<h2>Figures</h2>", *figure_parts]
     parts.append(_problems_html(runs))
-    parts.append(_configs_html(runs))
+    parts.append(_configs_html(runs, out_dir))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -176,35 +183,16 @@ def _statuses(runs: Sequence[Run]) -> list[str]:
 
 def _table_html(section: TableSection, precision: int, out_dir: Path) -> str:
     pivot = section.pivot
-    best = {col: pivot.best_rows(col, precision) for col in pivot.cols}
-    head = "".join(f"<th>{escape(label_text(col))}</th>" for col in pivot.cols)
-    body = []
-    for row in pivot.rows:
-        cells = []
-        for col in pivot.cols:
-            cell = pivot.cell(row, col)
-            value, note = cell_parts(cell, precision)
-            css = cell.status.replace(" ", "-")
-            if not value:
-                cells.append(f'<td class="{css}">{escape(note or MISSING)}</td>')
-                continue
-            shown = f"<strong>{escape(value)}</strong>" if row in best[col] else escape(value)
-            cells.append(f'<td class="{css}">{shown} <span class="n">({escape(note)})</span></td>')
-        body.append(f"<tr><th>{escape(label_text(row))}</th>{''.join(cells)}</tr>")
-    over = ", ".join(f"{k} ({n} values)" for k, n in section.aggregated_over.items()) or "nothing"
+    caption = table_caption(pivot, precision, section.aggregated_over)
     links = " · ".join(
         f'<a href="{escape(_relative(f, out_dir))}">{escape(f.suffix[1:])}</a>'
         for f in section.files
     )
-    direction = "lower" if pivot.lower_is_better else "higher"
+    axes = f"Rows × cols: {escape(caption.axes)}. " if caption.axes else ""
     return (
-        f'<h3 id="{escape(pivot.metric)}">{escape(pivot.metric)}</h3>'
-        f'<p class="meta">rows: {escape(" / ".join(pivot.row_keys) or "all")}; '
-        f"cols: {escape(' / '.join(pivot.col_keys) or 'all')}; {direction} is better; "
-        f"aggregated over: {escape(over)}. Also as {links}.</p>"
-        f'<table data-metric="{escape(pivot.metric)}"><thead><tr>'
-        f"<th>{escape(' / '.join(pivot.row_keys))}</th>{head}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>"
+        html_caption(caption, pivot.metric)
+        + f'<p class="meta">{axes}{escape(" ".join(caption.notes))} Also as {links}.</p>'
+        + html_table(pivot, precision)
     )
 
 
@@ -236,7 +224,7 @@ def _problems_html(runs: Sequence[Run]) -> str:
     )
 
 
-def _configs_html(runs: Sequence[Run]) -> str:
+def _configs_html(runs: Sequence[Run], out_dir: Path) -> str:
     root = _common_root(runs)
     items = []
     for run in runs:
@@ -249,7 +237,7 @@ def _configs_html(runs: Sequence[Run]) -> str:
         )
     return (
         f"<h2>Runs and their configs</h2><details><summary>{len(runs)} runs under "
-        f"<code>{escape(str(root))}</code></summary>{''.join(items)}</details>"
+        f"<code>{escape(relative_path(root, out_dir))}</code></summary>{''.join(items)}</details>"
     )
 
 

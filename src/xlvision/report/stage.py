@@ -41,6 +41,7 @@ from xlvision.report.plots import (
 from xlvision.report.story import draw_story, print_pipeline_summary
 from xlvision.report.summary import Pipeline, Summary, find_pipelines, stage_rank, summarize
 from xlvision.report.tables import markdown_table, metric_slug, write_tables
+from xlvision.report.trials import Study, find_studies, trials_markdown, write_trials
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
         files = write_tables(pivot, out_dir, options.precision, slugs[metric])
         artifacts.update(files)
         sections.append(TableSection(pivot, list(files.values()), varying_keys(pivot)))
+    studies = find_studies(runs)
+    for index, study in enumerate(studies):
+        slug = "trials" if len(studies) == 1 else f"trials-{index + 1}"
+        artifacts.update(write_trials(study, out_dir, options.precision, slug))
     summary, captions = None, {}
     if story:
         summary = summarize(story)
@@ -97,6 +102,7 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
             figures,
             options.precision,
             out_dir,
+            studies,
             summary=summary,
             captions=captions,
             tables_note=BY_STAGE_NOTE if by_stage else None,
@@ -104,7 +110,7 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
         encoding="utf-8",
     )
     artifacts[page.name] = page
-    _print_summary(sections, runs, page, options.precision, summary)
+    _print_summary(sections, studies, runs, page, options.precision, summary)
     metrics = {
         "report/runs": len(runs),
         "report/completed": sum(run.status == COMPLETED for run in runs),
@@ -229,6 +235,7 @@ def _confusion_figures(
 
 def _print_summary(
     sections: Sequence[TableSection],
+    studies: Sequence[Study],
     runs: Sequence[Run],
     page: Path,
     precision: int,
@@ -242,6 +249,8 @@ def _print_summary(
     else:
         for section in sections:
             console.print(Markdown(markdown_table(section.pivot, precision)))
+    for study in studies:
+        console.print(Markdown(trials_markdown(study, precision, page.parent)))
     for run in runs:
         if run.status != COMPLETED:
             console.print(f"[red]{run.status}[/red] {escape(f'{run.path}: {run.error}')}")
