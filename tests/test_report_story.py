@@ -274,3 +274,20 @@ def test_a_report_of_part_of_a_pipeline_stays_a_plain_report(
     assert {"heatmap_test-lang-acc.png", "bars_test-lang-acc.png"} <= set(artifacts)
     table = artifacts["table_test-lang-acc.md"].read_text(encoding="utf-8")
     assert "| mean |" in table  # the mean over the bundle's languages, as asked
+
+
+def test_a_bundle_of_many_languages_gets_its_confusion_summed_over_them() -> None:
+    from xlvision.report.collect import Run
+    from xlvision.report.story import MAX_CONFUSION_LANGUAGES, bundle_confusions
+
+    codes = [f"l{k}" for k in range(MAX_CONFUSION_LANGUAGES + 1)]
+    confusion = {f"test/{c}": [[3, 1], [0, 4]] for c in codes}
+    confusion |= {f"test/{c}/routed": [[2, 2], [1, 3]] for c in codes}
+    run = Run(Path("eval"), config=None, status="completed", confusion=confusion)
+    panels = bundle_confusions(run)
+    n = len(codes)
+    assert list(panels) == [
+        f"all {n} languages · script given",
+        f"all {n} languages · script not given",
+    ]
+    assert panels[f"all {n} languages · script not given"].tolist() == [[2 * n, 2 * n], [n, 3 * n]]

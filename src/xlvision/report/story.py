@@ -101,7 +101,7 @@ def draw_story(
         )
     captions = {"transfer_forgetting": STORY_CAPTIONS["transfer_forgetting"]}
     bundle = story.stage("eval")
-    matrices = _bundle_confusions(bundle) if bundle is not None else {}
+    matrices = bundle_confusions(bundle) if bundle is not None else {}
     if matrices:
         both = any(label.endswith("not given") for label in matrices)
         title = "The bundle's confusion, " + (
@@ -133,7 +133,7 @@ MAX_CONFUSION_LANGUAGES = 6
 """Beyond this many languages, the bundle's confusions are summed over them (two panels)."""
 
 
-def _bundle_confusions(bundle: Run) -> dict[str, np.ndarray]:
+def bundle_confusions(bundle: Run) -> dict[str, np.ndarray]:
     """`kn · script given`, `kn · script not given`, … from eval's `test/<code>` and
     `test/<code>/routed` (summed over the languages when there are many)."""
     readings = (("", "script given"), ("/routed", "script not given"))
