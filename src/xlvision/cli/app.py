@@ -19,7 +19,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from xlvision.cli.ranks import ddp_rank_config, job_environment
-from xlvision.cli.search import searched_keys, sweep_value
+from xlvision.cli.search import (
+    refuse_grid_intervals,
+    search_combinations,
+    searched_keys,
+    sweep_value,
+)
 from xlvision.cli.sweep_jobs import in_sweep, sweep_job_failed
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
@@ -51,6 +56,7 @@ PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-
 def override_combinations(overrides: list[str]) -> list[list[str]]:
     """One override list per value of every sweep (not the full product): enough to check all."""
     parsed = OverridesParser.create().parse_overrides(overrides)
+    refuse_grid_intervals(parsed)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = [
         [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
@@ -72,7 +78,8 @@ def check_command_line(argv: list[str], config_name: str) -> None:
     if any(a.split("=")[0] in PASSTHROUGH_FLAGS for a in argv):
         return
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    for combo in override_combinations(overrides):
+    combos = search_combinations(overrides, config_name) or override_combinations(overrides)
+    for combo in combos:
         cfg = compose_config(combo, config_name=config_name)
         check_inputs(cfg)
     multirun = "-m" in argv or "--multirun" in argv
