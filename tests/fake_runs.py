@@ -115,3 +115,61 @@ def make_sweep(root: Path) -> Path:
             if seed == 0:
                 write_training_log(run_dir, lang, [2.0, 1.0, 0.5], [0.5, 0.8, acc])
     return sweep
+
+
+SEARCHED = {
+    "finetune": "choice(full, linear_probe, partial, bitfit, l2sp, lora)",
+    "finetune.lr": "tag(log, interval(1e-4, 1e-2))",
+    "optimizer.weight_decay": "tag(log, interval(1e-6, 1e-2))",
+}
+
+
+def make_search(root: Path, finished: bool = True) -> Path:
+    """An Optuna sweep as `xlv-finetune -m hparams_search=optuna language=kn` leaves it.
+
+    Trials (finetune, lr, weight decay → val/kn/acc): 0 lora 0.00123 1.5e-05 → 0.91;
+    1 full 0.0042 0.0003 → failed; 2 l2sp 0.000271 2e-06 → 0.95 (the best); 3 bitfit 0.0087
+    0.0061 → 0.88. With `finished`, the sweep dir holds optimization_results.yaml.
+    """
+    sweep = root / "multirun" / "2026-11-28" / "09-00-00_cd34"
+    plan = [
+        ("lora", 0.0012345678, 1.5e-05, 0.91),
+        ("full", 0.0042, 0.0003, None),
+        ("l2sp", 0.00027123, 2.0e-06, 0.95),
+        ("bitfit", 0.0087, 0.0061, 0.88),
+    ]
+    sweeper = {
+        "_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+        "direction": "maximize",
+        "study_name": "${stage}",
+        "n_trials": 4,
+        "params": SEARCHED,
+    }
+    for number, (strategy, lr, decay, acc) in enumerate(plan):
+        extra = {
+            "finetune": {"name": strategy, "lr": lr},
+            "optimizer": {"_target_": "torch.optim.AdamW", "lr": lr, "weight_decay": decay},
+        }
+        metrics = None if acc is None else {"val/kn/acc": acc, "test/kn/acc": acc - 0.02}
+        status = "failed" if acc is None else "completed"
+        run_dir = write_run(
+            sweep / str(number),
+            ["kn"],
+            "net",
+            0,
+            metrics,
+            status=status,
+            extra=extra,
+            error="CUDA out of memory" if acc is None else None,
+        )
+        overrides = ["hparams_search=optuna", "language=kn", "base=base/checkpoints/best.ckpt"]
+        overrides += [f"finetune={strategy}", f"finetune.lr={lr}"]
+        overrides += [f"optimizer.weight_decay={decay}"]
+        OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
+        hydra = {"hydra": {"sweeper": sweeper, "job": {"num": number}}}
+        OmegaConf.save(OmegaConf.create(hydra), run_dir / ".hydra" / "hydra.yaml")
+    if finished:
+        best = {"finetune": "l2sp", "finetune.lr": 0.00027123, "optimizer.weight_decay": 2.0e-06}
+        results = {"name": "optuna", "best_params": best, "best_value": 0.95}
+        OmegaConf.save(OmegaConf.create(results), sweep / "optimization_results.yaml")
+    return sweep

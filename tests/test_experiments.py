@@ -1,8 +1,15 @@
-"""Every experiment preset: its sweep composes value by value, and a tiny run goes through."""
+"""Every experiment preset: its sweep composes value by value, and a tiny run goes through.
+The run scripts of experiments/ and their shared experiments/lib.sh, with stand-in commands."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -108,3 +115,265 @@ def test_from_scratch_baseline_skips_pretraining(tmp_path):
     assert "zeroshot/kn/acc" not in record["metrics"]
     assert record["artifacts"]["data_counts"]["kn"]["train"] == 50
     assert "head_init: random" in (tmp_path / "pipe" / "finetune_kn" / "config.yaml").read_text()
+
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_SCRIPTS = sorted(p.parent.name for p in (REPO / "experiments").glob("*/run.sh"))
+RECORDED = "64 CPU cores (Recorded CPU), one NVIDIA H100 80GB HBM3 GPU"
+
+# xlv-report as far as the run scripts see it: a markdown table per metric, named as the real
+# one names it (`test/{lang}/acc` → table_test-lang-acc.md), its cells naming the metric.
+REPORT_STAND_IN = r"""#!/usr/bin/env bash
+out= metrics=
+for arg in "$@"; do
+  case $arg in
+    report.out_dir=*) out=${arg#*=} ;;
+    metric=*) metrics=${arg#metric=[}; metrics=${metrics%]} ;;
+  esac
+done
+mkdir -p "$out"
+IFS=, read -ra list <<< "$metrics"
+for metric in "${list[@]}"; do
+  slug=$(sed -E 's/[^A-Za-z0-9]+/-/g; s/^-+|-+$//g' <<< "$metric" | tr 'A-Z' 'a-z')
+  printf '| lang | x |\n|:---|:---:|\n| kn | %s |\n| mean_left_out | %s |\n' "$metric" "$metric" \
+    > "$out/table_$slug.md"
+done
+"""
+# Every other xlv-* command: its arguments, one call a line.
+CALL_STAND_IN = '#!/usr/bin/env bash\necho "${0##*/} $*" >> "$CALLS"\n'
+
+
+def stand_in_root(tmp_path: Path, gpu: str | None = None) -> Path:
+    """A copy of experiments/ and conf/ whose .venv/bin/xlv-* are stand-ins, and a bin/ for
+    PATH whose nvidia-smi names `gpu` (or fails: no GPU)."""
+    root = tmp_path / "root"
+    shutil.copytree(REPO / "experiments", root / "experiments")
+    shutil.copytree(REPO / "conf", root / "conf")
+    commands = {"xlv-report": REPORT_STAND_IN}
+    for name in ("xlv-train", "xlv-pipeline", "xlv-finetune", "xlv-eval", "xlv-integrate"):
+        commands[name] = CALL_STAND_IN
+    gpu_line = f"echo '{gpu}'" if gpu else "exit 9"
+    for path, text in [
+        *((root / ".venv/bin" / name, text) for name, text in commands.items()),
+        (tmp_path / "bin/nvidia-smi", f"#!/usr/bin/env bash\n{gpu_line}\n"),
+    ]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755)
+    return root
+
+
+def bash(command: str, root: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """`command` run by bash in `root` (PATH led by its stand-in bin/), with `env` added."""
+    path = f"{root.parent / 'bin'}:{os.environ['PATH']}"
+    result = subprocess.run(
+        ["bash", "-c", command],
+        cwd=root,
+        env={**os.environ, "PATH": path, "CALLS": str(root / "calls.log"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def lib(command: str, root: Path = REPO) -> list[str]:
+    """The lines `command` prints with experiments/lib.sh sourced, as a run script has it."""
+    script = f"set -euo pipefail; source experiments/lib.sh; {command}"
+    result = subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def unified_sources() -> dict[str, list[dict]]:
+    return OmegaConf.to_container(OmegaConf.load(REPO / "conf/experiment/unified.yaml")).get(
+        "data"
+    )["sources"]
+
+
+def test_real_pairs_are_the_real_presets_of_conf_data_in_the_unified_preset_order():
+    named = {}
+    for path in sorted((REPO / "conf/data").glob("*.yaml")):
+        source = OmegaConf.load(path).get("source") or {}
+        if source.get("format") != "torchvision" and source.get("language", "???") != "???":
+            named[path.stem] = source["language"]
+    pairs = lib("real_pairs")
+    assert sorted(pairs) == sorted(f"{code}:{preset}" for preset, code in named.items())
+    expected = [f"{code}:{s['preset']}" for code, items in unified_sources().items() for s in items]
+    assert pairs == expected
+    assert len(pairs) == 10 and "or:odia_tiny" in pairs
+
+
+def test_dev_pairs_are_the_real_sets_the_unified_preset_trains_on():
+    trained = [
+        f"{code}:{s['preset']}"
+        for code, items in unified_sources().items()
+        for s in items
+        if s["weight"] > 0
+    ]
+    assert lib("dev_pairs") == trained
+    assert len(trained) == 9 and "or:odia_tiny" not in trained
+
+
+def test_real_pairs_takes_a_new_preset_and_skips_downloads_and_generic_formats(tmp_path):
+    root = stand_in_root(tmp_path)
+    data = root / "conf/data"
+    (data / "lao_sheets.yaml").write_text(
+        "kind: real\nsource:\n  format: npz\n  language: lo  # scanned sheets\n  path: lao.npz\n"
+    )
+    (data / "svhn.yaml").write_text(
+        "kind: real\nsource:\n  format: torchvision\n  language: en\n  name: SVHN\n"
+    )
+    pairs = lib("real_pairs", root)
+    assert pairs == lib("real_pairs") + ["lo:lao_sheets"]
+    assert not any(p.endswith((":svhn", ":torchvision", ":csv", ":folder")) for p in pairs)
+    assert "lo:lao_sheets" not in lib("dev_pairs", root)  # not among unified's trained sets
+
+
+def test_a_unified_source_in_another_form_stops_the_script_naming_file_and_line(tmp_path):
+    root = stand_in_root(tmp_path)
+    unified = root / "conf/experiment/unified.yaml"
+    unified.write_text(unified.read_text().replace("{preset: tibetan, weight: 2}", "tibetan"))
+    script = "set -euo pipefail; source experiments/lib.sh; pairs=$(dev_pairs); echo reached"
+    result = bash(script, root, check=False)
+    assert result.returncode != 0 and "reached" not in result.stdout
+    assert "conf/experiment/unified.yaml:" in result.stderr and "bo: [tibetan]" in result.stderr
+
+
+def test_record_machine_keeps_machine_sh_line_and_machine_line_reads_it(tmp_path):
+    root = stand_in_root(tmp_path, gpu="NVIDIA L4")
+    bash("source experiments/lib.sh; record_machine outputs/sweep", root)
+    recorded = (root / "outputs/sweep/machine.txt").read_text().strip()
+    assert recorded.endswith(", one NVIDIA L4 GPU") and " CPU cores (" in recorded
+    # Reported later on a machine without a GPU: the page names the one the runs ran on.
+    (tmp_path / "bin/nvidia-smi").write_text("#!/usr/bin/env bash\nexit 9\n")
+    line = bash("source experiments/lib.sh; machine_line outputs/sweep", root).stdout
+    assert line == f"Machine: {recorded}.\n"
+    # Nothing recorded (a sweep run before machine.txt existed): this machine's line.
+    line = bash("source experiments/lib.sh; machine_line outputs/none", root).stdout
+    assert re.fullmatch(r"Machine: \d+ CPU cores \(.*\), no GPU\.\n", line), line
+
+
+def test_write_results_puts_header_machine_run_line_tables_and_discussion_in_order(tmp_path):
+    root = stand_in_root(tmp_path)
+    here = root / "experiments/demo"
+    here.mkdir()
+    (here / "header.md").write_text("# Demo\n\nWhat it measures.\n")
+    (here / "discussion.md").write_text("\n## Discussion\n\nWhat it means.\n")
+    (root / "runs").mkdir()
+    (root / "runs/machine.txt").write_text(RECORDED + "\n")
+    (root / "t1.md").write_text("| a |\n")
+    (root / "t2.md").write_text("| b |\n")
+    body = 'body() { section "### Accuracy" t1.md t2.md; echo; echo "- note"; }'
+    before = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    out = bash(
+        f'source experiments/lib.sh; {body}; write_results {here.relative_to(root)} runs "seed 0." body',
+        root,
+    )
+    after = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert out.stdout == "wrote experiments/demo/RESULTS.md\n"
+    page = (here / "RESULTS.md").read_text()
+    expected = (
+        "# Demo\n\nWhat it measures.\n\n"
+        f"Machine: {RECORDED}.\n"
+        "Run: `bash experiments/demo/run.sh` on {date}; seed 0.\n"
+        "\n### Accuracy\n\n| a |\n| b |\n\n- note\n"
+        "\n## Discussion\n\nWhat it means.\n"
+    )
+    assert page in {expected.format(date=before), expected.format(date=after)}
+    # No runs dir: the body names the machine (one line per part).
+    bash(
+        f'source experiments/lib.sh; {body}; write_results experiments/demo "" "seed 0." body', root
+    )
+    assert "Machine:" not in (here / "RESULTS.md").read_text()
+    # A table that is missing stops the script.
+    missing = 'body() { section "### Accuracy" t3.md; }'
+    result = bash(
+        f"set -euo pipefail; source experiments/lib.sh; {missing}; write_results experiments/demo runs x body; echo reached",
+        root,
+        check=False,
+    )
+    assert result.returncode != 0 and "reached" not in result.stdout
+
+
+@pytest.mark.parametrize("name", RUN_SCRIPTS)
+def test_every_run_script_uses_lib_sh_and_parses(name):
+    path = REPO / "experiments" / name / "run.sh"
+    text = path.read_text()
+    assert 'cd "$(dirname "$0")/../.."\nsource experiments/lib.sh\n' in text
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    # The machine comes from machine.sh through lib.sh; the page from write_results.
+    assert "no GPU" not in text and "Machine:" not in text and "machine.sh" not in text
+    assert 'write_results "$here"' in text and '> "$here/RESULTS.md"' not in text
+    # The real sets are named in conf/ only.
+    for pair in lib("real_pairs"):
+        assert pair.split(":")[1] not in text, pair
+
+
+# What a report of every part needs to find: the parts' dirs, and the runs a page counts.
+REPORT_FIXTURES = {
+    "merge_ablation": ["en", "all"],
+    "real_kshot": ["recipe", "no_replay", "self_train"],
+    "unified_real": ["unified/0/eval", "glyphs_only/0/eval", "per_language/kn/0"],
+    "unseen_handwriting": ["domain_prior/A/0/eval_reject", "domain_prior/A/0/eval_adapt"],
+}
+
+
+@pytest.mark.parametrize("name", RUN_SCRIPTS)
+def test_every_report_names_the_recorded_machine_between_header_and_discussion(name, tmp_path):
+    root = stand_in_root(tmp_path)
+    out = root / "outputs/experiments" / name
+    for run in REPORT_FIXTURES.get(name, []):
+        (out / run).mkdir(parents=True)
+        (out / run / "metrics.json").write_text('{"status": "completed"}')
+    machines = [out / part for part in ("en", "all")] if name == "merge_ablation" else [out]
+    for i, folder in enumerate(machines):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "machine.txt").write_text(f"{RECORDED} {i}\n")
+    result = bash(f"bash experiments/{name}/run.sh --report-only", root)
+    assert result.stdout.endswith(f"wrote experiments/{name}/RESULTS.md\n")
+    here = root / "experiments" / name
+    page = (here / "RESULTS.md").read_text()
+    header, discussion = (here / "header.md").read_text(), (here / "discussion.md").read_text()
+    assert page.startswith(header + "\n") and page.endswith(discussion)
+    assert f"Run: `bash experiments/{name}/run.sh` on " in page
+    for i in range(len(machines)):
+        assert f"\nMachine: {RECORDED} {i}.\n" in page
+    assert "/acc |" in page  # the stand-in report's tables
+
+
+@pytest.mark.parametrize("name", RUN_SCRIPTS)
+def test_every_run_records_machine_sh_line_where_its_report_reads_it(name, tmp_path):
+    root = stand_in_root(tmp_path, gpu="NVIDIA H100 80GB HBM3")
+    out = root / "outputs/experiments"
+    for seed in range(3):  # what merge_ablation and real_kshot start from
+        (out / f"transfer_matrix/{seed}").mkdir(parents=True)
+        (out / f"transfer_matrix/{seed}/config.yaml").write_text(
+            f"seed: {seed}\npipeline:\n  sources:\n  - en\n"
+        )
+        best = out / f"unified_real/glyphs_only/{seed}/pretrain/checkpoints/best.ckpt"
+        best.parent.mkdir(parents=True)
+        best.touch()
+    # The stand-ins write no runs, so a report after them may stop: the record is made first.
+    result = bash(f"bash experiments/{name}/run.sh", root, check=False)
+    parts = ["en", "all"] if name == "merge_ablation" else [""]
+    for part in parts:
+        machine = out / name / part / "machine.txt"
+        assert machine.is_file(), result.stderr
+        assert machine.read_text().endswith(", one NVIDIA H100 80GB HBM3 GPU\n")
+    if f"wrote experiments/{name}/RESULTS.md" in result.stdout:
+        page = (root / "experiments" / name / "RESULTS.md").read_text()
+        assert ", one NVIDIA H100 80GB HBM3 GPU.\n" in page
+
+
+def test_the_dev_sets_reach_the_commands_in_order(tmp_path):
+    root = stand_in_root(tmp_path)
+    bash("bash experiments/sim2real/run.sh", root)
+    calls = (root / "calls.log").read_text().splitlines()
+    dev = lib("dev_pairs")
+    codes = ",".join(p.split(":")[0] for p in dev)
+    assert any(f"language=[{codes}]" in call for call in calls)  # one model, heads in this order
+    evaluated = [c.split("data=")[1].split()[0] for c in calls if c.startswith("xlv-eval")]
+    assert evaluated == [p.split(":")[1] for p in dev for _ in range(2)]

@@ -185,68 +185,141 @@ def test_pivot_aggregates_mean_sample_std_and_n(runs) -> None:
     assert varying_keys(pivot) == {"seed": 3}
 
 
-def test_mean_row_pools_every_row_of_a_column(runs, tmp_path) -> None:
+def test_mean_row_is_mean_and_std_over_rows_and_says_so(runs, tmp_path) -> None:
     pivot = build_pivot(runs, ["language"], ["model"], ACC).with_mean_row()
     assert pivot.rows[-1] == ("mean",)
     net = pivot.cell(("mean",), ("net",))
-    assert net.n == 5  # kn's three runs and ar's two; hi's incomplete run has no value
-    assert net.mean == pytest.approx((0.90 + 0.92 + 0.94 + 0.80 + 0.86) / 5)
-    assert pivot.cell(("mean",), ("resnet18",)).values == pytest.approx([0.95, 0.97])
+    # Each language counts once (kn's three runs are one row mean); hi has no value.
+    assert (net.over_rows, net.mean) == (2, pytest.approx((0.92 + 0.83) / 2))
+    assert net.std == pytest.approx(math.sqrt(2) * 0.045)
+    assert pivot.cell(("mean",), ("resnet18",)).values == pytest.approx([0.96])
+    rows = markdown_table(pivot, 3).splitlines()
+    # Not `(n=2)`, which would read like two runs: the spread is over rows, and a mean over
+    # fewer rows than the table has says how many.
+    assert rows[-1] == (
+        "| mean ± std over rows | 0.875 ± 0.064 (2 of 3 rows) | 0.960 (1 of 3 rows) |"
+    )
+    # Means over different rows are not compared: nothing in the mean row is bold.
+    assert all(row != ("mean",) for row, _ in pivot.best_cells(3))
     assert ReportOptions.from_config(report_config(tmp_path, "runs=x", "mean_row=true")).mean_row
     with pytest.raises(ReportError, match="mean_row= must be true or false, got 'yes'"):
         ReportOptions.from_config(report_config(tmp_path, "runs=x", "mean_row=yes"))
 
 
-def test_best_per_column_follows_the_metric_direction(runs) -> None:
+def test_bold_follows_the_compared_axis_and_the_metric_direction(runs) -> None:
+    # With cols, the best col of each row: kn's best model; ar has one model, nothing to bold.
     acc = build_pivot(runs, ["language"], ["model"], ACC)
-    assert acc.best_rows(("net",), 3) == {("kn",)}
+    assert acc.bold_axis == "row" and acc.best_cells(3) == {(("kn",), ("resnet18",))}
     seconds = build_pivot(runs, ["language"], ["model"], "train_time_s", lower_is_better=True)
-    assert seconds.best_rows(("net",), 3) == {("ar",)}
-    assert seconds.best_rows(("resnet18",), 3) == {("kn",)}
-    tied = build_pivot(runs, ["language"], ["model"], "trainable_params")
-    assert tied.best_rows(("net",), 3) == {("ar",), ("kn",)}
+    assert seconds.best_cells(3) == {(("kn",), ("net",))}
+    # Without cols, the best row.
+    by_model = build_pivot(runs, ["model"], [], "train_time_s", lower_is_better=True)
+    assert by_model.bold_axis == "column" and by_model.best_cells(3) == {(("net",), ())}
+    tied = build_pivot(runs, ["model"], [], "trainable_params")
+    assert tied.best_cells(3) == {(("net",), ()), (("resnet18",), ())}
+    # A mean row is not one of the rows compared.
+    assert build_pivot(runs, ["language"], [], ACC).with_mean_row().best_cells(3) == {(("kn",), ())}
+
+
+def _grid(root: Path, table: dict[tuple[str, str], list[float]]) -> list:
+    """Runs of `test/<lang>/acc` per (language, model), one per value (seeds 0, 1, …)."""
+    index = 0
+    for (lang, model), values in table.items():
+        for seed, acc in enumerate(values):
+            write_run(root / str(index), [lang], model, seed, {f"test/{lang}/acc": acc})
+            index += 1
+    return collect_runs([str(root)])
+
+
+def test_with_cols_model_the_best_model_of_each_language_is_bold(tmp_path: Path) -> None:
+    # kn is the easy language for both models: bolding per column would bold kn twice.
+    runs = _grid(
+        tmp_path,
+        {("kn", "net"): [0.97], ("kn", "resnet18"): [0.95], ("ar", "net"): [0.70]}
+        | {("ar", "resnet18"): [0.80]},
+    )
+    text = markdown_table(build_pivot(runs, ["language"], ["model"], ACC), 3)
+    lines = text.splitlines()
+    assert lines[0] == (
+        "**Test accuracy, script given** `test/{lang}/acc` by language × model. "
+        "One run per cell. Best per row in bold (higher is better)."
+    )
+    assert lines[4:] == ["| ar | 0.700 | **0.800** |", "| kn | **0.970** | 0.950 |"]
+    assert "n=" not in text
+
+
+def test_n_is_said_once_when_every_cell_has_the_same(tmp_path: Path) -> None:
+    values = {("kn", "net"): [0.90, 0.92, 0.94], ("ar", "net"): [0.80, 0.82, 0.84]}
+    pivot = build_pivot(_grid(tmp_path, values), ["language"], ["model"], ACC)
+    text = markdown_table(pivot, 3)
+    assert "Mean ± sample std over 3 runs per cell, aggregated over seed (3 values)." in text
+    assert "| kn | 0.920 ± 0.020 |" in text and "n=" not in text
+    assert "($n$=" not in latex_table(pivot, 3)
+    # One model per row: nothing compared, nothing bold, and the caption says no bold.
+    assert "**" not in text.split("\n", 1)[1] and "in bold" not in text
 
 
 def test_markdown_table(runs) -> None:
     text = markdown_table(build_pivot(runs, ["language"], ["model"], ACC), 3)
     lines = text.splitlines()
-    assert lines[0].startswith("**test/{lang}/acc** by language × model — mean ± sample std")
+    assert lines[0] == (
+        "**Test accuracy, script given** `test/{lang}/acc` by language × model. "
+        "Mean ± sample std over the n runs of each cell, aggregated over seed (3 values). "
+        "Best per row in bold (higher is better)."
+    )
     assert lines[2:] == [
         "| language | net | resnet18 |",
         "|:---|:---:|:---:|",
         "| ar | 0.830 ± 0.042 (n=2, 1 failed) | — |",
         "| hi | incomplete (n=1) | — |",
-        "| kn | **0.920 ± 0.020** (n=3) | **0.960 ± 0.014** (n=2, 1 failed) |",
+        "| kn | 0.920 ± 0.020 (n=3) | **0.960 ± 0.014** (n=2, 1 failed) |",
     ]
 
 
-def test_latex_table_is_booktabs(runs) -> None:
+def test_latex_table_is_a_captioned_booktabs_float(runs) -> None:
     pivot = build_pivot(runs, ["language"], ["finetune.name", "model"], "train_time_s", True)
-    text = latex_table(pivot, 1)
-    body = text.splitlines()[1:]
-    assert body[:5] == [
+    lines = latex_table(pivot, 1, label="train-time").splitlines()
+    assert lines[:3] == [r"% needs \usepackage{booktabs}", r"\begin{table}[htbp]", r"\centering"]
+    assert lines[3] == (
+        r"\caption{Training time (s) {\footnotesize\texttt{train\_time\_s}} by language "
+        r"$\times$ finetune.name / model. Mean $\pm$ sample std over the n runs of each cell, "
+        r"aggregated over seed (3 values). Best per row in bold (lower is better).}"
+    )
+    assert lines[4:9] == [
+        r"\label{tab:train-time}",
         r"\begin{tabular}{lcc}",
         r"\toprule",
         r"language & full / net & full / resnet18 \\",
         r"\midrule",
-        r"ar & \textbf{8.5 $\pm$ 0.7} {\scriptsize ($n$=2, 1 failed)} & --- \\",
     ]
-    assert body[5] == r"hi & incomplete ($n$=1) & --- \\"
-    assert body[6] == (
-        r"kn & 12.0 $\pm$ 2.0 {\scriptsize ($n$=3)} & "
-        r"\textbf{32.0 $\pm$ 2.8} {\scriptsize ($n$=2, 1 failed)} \\"
-    )
-    assert body[7:] == [r"\bottomrule", r"\end{tabular}"]
-    assert text.splitlines()[0].startswith("% train_time_s by language × finetune.name / model")
+    assert lines[9:12] == [
+        r"ar & 8.5 $\pm$ 0.7 {\scriptsize ($n$=2, 1 failed)} & --- \\",
+        r"hi & incomplete ($n$=1) & --- \\",
+        r"kn & \textbf{12.0 $\pm$ 2.0} {\scriptsize ($n$=3)} & "
+        r"32.0 $\pm$ 2.8 {\scriptsize ($n$=2, 1 failed)} \\",
+    ]
+    assert lines[12:] == [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+
+
+def test_latex_sets_the_mean_row_apart(runs) -> None:
+    pivot = build_pivot(runs, ["language"], ["model"], ACC).with_mean_row()
+    lines = latex_table(pivot, 3).splitlines()
+    assert lines[-5:-3] == [
+        r"\midrule",
+        r"mean $\pm$ std over rows & 0.875 $\pm$ 0.064 {\scriptsize (2 of 3 rows)} & "
+        r"0.960 {\scriptsize (1 of 3 rows)} \\",
+    ]
 
 
 def test_latex_escapes_labels(tmp_path: Path) -> None:
     extra = {"finetune": {"name": "linear_probe"}, "tag": "50% & #1"}
     write_run(tmp_path / "0", ["kn"], "net", 0, {"test/kn/acc": 0.5}, extra=extra)
+    write_run(tmp_path / "1", ["kn"], "net", 0, {"test/kn/acc": 0.7}, extra={"tag": "b_2"})
     pivot = build_pivot(collect_runs([str(tmp_path)]), ["tag"], ["finetune"], ACC)
     lines = latex_table(pivot, 2).splitlines()
-    assert lines[3] == r"tag & linear\_probe \\"
-    assert lines[5] == r"50\% \& \#1 & \textbf{0.50} {\scriptsize ($n$=1)} \\"
+    assert lines[7] == r"tag & full & linear\_probe \\"
+    assert lines[9] == r"50\% \& \#1 & --- & 0.50 \\"
+    assert lines[10] == r"b\_2 & 0.70 & --- \\"
 
 
 def test_csv_table_has_mean_std_n_per_cell(runs) -> None:
@@ -259,6 +332,7 @@ def test_csv_table_has_mean_std_n_per_cell(runs) -> None:
         "mean",
         "std",
         "n",
+        "over",
         "n_failed",
         "n_incomplete",
         "status",
@@ -268,7 +342,9 @@ def test_csv_table_has_mean_std_n_per_cell(runs) -> None:
     assert len(by_cell) == 6
     kn_net = by_cell["kn", "net"]
     assert (float(kn_net["mean"]), float(kn_net["std"]), kn_net["n"]) == (0.92, 0.02, "3")
-    assert kn_net["best"] == "1" and by_cell["ar", "net"]["best"] == "0"
+    assert kn_net["over"] == "runs"
+    assert by_cell["kn", "resnet18"]["best"] == "1" and kn_net["best"] == "0"
+    assert by_cell["ar", "net"]["best"] == "0"  # the only value of its row: nothing compared
     assert by_cell["kn", "resnet18"]["n_failed"] == "1"
     assert by_cell["ar", "resnet18"] == {
         **by_cell["ar", "resnet18"],
@@ -317,7 +393,8 @@ def test_lang_means_add_a_row_per_run_over_the_named_languages(tmp_path: Path) -
     report(cfg)
     table = (tmp_path / "out" / "table_test-lang-acc.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ")]
-    assert rows[-1].startswith("| mean_dev | 0.750 ± 0.071 (n=2)")  # (0.8, 0.7): hi left out
+    assert rows[-1] == "| mean_dev | 0.750 ± 0.071 |"  # (0.8, 0.7): hi left out
+    assert "over 2 runs per cell" in table
     assert [r.split(" |")[0] for r in rows[1:]] == ["| ar", "| hi", "| kn", "| mean_dev"]
     # f1 is reported for kn only: a mean over part of the languages is not written.
     assert "mean_dev" not in (tmp_path / "out" / "table_test-lang-f1.md").read_text()
@@ -362,10 +439,13 @@ def test_report_writes_every_artifact(sweep: Path, tmp_path: Path, capsys) -> No
             assert b"<svg" in path.read_bytes()[:2000]
     printed = capsys.readouterr().out
     assert "0.920 ± 0.020 (n=3)" in printed and "CUDA out of memory" in printed
+    assert "Test accuracy, script given" in printed
     assert f"report: {out / 'report.html'}" in printed
     page = artifacts["report.html"].read_text(encoding="utf-8")
     assert page.count("<table data-metric=") == 2
-    assert "<strong>0.920 ± 0.020</strong>" in page
+    assert "<strong>0.960 ± 0.014</strong>" in page and "<strong>0.920" not in page
+    assert "Test accuracy, script given <small><code>test/{lang}/acc</code></small>" in page
+    assert "Best per row in bold (higher is better)." in page
     assert (
         '<td class="failed">' not in page and '<td class="incomplete">incomplete (n=1)</td>' in page
     )
@@ -373,7 +453,10 @@ def test_report_writes_every_artifact(sweep: Path, tmp_path: Path, capsys) -> No
     assert "CUDA out of memory" in page and "unreadable metrics.json" in page
     assert page.count('<details class="run">') == 10
     assert page.count('src="data:image/png;base64,') == 7
-    assert "aggregated over: seed (3 values)" in page
+    assert "aggregated over seed (3 values)" in page
+    # Paths as seen from the report's dir, none absolute.
+    assert "<code>../multirun/2026-11-27/10-00-00_ab12</code>" in page
+    assert str(tmp_path) not in page
     assert "http://" not in page and "https://" not in page
 
 
@@ -430,7 +513,7 @@ def test_cli_reports_a_sweep_given_relative_globs(sweep: Path, tmp_path: Path) -
     assert f"report: {reports[0].resolve()}" in done.stdout.replace("\n", "")
     table = (reports[0].parent / "table_test-lang-acc.md").read_text(encoding="utf-8")
     assert (
-        "| net | **0.830 ± 0.042** (n=2, 1 failed) | incomplete (n=1) | 0.920 ± 0.020 (n=3) |"
+        "| net | 0.830 ± 0.042 (n=2, 1 failed) | incomplete (n=1) | **0.920 ± 0.020** (n=3) |"
         in table
     )
 
@@ -458,6 +541,218 @@ def test_validation_curves_name_each_language(monkeypatch, tmp_path: Path) -> No
     acc_ax = captured["fig"].axes[1]
     labels = acc_ax.get_legend_handles_labels()[1]
     assert labels == ["net · ar", "net · kn"]  # each language once, named
+
+
+@pytest.mark.parametrize(
+    ("metric", "title"),
+    [
+        ("test/{lang}/acc", "Test accuracy, script given"),
+        ("test/{lang}/routed_acc", "Test accuracy, script not given"),
+        ("test/en/acc", "English test accuracy, script given"),
+        ("zeroshot/kn/acc", "Kannada zero-shot test accuracy, script given"),
+        ("val/mean/f1", "Validation macro F1, mean over languages"),
+        ("test/mean_dev/acc", "Test accuracy, script given, mean over dev"),
+        ("test/{lang}/page_lid_acc", "Test script named, per page"),
+        (
+            "test/outside/unknown_rate",
+            "Test share answered unknown (?), languages outside the bundle",
+        ),
+        ("test/{lang}/answer_prior_acc", "Test accuracy, script not given, answer rule prior"),
+        ("train_time_s", "Training time (s)"),
+        ("test/{lang}/made_up", "test/{lang}/made_up"),
+        ("finetune_kn/test/kn/acc", "finetune_kn/test/kn/acc"),
+    ],
+)
+def test_metric_titles_read_as_words(metric: str, title: str) -> None:
+    from xlvision.report.names import metric_title
+
+    assert metric_title(metric) == title
+
+
+def test_a_key_without_a_name_is_its_own_caption(runs) -> None:
+    pivot = build_pivot(runs, ["language"], ["model"], "val/{lang}/made_up")
+    first = markdown_table(pivot, 3).splitlines()[0]
+    assert first.startswith("**val/{lang}/made_up** by language × model.") and "`" not in first
+    assert r"\texttt" not in latex_table(pivot, 3).splitlines()[3]
+
+
+def test_lower_is_better_by_default_for_calibration_error_and_unknowns(tmp_path: Path) -> None:
+    options = ReportOptions.from_config(report_config(tmp_path, "runs=x"))
+    for metric in ("test/{lang}/ece", "test/kn/ece_given", "test/outside/unknown_rate"):
+        assert options.is_lower_better(metric), metric
+    assert not options.is_lower_better("test/{lang}/acc_answered")
+
+
+def test_aggregated_over_names_only_what_a_person_chose(tmp_path: Path) -> None:
+    """Two pipelines (seeds 0, 1), each with sub-runs for kn and ar that have no overrides
+    of their own: a cell pooling them lists the seed and the language, never a language's
+    class names or fonts, nor an override that is the same everywhere."""
+    for seed in (0, 1):
+        job = tmp_path / "sweep" / str(seed)
+        for code in ("kn", "ar"):
+            extra = {
+                "language": {code: {"code": code, "class_names": [f"{code}{i}" for i in range(10)]}}
+            }
+            write_run(
+                job / f"finetune_{code}",
+                [code],
+                "net",
+                seed,
+                {f"test/{code}/acc": 0.5},
+                extra=extra,
+            )
+            (job / f"finetune_{code}" / ".hydra" / "overrides.yaml").unlink()
+            (job / f"finetune_{code}" / ".hydra").rmdir()
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(
+            f"- seed={seed}\n- optimizer.lr=0.01\n- hydra.sweep.dir=/sweeps/{seed}\n"
+        )
+    runs = collect_runs([str(tmp_path / "sweep" / "*" / "finetune_*")])
+    assert runs[0].chosen == {"seed": 0, "optimizer.lr": 0.01, "hydra.sweep.dir": "/sweeps/0"}
+    assert varying_keys(build_pivot(runs, ["model"], [], ACC)) == {"language": 2, "seed": 2}
+    assert varying_keys(build_pivot(runs, ["language"], ["model"], ACC)) == {"seed": 2}
+    assert varying_keys(build_pivot(runs, ["lang"], ["model"], ACC)) == {"seed": 2}
+    # A language every run reports (the source, after each target's fine-tune) pools them.
+    for run in runs:
+        run.metrics["test/en/acc"] = 0.4
+    assert varying_keys(build_pivot(runs, ["lang"], ["model"], ACC)) == {"language": 2, "seed": 2}
+
+
+def test_runs_without_any_overrides_are_compared_by_config_but_not_language_internals(
+    tmp_path: Path,
+) -> None:
+    for index, (code, lr) in enumerate([("kn", 0.1), ("ar", 0.2)]):
+        extra = {"language": {code: {"code": code, "fonts": [f"{code}.ttf"]}}, "lr": lr}
+        run_dir = write_run(
+            tmp_path / str(index), [code], "net", 0, {f"test/{code}/acc": 0.5}, extra=extra
+        )
+        (run_dir / ".hydra" / "overrides.yaml").unlink()
+    pivot = build_pivot(collect_runs([str(tmp_path)]), ["model"], [], ACC)
+    assert varying_keys(pivot) == {"language": 2, "lr": 2}
+
+
+@pytest.fixture
+def search(tmp_path: Path) -> Path:
+    from fake_runs import make_search
+
+    return make_search(tmp_path)
+
+
+def test_a_search_gets_a_table_of_its_trials(search: Path, tmp_path: Path, capsys) -> None:
+    cfg = report_config(tmp_path, f"runs=[{search}]", "cols=[]")
+    _, artifacts = report(cfg)
+    assert {"table_trials.md", "table_trials.tex", "table_trials.csv"} <= set(artifacts)
+    lines = artifacts["table_trials.md"].read_text(encoding="utf-8").splitlines()
+    assert lines[0] == (
+        "**Search trials** of `../multirun/2026-11-28/09-00-00_cd34`. 4 trials (3 completed, "
+        "1 failed); objective: Kannada validation accuracy, script given `val/kn/acc`, "
+        "maximized. The best trial in bold."
+    )
+    assert lines[2] == (
+        "| trial | finetune | finetune.lr | optimizer.weight_decay | val/kn/acc | status |"
+    )
+    assert lines[4:] == [
+        "| 0 | lora | 0.00123 | 1.5e-05 | 0.910 | completed |",
+        "| 1 | full | 0.0042 | 0.0003 | — | failed |",
+        "| 2 | l2sp | 0.000271 | 2e-06 | **0.950** | completed |",
+        "| 3 | bitfit | 0.0087 | 0.0061 | 0.880 | completed |",
+    ]
+    rows = list(csv.DictReader(io.StringIO(artifacts["table_trials.csv"].read_text())))
+    assert [(r["trial"], r["finetune.lr"], r["objective"], r["best"]) for r in rows] == [
+        ("0", "0.0012345678", "0.91", "0"),
+        ("1", "0.0042", "", "0"),
+        ("2", "0.00027123", "0.95", "1"),
+        ("3", "0.0087", "0.88", "0"),
+    ]
+    assert rows[1]["status"] == "failed" and rows[1]["error"] == "CUDA out of memory"
+    tex = artifacts["table_trials.tex"].read_text()
+    assert r"2 & l2sp & 0.000271 & 2e-06 & \textbf{0.950} & completed \\" in tex
+    page = artifacts["report.html"].read_text(encoding="utf-8")
+    assert "<h2>Search trials</h2>" in page
+    assert "<td>0.000271</td><td>2e-06</td><td><strong>0.950</strong></td>" in page
+    # The pivot of the same runs says what its cells pool: the searched parameters.
+    table = artifacts["table_test-lang-acc.md"].read_text(encoding="utf-8")
+    # (the failed trial gave no value: it is counted as failed, not as a value pooled)
+    assert "aggregated over finetune (3 values), finetune.lr (3 values)" in table
+    assert "| kn | 0.893 ± 0.035 (1 failed) |" in table
+    printed = capsys.readouterr().out
+    assert "Search trials of ../multirun/2026-11-28/09-00-00_cd34" in printed
+    assert "optimizer.weight_decay" in printed and "0.000271" in printed
+
+
+def test_an_unfinished_search_says_so_and_a_grid_sweep_has_no_trials(
+    tmp_path: Path, sweep: Path
+) -> None:
+    from fake_runs import make_search
+
+    from xlvision.report.trials import find_studies, trials_markdown
+
+    unfinished = make_search(tmp_path / "unfinished", finished=False)
+    (study,) = find_studies(collect_runs([str(unfinished)]))
+    assert study.params == ("finetune", "finetune.lr", "optimizer.weight_decay")
+    assert (study.objective, study.direction, study.best_trials()) == (
+        "val/kn/acc",
+        "maximize",
+        {2},
+    )
+    text = trials_markdown(study, 3, tmp_path)
+    assert "the study has not ended (no `optimization_results.yaml`)" in text
+    assert find_studies(collect_runs([str(sweep)])) == []
+
+
+def test_a_minimizing_search_bolds_its_smallest_objective(tmp_path: Path) -> None:
+    from fake_runs import make_search
+    from omegaconf import OmegaConf
+
+    from xlvision.report.trials import find_studies
+
+    search = make_search(tmp_path)
+    for trial in search.iterdir():
+        hydra = trial / ".hydra" / "hydra.yaml"
+        if hydra.is_file():
+            cfg = OmegaConf.load(hydra)
+            cfg.hydra.sweeper.direction = "minimize"
+            OmegaConf.save(cfg, hydra)
+    (study,) = find_studies(collect_runs([str(search)]))
+    assert study.lower_is_better and study.best_trials() == {3}
+
+
+def test_latex_tables_compile_with_pdflatex(search: Path, sweep: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from xlvision.report.trials import find_studies, trials_latex
+
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("pdflatex is not installed")
+    runs = collect_runs([str(sweep)])
+    tables = [
+        latex_table(build_pivot(runs, ["language"], ["model"], ACC).with_mean_row(), 3),
+        latex_table(build_pivot(runs, ["finetune"], [], "train_time_s", True), 1, "time"),
+    ]
+    (study,) = find_studies(collect_runs([str(search)]))
+    tables.append(trials_latex(study, 3, tmp_path))
+    extra = {"finetune": {"name": "linear_probe"}, "tag": "50% & #1 ~x^"}
+    write_run(tmp_path / "odd" / "0", ["kn"], "net", 0, {"test/kn/acc": 0.5}, extra=extra)
+    odd = collect_runs([str(tmp_path / "odd")])
+    tables.append(latex_table(build_pivot(odd, ["tag"], ["finetune"], ACC), 2, "odd"))
+    for index, text in enumerate(tables):
+        (tmp_path / f"t{index}.tex").write_text(text, encoding="utf-8")
+    inputs = "\n".join(f"\\input{{t{index}.tex}}" for index in range(len(tables)))
+    (tmp_path / "paper.tex").write_text(
+        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs}\n"
+        f"\\begin{{document}}\n{inputs}\n\\end{{document}}\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (tmp_path / "paper.pdf").stat().st_size > 1000
 
 
 def test_a_job_that_never_wrote_its_record_is_listed_as_not_finished(

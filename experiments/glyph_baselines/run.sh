@@ -6,6 +6,7 @@
 #   XLV_ARGS='device=auto hydra/launcher=joblib' bash …/run.sh   # extra overrides for every run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source experiments/lib.sh
 XLV_ARGS=${XLV_ARGS:-}
 here=experiments/glyph_baselines
 sweep=outputs/experiments/glyph_baselines
@@ -13,7 +14,7 @@ report=outputs/experiments/glyph_baselines_report
 languages=$(ls conf/language | sed 's/\.yaml$//' | paste -sd, -)
 
 if [ "${1:-}" != "--report-only" ]; then
-  rm -rf "$sweep" && mkdir -p "$sweep" && bash experiments/machine.sh > "$sweep/machine.txt"
+  rm -rf "$sweep" && record_machine "$sweep"
   .venv/bin/xlv-train -m "language=$languages" model=net seed=0 \
     data.train_per_class=1000 trainer.max_epochs=3 trainer.enable_progress_bar=false \
     $XLV_ARGS "hydra.sweep.dir=$sweep"
@@ -22,17 +23,9 @@ rm -rf "$report"
 .venv/bin/xlv-report "runs=[$sweep]" rows=language cols=model \
   'metric=[test/{lang}/acc,test/{lang}/recall,test/{lang}/f1]' "report.out_dir=$report"
 
-{
-  cat "$here/header.md"
-  echo
-  echo "Machine: $(cat "$sweep/machine.txt" 2>/dev/null || bash experiments/machine.sh)."
-  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seed 0."
+tables() {
   for metric in acc recall f1; do
-    echo
-    echo "### test ${metric} (held-out fonts)"
-    echo
-    cat "$report"/table_*"${metric}"*.md
+    section "### test ${metric} (held-out fonts)" "$report"/table_*"${metric}"*.md
   done
-  cat "$here/discussion.md"
-} > "$here/RESULTS.md"
-echo "wrote $here/RESULTS.md"
+}
+write_results "$here" "$sweep" "seed 0." tables

@@ -12,6 +12,7 @@
 #                                                  # the three seeds at once
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source experiments/lib.sh
 XLV_ARGS=${XLV_ARGS:-}
 here=experiments/merge_ablation
 tm=outputs/experiments/transfer_matrix
@@ -49,7 +50,7 @@ if [ "${1:-}" != "--report-only" ]; then
       { echo "run experiments/transfer_matrix/run.sh first ($tm missing)" >&2; exit 1; }
     rm -rf "${out:?}/$part" && mkdir -p "$out/$part"
     [ "$part" != all ] || rm -rf "$out/pipelines_all"
-    bash experiments/machine.sh > "$out/$part/machine.txt"
+    record_machine "$out/$part"
     pids=()
     for seed in 0 1 2; do  # JOBS=3: the three seeds at once
       if [ "${JOBS:-1}" -gt 1 ]; then one_seed "$part" "$seed" & pids+=($!); else one_seed "$part" "$seed"; fi
@@ -68,10 +69,7 @@ for part in "${parts[@]}"; do
     "report.out_dir=$report/${part}_lang"
 done
 
-{
-  cat "$here/header.md"
-  echo
-  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seeds 0, 1, 2 (mean ± sample std)."
+tables() {  # each part on the machine it ran on
   for part in "${parts[@]}"; do
     echo
     case $part in
@@ -79,16 +77,12 @@ done
       all) echo "## all: pretrained on the glyphs of all 21 languages" ;;
     esac
     echo
-    echo "Machine: $(cat "$out/$part/machine.txt" 2>/dev/null || bash experiments/machine.sh)."
+    machine_line "$out/$part"
     for table in "$report/$part"/table_*.md; do
       echo
       cat "$table"
     done
-    echo
-    echo "### Accuracy per language (language given), by method"
-    echo
-    cat "$report/${part}_lang"/table_*.md
+    section "### Accuracy per language (language given), by method" "$report/${part}_lang"/table_*.md
   done
-  cat "$here/discussion.md"
-} > "$here/RESULTS.md"
-echo "wrote $here/RESULTS.md"
+}
+write_results "$here" "" "seeds 0, 1, 2 (mean ± sample std)." tables

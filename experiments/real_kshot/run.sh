@@ -15,13 +15,12 @@
 #   JOBS=2 bash experiments/real_kshot/run.sh           # two languages at a time (one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source experiments/lib.sh
 here=experiments/real_kshot
 out=outputs/experiments/real_kshot
 bases=outputs/experiments/unified_real/glyphs_only
 report=outputs/experiments/real_kshot_report
-# language code : its real-data preset (conf/data/)
-pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
-pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
+pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/)
 parts=(recipe no_replay self_train)
 jobs=${JOBS:-1}
 # The same glyph sizes as the base's run. recipe, no_replay: 3 epochs of 2,000 draws at lr
@@ -54,6 +53,7 @@ if [ "${1:-}" != "--report-only" ]; then
   done
   run=("${@:-${parts[@]}}")
   rm -f "$out/failed"
+  record_machine "$out"
   for part in "${run[@]}"; do
     case $part in recipe | no_replay | self_train) ;; *) echo "unknown part '$part' (one of: ${parts[*]})" >&2; exit 2 ;; esac
     rm -rf "${out:?}/$part" && mkdir -p "$out/$part"
@@ -75,54 +75,27 @@ for part in "${parts[@]}"; do
     "metric=[$metrics]" "report.out_dir=$report/$part"
 done
 
-table() {  # part, metric → the report's markdown table of that metric
-  cat "$report/$1/table_${2}-lang-acc.md"
+table_file() {  # part, metric → the file of the report's table of that metric's accuracy
+  echo "$report/$1/table_${2}-lang-acc.md"
 }
-{
-  cat "$here/header.md"
-  echo
-  echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
-  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seeds 0, 1, 2 (mean ± sample std)."
+tables() {
   echo
   echo "## recipe: augmented shots, glyphs of every script replayed"
-  echo
-  echo "### Real test accuracy by k (row \`mean\`: over the nine sets)"
-  echo
-  table recipe test
-  echo
-  echo "### Gain over the same model's zero-shot accuracy on the same test split (negative: it hurt)"
-  echo
-  table recipe gain
-  echo
-  echo "### Zero-shot: the base before tuning (the same in every column)"
-  echo
-  table recipe zeroshot
+  section "### Real test accuracy by k (row \`mean\`: over the nine sets)" "$(table_file recipe test)"
+  section "### Gain over the same model's zero-shot accuracy on the same test split (negative: it hurt)" \
+    "$(table_file recipe gain)"
+  section "### Zero-shot: the base before tuning (the same in every column)" "$(table_file recipe zeroshot)"
   echo
   echo "## no_replay: the shots as they are, the target's glyphs only"
-  echo
-  echo "### Real test accuracy by k"
-  echo
-  table no_replay test
-  echo
-  echo "### Gain over zero-shot"
-  echo
-  table no_replay gain
+  section "### Real test accuracy by k" "$(table_file no_replay test)"
+  section "### Gain over zero-shot" "$(table_file no_replay gain)"
   echo
   echo "## self_train: the recipe and the set's unlabeled training images, labelled by the model"
-  echo
-  echo "### Real test accuracy by k"
-  echo
-  table self_train test
-  echo
-  echo "### Gain over zero-shot"
-  echo
-  table self_train gain
-  echo
-  echo "### Share of the unlabeled pool drawn: first epoch (the base's reading) and last"
-  echo
-  cat "$report/self_train/table_unlabeled-lang-kept-first.md"
+  section "### Real test accuracy by k" "$(table_file self_train test)"
+  section "### Gain over zero-shot" "$(table_file self_train gain)"
+  section "### Share of the unlabeled pool drawn: first epoch (the base's reading) and last" \
+    "$report/self_train/table_unlabeled-lang-kept-first.md"
   echo
   cat "$report/self_train/table_unlabeled-lang-kept-last.md"
-  cat "$here/discussion.md"
-} > "$here/RESULTS.md"
-echo "wrote $here/RESULTS.md"
+}
+write_results "$here" "$out" "seeds 0, 1, 2 (mean ± sample std)." tables

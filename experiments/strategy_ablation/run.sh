@@ -6,12 +6,13 @@
 #   bash experiments/strategy_ablation/run.sh --report-only   # report the finished sweep again
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source experiments/lib.sh
 here=experiments/strategy_ablation
 sweep=outputs/experiments/strategy_ablation
 report=outputs/experiments/strategy_ablation_report
 
 if [ "${1:-}" != "--report-only" ]; then
-  rm -rf "$sweep"
+  rm -rf "$sweep" && record_machine "$sweep"
   .venv/bin/xlv-pipeline -m experiment=strategy_ablation '~integrate' model=net "hydra.sweep.dir=$sweep"
 fi
 rm -rf "$report" "${report}_cost"
@@ -21,25 +22,16 @@ rm -rf "$report" "${report}_cost"
   'metric=[test/{lang}/acc,test/en/acc,zeroshot/en/acc,trainable_params,train_time_s]' \
   "report.out_dir=${report}_cost"
 
-{
-  cat "$here/header.md"
-  echo
-  echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
-  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); seeds 0, 1, 2 (mean ± sample std)."
-  echo
-  echo "### Target test accuracy after fine-tuning (50 examples per class)"
-  echo
-  cat "$report"/table_test-lang-acc.md
-  echo
-  echo "### Forgetting: English test accuracy after tuning on each target (before: zero-shot row below)"
-  echo
-  cat "$report"/table_test-en-acc.md
+tables() {
+  section "### Target test accuracy after fine-tuning (50 examples per class)" \
+    "$report"/table_test-lang-acc.md
+  section "### Forgetting: English test accuracy after tuning on each target (before: zero-shot row below)" \
+    "$report"/table_test-en-acc.md
   echo
   echo "### Pooled over the six targets: accuracy, English before/after, trainable parameters, time"
   for table in "${report}_cost"/table_*.md; do
     echo
     cat "$table"
   done
-  cat "$here/discussion.md"
-} > "$here/RESULTS.md"
-echo "wrote $here/RESULTS.md"
+}
+write_results "$here" "$sweep" "seeds 0, 1, 2 (mean ± sample std)." tables

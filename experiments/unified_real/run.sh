@@ -9,20 +9,20 @@
 #   SEEDS=2 bash experiments/unified_real/run.sh unified           # more seeds, keeping the others
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source experiments/lib.sh
 here=experiments/unified_real
 out=outputs/experiments/unified_real
 report=outputs/experiments/unified_real_report
-# language code : its real-data preset (conf/data/), as in conf/experiment/unified.yaml
-pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
-pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
+pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/), as unified.yaml trains on
 parts=(unified glyphs_only per_language)
 seeds=${SEEDS:-0,1,2}
 # The preset's script-ID prior when these figures were made (its default is now per_domain).
 quiet="trainer.enable_progress_bar=false objective.script_id_prior=pooled"
 
 # The unified preset with every real source at weight 0: trained and validated on glyphs,
-# tested on the same real test splits.
-glyph_sources=$(for p in $pairs or:odia_tiny; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 0}]"; done | paste -sd, -)
+# tested on the same real test splits; Odia's 44 digits among them.
+real=$(real_pairs)
+glyph_sources=$(for p in $real; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 0}]"; done | paste -sd, -)
 
 run_part() {
   case $1 in
@@ -48,6 +48,7 @@ run_part() {
 
 if [ "${1:-}" != "--report-only" ]; then
   run=("${@:-${parts[@]}}")
+  record_machine "$out"
   for part in "${run[@]}"; do
     [ -n "${SEEDS:-}" ] || rm -rf "${out:?}/$part"  # SEEDS adds runs to the finished ones
     run_part "$part"
@@ -70,11 +71,8 @@ done
 table() {  # part, metric → the report's markdown table of that metric
   cat "$report/$1/table_test-lang-${2//_/-}.md"
 }
-{
-  cat "$here/header.md"
-  echo
-  echo "Machine: $(nproc --all) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), no GPU."
-  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); mean ± sample std over the seeds that finished:"
+tables() {
+  local seeds
   for part in unified glyphs_only per_language; do
     seeds=$(find "$out/$part" -name metrics.json -path '*/eval/*' -o -name metrics.json -path '*/per_language/*' \
       | xargs -r grep -l '"status": "completed"' | sed -E "s#.*/([0-9]+)/(eval/)?metrics.json#\1#" | sort -u | paste -sd, - || true)
@@ -95,6 +93,5 @@ table() {  # part, metric → the report's markdown table of that metric
   echo "## per_language: one Net per language on its glyphs and real data, script given"
   echo
   table per_language acc
-  cat "$here/discussion.md"
-} > "$here/RESULTS.md"
-echo "wrote $here/RESULTS.md"
+}
+write_results "$here" "$out" "mean ± sample std over the seeds that finished:" tables

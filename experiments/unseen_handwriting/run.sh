@@ -13,6 +13,7 @@
 #   EXTRA="device.threads=1" bash experiments/unseen_handwriting/run.sh  # two parts side by side
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source experiments/lib.sh
 here=experiments/unseen_handwriting
 out=outputs/experiments/unseen_handwriting
 report=outputs/experiments/unseen_handwriting_report
@@ -21,9 +22,7 @@ declare -A folds=([A]="bn,fa,zh" [B]="bo,hi,pa" [C]="en,kn,te")
 # A fold's scripts with their group mates (same digits): what an `_outside` run leaves out.
 declare -A scripts=([A]="bn,fa,ar,zh" [B]="bo,hi,mr,pa" [C]="en,kn,te")
 all="ar bn bo en fa gu hi km kn lo ml mn mr my or pa si ta te th zh"
-# language code : its real-data preset (conf/data/), as in conf/experiment/unified.yaml
-pairs="en:usps kn:kannada_dig_mnist bn:bengali_cmaterdb hi:devanagari_cmaterdb te:telugu_cmaterdb
-pa:gurmukhi fa:persian_hoda zh:chinese_numerals bo:tibetan"
+pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/), as unified.yaml trains on
 sources="{$(for p in $pairs; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 2}]"; done | paste -sd, -)}"
 parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor)
 recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor)
@@ -73,7 +72,7 @@ adapt() {  # run dir, fold → <run>/eval_adapt: the left-out sets, each read by
 
 if [ "${1:-}" != "--report-only" ]; then
   run=("${@:-${parts[@]}}")
-  mkdir -p "$out" && bash experiments/machine.sh > "$out/machine.txt"
+  record_machine "$out"
   for part in "${run[@]}"; do
     overrides=$(recipe "$part")
     for fold in ${FOLDS:-A B C}; do
@@ -143,11 +142,7 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
     echo "$line"
   done
 }
-{
-  cat "$here/header.md"
-  echo
-  echo "Machine: $(cat "$out/machine.txt" 2>/dev/null || bash experiments/machine.sh)."
-  echo "Run: \`bash $here/run.sh\` on $(date -u +%Y-%m-%d); mean ± sample std over the runs that finished:"
+tables() {
   for part in "${parts[@]}"; do
     done_runs=$(find "$out/$part" -path '*/eval_reject/metrics.json' 2>/dev/null | xargs -r grep -l '"status": "completed"' \
       | sed -E "s#$out/$part/([A-C])/([0-9]+)/eval_reject/metrics.json#\1\2#" | sort | paste -sd' ' - || true)
@@ -202,6 +197,5 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
       side_by_side "$m" "_$fold" ${folds[$fold]//,/ } mean_left_out mean_trained_real
     done
   done
-  cat "$here/discussion.md"
-} > "$here/RESULTS.md"
-echo "wrote $here/RESULTS.md"
+}
+write_results "$here" "$out" "mean ± sample std over the runs that finished:" tables

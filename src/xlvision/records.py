@@ -120,3 +120,12 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: cannot read metrics ({err})") from None
+
+
+def sweep_objective(cfg: DictConfig) -> str | None:
+    """The metric a run returns to a sweeper, what a search (`hparams_search=optuna`)
+    optimizes: the metric that picks the best checkpoint, `monitor`, or for xlv-finetune its
+    target's `val/<lang>/acc` (the base's languages are only measured)."""
+    if cfg.get("stage") == "finetune" and len(cfg.get("language") or {}) == 1:
+        return f"val/{next(iter(cfg.language))}/acc"
+    return cfg.get("monitor") or None

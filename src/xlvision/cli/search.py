@@ -10,6 +10,7 @@ from omegaconf.nodes import IntegerNode
 
 from xlvision.config.errors import ConfigError
 from xlvision.config.paths import config_dir
+from xlvision.records import sweep_objective
 
 
 def searched_keys(argv: list[str]) -> set[str]:
@@ -37,11 +38,9 @@ def in_search() -> bool:
 
 
 def sweep_value(cfg: DictConfig, metrics: dict) -> float | None:
-    """What a job returns to a sweeper: the metric that picks the best checkpoint, `monitor`,
-    or for xlv-finetune its target's `val/<lang>/acc` (the base's languages are only measured)."""
-    if cfg.get("stage") == "finetune" and len(cfg.get("language") or {}) == 1:
-        return metrics.get(f"val/{next(iter(cfg.language))}/acc")
-    return metrics.get(cfg.get("monitor", ""))
+    """What a job returns to a sweeper: its `sweep_objective` metric."""
+    key = sweep_objective(cfg)
+    return metrics.get(key) if key else None
 
 
 SEARCH_GROUPS = ("hparams_search=", "hydra/sweeper=", "+hydra/sweeper=")

@@ -48,6 +48,9 @@ class Run:
     error: str | None = None
     stage: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    chosen: dict[str, Any] | None = None
+    """The Hydra overrides of the run's own command line or, for a run a pipeline made, of its
+    pipeline's (the nearest `.hydra/overrides.yaml` above); None where there is none."""
 
     @property
     def languages(self) -> list[str]:
@@ -132,6 +135,13 @@ def _run_dirs_under(root: Path) -> Iterator[Path]:
             yield Path(dirpath).resolve()
 
 
+def relative_path(path: str | Path, start: Path) -> str:
+    """`path` (a dir, a file or a glob) as seen from `start`, the report's dir: a report that
+    is moved or mailed with its runs keeps pointing at them, and shows no home directories."""
+    target = os.path.realpath(os.path.expanduser(str(path)))
+    return Path(os.path.relpath(target, os.path.realpath(start))).as_posix()
+
+
 def natural_key(value: object) -> tuple:
     """Sort key that puts `2` before `10` (run dirs `0/ 1/ … 10/`, shots, seeds)."""
     parts = re.split(r"(\d+(?:\.\d+)?)", str(value))
@@ -141,8 +151,10 @@ def natural_key(value: object) -> tuple:
 def load_run(path: Path) -> Run:
     """Read one run dir; a missing metrics.json is incomplete, an unreadable one failed."""
     config = _read_config(path)
-    overrides = _read_overrides(path / ".hydra" / "overrides.yaml")
+    own = path / ".hydra" / "overrides.yaml"
+    overrides = _read_overrides(own)
     run = Run(path=path, config=config, status=INCOMPLETE, overrides=overrides)
+    run.chosen = overrides if own.is_file() else _ancestor_overrides(path)
     metrics_file = path / "metrics.json"
     if not metrics_file.is_file():
         run.error = "no metrics.json: the run did not finish"
@@ -242,6 +254,15 @@ def _read_overrides(path: Path) -> dict[str, Any]:
         log.warning("%s: unreadable overrides (%s)", path, str(err).splitlines()[0])
         return {}
     return {o.key_or_group: o.value() for o in parsed if not o.is_delete()}
+
+
+def _ancestor_overrides(path: Path, levels: int = 3) -> dict[str, Any] | None:
+    """The overrides of the nearest dir above `path` (within `levels`) that Hydra ran in."""
+    for parent in list(path.parents)[:levels]:
+        candidate = parent / ".hydra" / "overrides.yaml"
+        if candidate.is_file():
+            return _read_overrides(candidate)
+    return None
 
 
 def _read_confusion(raw: object, source: Path) -> dict[str, list[list[int]]]:

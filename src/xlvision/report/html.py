@@ -17,9 +17,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from xlvision.report.collect import COMPLETED, Run
-from xlvision.report.pivot import Pivot, label_text
-from xlvision.report.tables import MISSING, STD_NOTE, cell_parts
+from xlvision.report.collect import COMPLETED, Run, relative_path
+from xlvision.report.pivot import Pivot
+from xlvision.report.tables import STD_NOTE, html_caption, html_table, table_caption
+from xlvision.report.trials import Study, trials_html
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -29,7 +30,7 @@ th, td { border-top: 1px solid #ccc; border-bottom: 1px solid #ccc; padding: 4px
 thead th { border-bottom: 2px solid #333; } th { text-align: left; }
 td { text-align: center; white-space: nowrap; }
 td.failed, td.incomplete, td.no-metric { color: #b00020; } td.missing { color: #999; }
-td .n { color: #777; font-size: 0.85em; }
+td .n { color: #777; font-size: 0.85em; } h3 small { font-weight: normal; color: #666; }
 figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #555; }
@@ -56,8 +57,10 @@ def render_html(
     figures: Sequence[Path],
     precision: int,
     out_dir: Path,
+    studies: Sequence[Study] = (),
 ) -> str:
-    """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside."""
+    """The whole page as one HTML string; `figures` are PNGs, their SVGs linked beside;
+    `studies`, the searches among the runs, each get a table of their trials."""
     counts = {status: sum(r.status == status for r in runs) for status in _statuses(runs)}
     parts = [
         "<!DOCTYPE html>",
@@ -65,7 +68,8 @@ def render_html(
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">Generated {datetime.now():%Y-%m-%d %H:%M} from '
-        f"{', '.join(f'<code>{escape(s)}</code>' for s in sources)}: {len(runs)} runs ("
+        f"{', '.join(f'<code>{escape(relative_path(s, out_dir))}</code>' for s in sources)}: "
+        f"{len(runs)} runs ("
         + ", ".join(f"{n} {escape(status)}" for status, n in counts.items())
         + ").</p>",
         f"<p>Cells: {escape(STD_NOTE)}.</p>",
@@ -73,11 +77,14 @@ def render_html(
     ]
     for section in tables:
         parts.append(_table_html(section, precision, out_dir))
+    if studies:
+        parts.append("<h2>Search trials</h2>")
+        parts.extend(trials_html(study, precision, out_dir) for study in studies)
     if figures:
         parts.append("<h2>Figures</h2>")
         parts.extend(_figure_html(path, out_dir) for path in figures)
     parts.append(_problems_html(runs))
-    parts.append(_configs_html(runs))
+    parts.append(_configs_html(runs, out_dir))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -88,35 +95,16 @@ def _statuses(runs: Sequence[Run]) -> list[str]:
 
 def _table_html(section: TableSection, precision: int, out_dir: Path) -> str:
     pivot = section.pivot
-    best = {col: pivot.best_rows(col, precision) for col in pivot.cols}
-    head = "".join(f"<th>{escape(label_text(col))}</th>" for col in pivot.cols)
-    body = []
-    for row in pivot.rows:
-        cells = []
-        for col in pivot.cols:
-            cell = pivot.cell(row, col)
-            value, note = cell_parts(cell, precision)
-            css = cell.status.replace(" ", "-")
-            if not value:
-                cells.append(f'<td class="{css}">{escape(note or MISSING)}</td>')
-                continue
-            shown = f"<strong>{escape(value)}</strong>" if row in best[col] else escape(value)
-            cells.append(f'<td class="{css}">{shown} <span class="n">({escape(note)})</span></td>')
-        body.append(f"<tr><th>{escape(label_text(row))}</th>{''.join(cells)}</tr>")
-    over = ", ".join(f"{k} ({n} values)" for k, n in section.aggregated_over.items()) or "nothing"
+    caption = table_caption(pivot, precision, section.aggregated_over)
     links = " · ".join(
         f'<a href="{escape(_relative(f, out_dir))}">{escape(f.suffix[1:])}</a>'
         for f in section.files
     )
-    direction = "lower" if pivot.lower_is_better else "higher"
+    axes = f"Rows × cols: {escape(caption.axes)}. " if caption.axes else ""
     return (
-        f'<h3 id="{escape(pivot.metric)}">{escape(pivot.metric)}</h3>'
-        f'<p class="meta">rows: {escape(" / ".join(pivot.row_keys) or "all")}; '
-        f"cols: {escape(' / '.join(pivot.col_keys) or 'all')}; {direction} is better; "
-        f"aggregated over: {escape(over)}. Also as {links}.</p>"
-        f'<table data-metric="{escape(pivot.metric)}"><thead><tr>'
-        f"<th>{escape(' / '.join(pivot.row_keys))}</th>{head}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>"
+        html_caption(caption, pivot.metric)
+        + f'<p class="meta">{axes}{escape(" ".join(caption.notes))} Also as {links}.</p>'
+        + html_table(pivot, precision)
     )
 
 
@@ -147,7 +135,7 @@ def _problems_html(runs: Sequence[Run]) -> str:
     )
 
 
-def _configs_html(runs: Sequence[Run]) -> str:
+def _configs_html(runs: Sequence[Run], out_dir: Path) -> str:
     root = _common_root(runs)
     items = []
     for run in runs:
@@ -160,7 +148,7 @@ def _configs_html(runs: Sequence[Run]) -> str:
         )
     return (
         f"<h2>Runs and their configs</h2><details><summary>{len(runs)} runs under "
-        f"<code>{escape(str(root))}</code></summary>{''.join(items)}</details>"
+        f"<code>{escape(relative_path(root, out_dir))}</code></summary>{''.join(items)}</details>"
     )
 
 

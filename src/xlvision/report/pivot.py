@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from omegaconf import OmegaConf
 
-from xlvision.report.collect import COMPLETED, FAILED, INTERRUPTED, Run, natural_key
+from xlvision.report.collect import COMPLETED, FAILED, INTERRUPTED, Run, natural_key, value_label
 from xlvision.report.options import LANG, LANG_PLACEHOLDER
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ class Cell:
     failed: list[Run] = field(default_factory=list)
     incomplete: list[Run] = field(default_factory=list)
     without_metric: list[Run] = field(default_factory=list)
+    over_rows: int = 0
+    """For a cell of the `mean` row: how many rows it averages (its values are their means)."""
 
     @property
     def n(self) -> int:
@@ -86,17 +88,39 @@ class Pivot:
     def stds(self) -> np.ndarray:
         return np.array([[self.cell(r, c).std for c in self.cols] for r in self.rows], float)
 
-    def best_rows(self, col: Label, precision: int) -> set[Label]:
-        """Rows holding the best mean of `col` as printed, so printed ties are all bold."""
-        rounded = {
-            row: round(self.cell(row, col).mean, precision)
-            for row in self.rows
-            if self.cell(row, col).n
-        }
-        if not rounded:
-            return set()
-        best = (min if self.lower_is_better else max)(rounded.values())
-        return {row for row, value in rounded.items() if value == best}
+    @property
+    def bold_axis(self) -> str:
+        """What bold compares: `row` (the best col of each row) when the table has cols to
+        compare, e.g. the best model per language, else `column` (the best row)."""
+        return "row" if self.col_keys else "column"
+
+    def best_cells(self, precision: int) -> set[tuple[Label, Label]]:
+        """The best cells as printed along `bold_axis`, printed ties all bold; a comparison of
+        fewer than two values bolds nothing, `mean` rows are not candidates for the best row
+        (they are not one of the things compared), and in the mean row of `with_mean_row` only
+        means over every row are (a mean over fewer rows is over other things)."""
+        every_row = len(self.data_rows())
+        if self.bold_axis == "row":
+            groups = [[(row, col) for col in self.cols] for row in self.rows]
+        else:
+            candidates = [row for row in self.rows if not is_summary(row)]
+            groups = [[(row, col) for row in candidates] for col in self.cols]
+        best: set[tuple[Label, Label]] = set()
+        for group in groups:
+            rounded = {
+                key: round(self.cell(*key).mean, precision)
+                for key in group
+                if self.cell(*key).n and self.cell(*key).over_rows in (0, every_row)
+            }
+            if len(rounded) < 2:
+                continue
+            top = (min if self.lower_is_better else max)(rounded.values())
+            best |= {key for key, value in rounded.items() if value == top}
+        return best
+
+    def data_rows(self) -> list[Label]:
+        """The rows that are not a `mean` row of `with_mean_row`."""
+        return [row for row in self.rows if not any(self.cell(row, c).over_rows for c in self.cols)]
 
     def transposed(self) -> Pivot:
         cells = {(col, row): cell for (row, col), cell in self.cells.items()}
@@ -110,24 +134,32 @@ class Pivot:
         )
 
     def with_mean_row(self) -> Pivot:
-        """A last row `mean` whose cell in each col pools every row's values of that col
-        (n = all their runs), e.g. the mean over languages of a per-language table."""
+        """A last row `mean` whose cell in each col is the mean ± std of that col's row means
+        (each row counts once, whatever its runs), e.g. the mean over languages of a
+        per-language table; its spread is over rows, not runs. Nothing for fewer than 2 rows."""
         label = ("mean",) * len(self.row_keys)
-        if not self.row_keys or label in self.rows:
+        if not self.row_keys or label in self.rows or len(self.rows) < 2:
             return self
         cells = dict(self.cells)
         for col in self.cols:
-            pooled = Cell()
+            mean = Cell()
             for row in self.rows:
                 cell = self.cell(row, col)
-                pooled.values += cell.values
-                pooled.runs += cell.runs
-            cells[(label, col)] = pooled
+                if cell.n:
+                    mean.values.append(cell.mean)
+                    mean.over_rows += 1
+                mean.runs += cell.runs
+            cells[(label, col)] = mean
         return replace(self, rows=[*self.rows, label], cells=cells)
 
     def missing_cells(self) -> list[tuple[Label, Label]]:
         """Expected row×col pairs that no completed run filled."""
         return [(r, c) for r in self.rows for c in self.cols if not self.cell(r, c).n]
+
+
+def is_summary(label: Label) -> bool:
+    """Whether a row or col is a mean (`mean`, `mean_real`, `mean_<name>` of lang_means)."""
+    return any(part == "mean" or part.startswith("mean_") for part in label)
 
 
 def label_text(label: Label) -> str:
@@ -213,21 +245,44 @@ def _label_order(label: Label) -> tuple:
 
 
 def varying_keys(pivot: Pivot) -> dict[str, int]:
-    """Config keys that differ between runs of one cell (seed …), with their most values.
+    """What a cell pools besides its row and col: the Hydra overrides (`seed=0,1,2`) and the
+    language that differ between the runs that gave it a value, with their most values.
 
-    These are what the table aggregates over; paths and dirs are left out as noise.
+    Only what a person chose on a command line or in a sweep counts, so a language's own
+    config (its class names, fonts) never shows; paths are left out as noise. A run with no
+    overrides file anywhere above it is compared by its config's values outside `language`.
     """
+    # With `lang` on an axis, `language` stays: a cell of `en` that pools the runs of three
+    # fine-tunes (kn, ar, hi) did pool over language.
     axis = pivot.row_keys + pivot.col_keys
     counts: dict[str, int] = {}
     for cell in pivot.cells.values():
-        flat = [_flatten(run) for run in cell.runs]
-        for key in set().union(*flat) if flat else ():
-            if any(key == a or key.startswith(a + ".") for a in axis) or _is_path_key(key):
+        if cell.over_rows:
+            continue
+        chosen = [_chosen(run) for run in cell.runs if _gave_value(run, cell)]
+        for key in set().union(*chosen) if chosen else ():
+            if _on_axis(key, axis) or _is_path_key(key) or key.startswith("hydra"):
                 continue
-            distinct = len({f.get(key, "<absent>") for f in flat})
+            distinct = len({c.get(key, "<absent>") for c in chosen})
             if distinct > 1:
                 counts[key] = max(counts.get(key, 0), distinct)
     return dict(sorted(counts.items(), key=lambda item: natural_key(item[0])))
+
+
+def _gave_value(run: Run, cell: Cell) -> bool:
+    without = (cell.failed, cell.incomplete, cell.without_metric)
+    return not any(run is other for runs in without for other in runs)
+
+
+def _chosen(run: Run) -> dict[str, str]:
+    """A run's choices as labels: its overrides, else its config's leaves outside `language`;
+    the language always, by its codes."""
+    if run.chosen is not None:
+        labels = {key: value_label(value) for key, value in run.chosen.items()}
+    else:
+        labels = {k: v for k, v in _flatten(run).items() if not k.startswith("language.")}
+    labels["language"] = run.label("language")
+    return labels
 
 
 def _flatten(run: Run) -> dict[str, str]:
@@ -243,6 +298,12 @@ def _flatten(run: Run) -> dict[str, str]:
 
     walk(container, "")
     return flat
+
+
+def _on_axis(key: str, axis: Sequence[str]) -> bool:
+    """`finetune` is on an axis `finetune.name`; `finetune.lr` is not on an axis `finetune`
+    (a cell of strategy `full` may pool several learning rates)."""
+    return any(key == a or a.startswith(key + ".") for a in axis)
 
 
 def _is_path_key(key: str) -> bool:

@@ -38,6 +38,7 @@ from xlvision.report.plots import (
     plot_training_curves,
 )
 from xlvision.report.tables import markdown_table, metric_slug, write_tables
+from xlvision.report.trials import Study, find_studies, trials_markdown, write_trials
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +67,28 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
         files = write_tables(pivot, out_dir, options.precision, slugs[metric])
         artifacts.update(files)
         sections.append(TableSection(pivot, list(files.values()), varying_keys(pivot)))
+    studies = find_studies(runs)
+    for index, study in enumerate(studies):
+        slug = "trials" if len(studies) == 1 else f"trials-{index + 1}"
+        artifacts.update(write_trials(study, out_dir, options.precision, slug))
     artifacts.update(_draw_figures(runs, [s.pivot for s in sections], options, out_dir, slugs))
     page = out_dir / "report.html"
     figures = [path for name, path in artifacts.items() if name.endswith(".png")]
     page.write_text(
         render_html(
-            options.title, options.runs, runs, sections, figures, options.precision, out_dir
+            options.title,
+            options.runs,
+            runs,
+            sections,
+            figures,
+            options.precision,
+            out_dir,
+            studies,
         ),
         encoding="utf-8",
     )
     artifacts[page.name] = page
-    _print_summary(sections, runs, page, options.precision)
+    _print_summary(sections, studies, runs, page, options.precision)
     metrics = {
         "report/runs": len(runs),
         "report/completed": sum(run.status == COMPLETED for run in runs),
@@ -200,11 +212,17 @@ def _confusion_figures(
 
 
 def _print_summary(
-    sections: Sequence[TableSection], runs: Sequence[Run], page: Path, precision: int
+    sections: Sequence[TableSection],
+    studies: Sequence[Study],
+    runs: Sequence[Run],
+    page: Path,
+    precision: int,
 ) -> None:
     console = Console()
     for section in sections:
         console.print(Markdown(markdown_table(section.pivot, precision)))
+    for study in studies:
+        console.print(Markdown(trials_markdown(study, precision, page.parent)))
     _print_unfinished(runs, console)
     console.print(f"report: {page}", highlight=False, soft_wrap=True)
 
