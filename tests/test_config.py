@@ -189,3 +189,38 @@ def test_cli_refuses_an_appended_unknown_key_in_one_line(tmp_path):
 def test_finetune_takes_one_target_language():
     with pytest.raises(ConfigError, match=r"^language=\['kn', 'ar'\] is not allowed: one target"):
         compose_config(["stage=finetune", "finetune=full", "language=[kn,ar]"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["data=npz", "data.source.arrays.images=x", "data.source.arrays.labels=y"],
+            "data.source.arrays.images='x' is not allowed: data.source.arrays is one mapping "
+            "now: write 'data.source.arrays={images: x, labels: y}' instead",
+        ),
+        (
+            ["data=npy", "data.source.files.images=a.npy", "data.source.files.labels=b.npy"],
+            "data.source.files.images='a.npy' is not allowed: data.source.files is one mapping "
+            "now: write 'data.source.files={images: a.npy, labels: b.npy}' instead",
+        ),
+        (
+            ["data=idx", "data.source.files.test.images=a", "data.source.files.test.labels=b"],
+            "data.source.files.test.images='a' is not allowed: data.source.files is one mapping "
+            "now: write 'data.source.files={test: {images: a, labels: b}}' instead",
+        ),
+    ],
+)
+def test_a_mapping_once_given_key_by_key_names_the_form_to_write(overrides, message):
+    """npz's `arrays` and idx's and npy's `files` took `images=` and `labels=` one at a time
+    before they became one mapping given whole; the earlier form is told the new one."""
+    with pytest.raises(ConfigError) as err:
+        compose_config(overrides)
+    assert str(err.value) == message
+
+
+def test_a_preset_s_own_mapping_still_takes_one_key():
+    cfg = compose_config(["data=persian_hoda", "data.source.arrays.images=x"])
+    assert cfg.data.source.arrays == {"images": "x", "labels": "labels"}
+    with pytest.raises(ConfigError, match="Key 'writer' is not in struct"):
+        compose_config(["data=persian_hoda", "data.source.arrays.writer=w"])

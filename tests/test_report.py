@@ -753,3 +753,33 @@ def test_latex_tables_compile_with_pdflatex(search: Path, sweep: Path, tmp_path:
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert (tmp_path / "paper.pdf").stat().st_size > 1000
+
+
+def test_a_job_that_never_wrote_its_record_is_listed_as_not_finished(
+    sweep: Path, tmp_path: Path, capsys
+) -> None:
+    """A sweep's job stopped before its stage began holds only `.hydra/`: the report counts
+    it in its cell and names it in the list of runs that did not finish."""
+    hydra_dir = sweep / "10" / ".hydra"
+    hydra_dir.mkdir(parents=True)
+    config = (sweep / "0" / "config.yaml").read_text().replace("seed: 0", "seed: 3")
+    (hydra_dir / "config.yaml").write_text(config)
+    runs = collect_runs([str(sweep)])
+    assert runs[-1].path == (sweep / "10").resolve()
+    assert (runs[-1].status, runs[-1].label("model"), runs[-1].label("seed")) == (
+        "incomplete",
+        "net",
+        "3",
+    )
+    metrics, _ = report(report_config(tmp_path, f"runs=[{sweep}]"))
+    assert (metrics["report/runs"], metrics["report/incomplete"]) == (11, 2)
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("not finished (4 of 11 runs):")
+    listed = [line.split(maxsplit=2) for line in lines[start + 1 : start + 5]]
+    assert [(status, path) for status, path, _ in listed] == [
+        ("failed", f"{sweep / '5'}:"),
+        ("failed", f"{sweep / '8'}:"),
+        ("incomplete", f"{sweep / '9'}:"),
+        ("incomplete", f"{sweep / '10'}:"),
+    ]
+    assert listed[-1][2] == "no metrics.json: the run did not finish"

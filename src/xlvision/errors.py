@@ -11,3 +11,10 @@ from __future__ import annotations
 
 class XlvisionError(Exception):
     """A user's mistake; the message is one line that names the key or file."""
+
+
+def one_line(err: BaseException) -> str:
+    """An error as one line: `[Errno 13] Permission denied: 'x'` → `x: permission denied`."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror[0].lower()}{err.strerror[1:]}"
+    return " ".join(str(err).split()) or type(err).__name__

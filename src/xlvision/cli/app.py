@@ -19,12 +19,18 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from xlvision.cli.ranks import ddp_rank_config, job_environment
-from xlvision.cli.search import TrialFailed, in_search, searched_keys, sweep_value
+from xlvision.cli.search import (
+    refuse_grid_intervals,
+    search_combinations,
+    searched_keys,
+    sweep_value,
+)
+from xlvision.cli.sweep_jobs import in_sweep, sweep_job_failed
 from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
-from xlvision.errors import XlvisionError
+from xlvision.errors import XlvisionError, one_line
 from xlvision.records import InputFileError, ResumeError, RunDirError, holds_run
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
@@ -50,6 +56,7 @@ PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-
 def override_combinations(overrides: list[str]) -> list[list[str]]:
     """One override list per value of every sweep (not the full product): enough to check all."""
     parsed = OverridesParser.create().parse_overrides(overrides)
+    refuse_grid_intervals(parsed)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = [
         [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
@@ -71,7 +78,8 @@ def check_command_line(argv: list[str], config_name: str) -> None:
     if any(a.split("=")[0] in PASSTHROUGH_FLAGS for a in argv):
         return
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    for combo in override_combinations(overrides):
+    combos = search_combinations(overrides, config_name) or override_combinations(overrides)
+    for combo in combos:
         cfg = compose_config(combo, config_name=config_name)
         check_inputs(cfg)
     multirun = "-m" in argv or "--multirun" in argv
@@ -200,13 +208,6 @@ def verbose() -> bool:
     return bool(os.environ.get("XLV_VERBOSE") or os.environ.get("HYDRA_FULL_ERROR"))
 
 
-def one_line(err: BaseException) -> str:
-    """An error as one line: `[Errno 13] Permission denied: 'x'` → `x: permission denied`."""
-    if isinstance(err, OSError) and err.filename and err.strerror:
-        return f"{err.filename}: {err.strerror[0].lower()}{err.strerror[1:]}"
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 def quiet_libraries() -> None:
     """Library chatter off: device banners, tips, restore and `limit_*` notices, deprecations
     raised inside libraries. `XLV_VERBOSE=1` (or `HYDRA_FULL_ERROR=1`) keeps all of it."""
@@ -289,7 +290,8 @@ def console_main(
     stage_name = (defaults or {}).get("stage", "pipeline" if config_name == "pipeline" else "train")
 
     def run_guarded(cfg: DictConfig) -> dict:
-        """Run the stage; a user's mistake ends the process with its one line."""
+        """Run the stage; a user's mistake ends the process with its one line, or in a sweep
+        the job alone (its siblings go on; `sweep_jobs`)."""
         from xlvision.stages.runner import run_stage
 
         stage_fn = load_stage(stage)
@@ -299,16 +301,23 @@ def console_main(
                 metrics, _ = run_stage(stage_fn, cfg)
         except ConfigError as err:
             print(f"{prog}: config error: {err}", file=sys.stderr)
-            if in_search():
-                raise TrialFailed(f"config error: {err}") from None
+            if in_sweep():
+                return sweep_job_failed(cfg, f"ConfigError: {err}")
             sys.exit(2)
         except USER_ERRORS as err:
-            if verbose():
+            if verbose() and not in_sweep():
                 raise
             print(f"{prog}: {one_line(err)}", file=sys.stderr)
-            if in_search():
-                raise TrialFailed(one_line(err)) from None
+            if in_sweep():
+                if verbose():
+                    traceback.print_exc()
+                return sweep_job_failed(cfg, f"{type(err).__name__}: {one_line(err)}")
             sys.exit(1)
+        except Exception as err:  # a fault of xlvision: its traceback; a sweep goes on
+            if not in_sweep():
+                raise
+            traceback.print_exc()
+            return sweep_job_failed(cfg, f"{type(err).__name__}: {one_line(err)}")
         return metrics
 
     @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")

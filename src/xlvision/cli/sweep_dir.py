@@ -1,4 +1,5 @@
-"""A sweep names its dir when it starts and ends: the path `xlv-report runs=[…]` needs."""
+"""A sweep names its dir when it starts and ends (the path `xlv-report runs=[…]` needs), and
+at its end the jobs that did not complete."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from xlvision.cli.sweep_jobs import end_sweep
 
 
 class SweepDir(Callback):
@@ -19,6 +22,7 @@ class SweepDir(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         line = f"  xlv-report 'runs=[{sweep_dir(config)}]'"
         print(f"sweep finished; report it with\n{line}", file=sys.stderr, flush=True)
+        end_sweep(config, sweep_dir(config))
 
 
 def sweep_dir(config: DictConfig) -> Path:

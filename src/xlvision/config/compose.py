@@ -270,7 +270,68 @@ def compose_config(
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError("config", list(overrides), _one_line(err)) from err
+        GlobalHydra.instance().clear()
+        moved = whole_mapping_error(overrides, config_name, err)
+        raise moved or ConfigError("config", list(overrides), _one_line(err)) from err
     finally:
         GlobalHydra.instance().clear()
     return validate_config(cfg) if validate else cfg
+
+
+def whole_mapping_error(
+    overrides: Sequence[str], config_name: str, err: Exception
+) -> ConfigError | None:
+    """`data.source.arrays.images=x` where the preset leaves `data.source.arrays` to be given
+    whole (`???`: npz's `arrays`, idx's and npy's `files`, which took one key at a time
+    before): a `ConfigError` naming the form to write instead; None for any other error."""
+    cause: BaseException | None = err
+    while cause is not None and not getattr(cause, "full_key", None):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None or "not in struct" not in str(cause):
+        return None
+    failed = str(cause.full_key)
+    given = {o.partition("=")[0].lstrip("+"): o.partition("=")[2] for o in overrides if "=" in o}
+    # The config the command line makes without its dotted keys: where the mapping is missing.
+    kept = [o for o in overrides if "." not in o.partition("=")[0]]
+    try:
+        base = compose_config(kept, config_name, validate=False)
+    except ConfigError:
+        return None
+    parts = failed.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        whole = ".".join(parts[:end])
+        parent_key, _, last = whole.rpartition(".")
+        parent = OmegaConf.select(base, parent_key, default=None) if parent_key else base
+        if (
+            isinstance(parent, DictConfig)
+            and last in parent.keys()
+            and OmegaConf.is_missing(parent, last)
+        ):
+            break
+    else:
+        return None
+    inside = {k[len(whole) + 1 :]: v for k, v in given.items() if k.startswith(whole + ".")}
+    key = next(k for k in given if k.startswith(whole + "."))
+    return ConfigError(
+        key,
+        given[key],
+        f"{whole} is one mapping now: write '{whole}={flow_mapping(inside)}' instead",
+    )
+
+
+def flow_mapping(dotted: dict[str, str]) -> str:
+    """`{"images": "x", "train.labels": "y"}` → `{images: x, train: {labels: y}}`."""
+    nested: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *parents, last = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = value
+
+    def show(node: Any) -> str:
+        if isinstance(node, dict):
+            return "{" + ", ".join(f"{k}: {show(v)}" for k, v in node.items()) + "}"
+        return str(node)
+
+    return show(nested)

@@ -128,8 +128,10 @@ def find_run_dirs(patterns: Sequence[str], base: Path | None = None) -> list[Pat
 
 def _run_dirs_under(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
+        # A sweep's job that never wrote a record still has the `.hydra/` Hydra made for it.
+        started = ".hydra" in dirnames
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        if any(marker in filenames for marker in RUN_MARKERS):
+        if started or any(marker in filenames for marker in RUN_MARKERS):
             yield Path(dirpath).resolve()
 
 

@@ -251,10 +251,21 @@ def _print_summary(
             console.print(Markdown(markdown_table(section.pivot, precision)))
     for study in studies:
         console.print(Markdown(trials_markdown(study, precision, page.parent)))
-    for run in runs:
-        if run.status != COMPLETED:
-            console.print(f"[red]{run.status}[/red] {escape(f'{run.path}: {run.error}')}")
+    _print_unfinished(runs, console)
     console.print(f"report: {page}", highlight=False, soft_wrap=True)
+
+
+def _print_unfinished(runs: Sequence[Run], console: Console) -> None:
+    """`not finished (2 of 10 runs):`, then a line per run that failed, was interrupted, is
+    still running or never wrote its record (a sweep's job whose dir holds only `.hydra/`)."""
+    unfinished = [run for run in runs if run.status != COMPLETED]
+    if not unfinished:
+        return
+    console.print(f"not finished ({len(unfinished)} of {len(runs)} runs):", highlight=False)
+    width = max(len(run.status) for run in unfinished)
+    for run in unfinished:
+        status = f"[red]{run.status:<{width}}[/red]"
+        console.print(f"  {status}  {escape(f'{run.path}: {run.error}')}", soft_wrap=True)
 
 
 def in_pipeline_order(pivot: Pivot, targets: Sequence[str] = ()) -> Pivot:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xlvision.config import validate_config
+from xlvision.errors import one_line
 from xlvision.records import (  # noqa: F401  (RunDirError: raised here, caught by callers)
     RUNNING,
     RunDirError,
@@ -128,7 +129,7 @@ def run_stage(stage: Stage, cfg: DictConfig, header: bool = True) -> tuple[dict,
         metrics, artifacts = stage(cfg)
     except BaseException as err:
         if main:
-            write_metrics(output_dir, cfg.stage, {}, error=f"{type(err).__name__}: {err}")
+            write_metrics(output_dir, cfg.stage, {}, error=f"{type(err).__name__}: {one_line(err)}")
         raise
     if main:
         write_metrics(output_dir, cfg.stage, metrics, artifacts)

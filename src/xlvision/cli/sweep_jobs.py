@@ -1,0 +1,104 @@
+"""A sweep's jobs fail alone: a failed job is recorded in its own dir and the sweep goes on
+with the others, in every launcher (basic, joblib, SLURM); when the sweep ends, one line
+names the jobs that did not complete and a grid sweep exits 1.
+
+A job must not end its process (`sys.exit`): the basic launcher would skip the jobs after it
+and joblib's pool would stop its siblings. A search sweeper (Optuna) is told of a failed
+trial by an exception (`search.TrialFailed`), a grid sweeper by the job's record alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from xlvision.records import holds_run, read_metrics, write_metrics
+
+MAX_REASON = 80
+"""Characters of a failed job's error in the sweep's closing line (its record has all)."""
+
+
+def in_sweep() -> bool:
+    """Whether this process runs a job of a multirun (`-m`), under any sweeper."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def record_failure(cfg: DictConfig, error: str) -> None:
+    """A job that failed before its stage recorded anything (its dir holds only `.hydra/`)
+    says so in its metrics.json; a record already there (the stage's own, or a run the dir
+    held before) is left as it is."""
+    output_dir = Path(cfg.paths.output_dir)
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and not holds_run(output_dir):
+        write_metrics(output_dir, str(cfg.get("stage") or "run"), {}, error=error)
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The dirs Hydra made for a sweep's jobs (each holds `.hydra/`), in natural order."""
+    found = []
+    for dirpath, dirnames, _ in os.walk(sweep_dir):
+        if ".hydra" in dirnames and Path(dirpath) != sweep_dir:
+            found.append(Path(dirpath))
+            dirnames.clear()  # a pipeline's stage dirs inside a job are not jobs
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return sorted(found, key=lambda p: [int(s) if s.isdigit() else s for s in p.parts])
+
+
+def why_not_completed(job_dir: Path) -> str | None:
+    """None for a job that completed; else its recorded error, or that it never finished."""
+    if not holds_run(job_dir):
+        return "never finished: no metrics.json"
+    try:
+        record = read_metrics(job_dir)
+    except ValueError:
+        return "unreadable metrics.json"
+    status = record.get("status")
+    if status == "completed":
+        return None
+    if status == "failed":
+        return str(record.get("error") or "failed")
+    return f"never finished: metrics.json says {status!r}"
+
+
+def failed_jobs_line(prog: str, sweep_dir: Path, noun: str = "jobs") -> str | None:
+    """`xlv-train: 1 of 2 jobs failed: 1 (DataError: …)`, or None when every job completed."""
+    jobs = job_dirs(sweep_dir)
+    failed = [(job, why_not_completed(job)) for job in jobs]
+    failed = [(job.relative_to(sweep_dir), why) for job, why in failed if why is not None]
+    if not failed:
+        return None
+    named = ", ".join(f"{job} ({shorten(why)})" for job, why in failed)
+    return f"{prog}: {len(failed)} of {len(jobs)} {noun} failed: {named}"
+
+
+def shorten(text: str) -> str:
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+def end_sweep(config: DictConfig, sweep_dir: Path) -> None:
+    """At a sweep's end, name the jobs that did not complete; a grid sweep with any exits 1
+    (a search's failed trials are part of its result: the study's best still stands)."""
+    search = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+    prog = Path(sys.argv[0]).name or "xlvision"
+    line = failed_jobs_line(prog, sweep_dir, "trials" if search else "jobs")
+    if line is None:
+        return
+    print(line, file=sys.stderr, flush=True)
+    if not search:
+        raise SystemExit(1)
+
+
+def sweep_job_failed(cfg: DictConfig, error: str) -> dict:
+    """End a job of a sweep whose error is printed: record it, and tell a search sweeper
+    (`TrialFailed`); a grid sweeper goes on to the next job. No metrics."""
+    from xlvision.cli.search import TrialFailed, in_search
+
+    record_failure(cfg, error)
+    if in_search():
+        raise TrialFailed(error) from None
+    return {}
