@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from xlvision.records import resolved_config
+from xlvision.rundir import RunDir
 from xlvision.training.callbacks import RngState, TrainClock
 from xlvision.training.speed import SpeedSwitches, apply_threads, resolve_precision
 from xlvision.training.sync_bn import AllReduceSyncBatchNorm
@@ -99,9 +100,10 @@ def build_trainer(
 ) -> L.Trainer:
     """A Trainer that saves `last.ckpt` and the best checkpoint by `monitor` (default
     `cfg.monitor`); with `select_last`, `best.ckpt` is simply the last epoch's weights."""
+    run_dir = RunDir(output_dir)
     checkpoint = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints",
-        filename="best",
+        dirpath=run_dir.checkpoints,
+        filename=run_dir.best_checkpoint.stem,
         monitor=None if select_last else monitor or cfg.monitor,
         mode="max",
         save_last=True,
