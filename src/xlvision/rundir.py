@@ -1,10 +1,11 @@
 """A run directory and everything about it: where each of its files lives, the state its
-record says it is in, and what resuming it does.
+record says it is in, who may write into it, and what resuming it does.
 
 ```
 <run>/config.yaml            the resolved config           (records.write_config)
 <run>/metrics.json           status, metrics, artifacts    (records.write_metrics)
 <run>/app.log                Hydra's log of the job
+<run>/.lock                  the pid of the process writing into the run (flock'ed by it)
 <run>/checkpoints/           best.ckpt, last.ckpt, final.ckpt (a fine-tuning's merged model)
 <run>/csv/metrics.csv        the training curves
 <run>/pretrain/, finetune_<code>/, integrate/, eval/, report/    a pipeline's stages
@@ -15,6 +16,9 @@ Every layer may use this module; it imports no torch.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ from xlvision.records import (
 )
 
 LOG_FILE = "app.log"
+LOCK_FILE = ".lock"
 CHECKPOINTS = "checkpoints"
 CSV_DIR = "csv"
 CSV_FILE = "metrics.csv"
@@ -42,14 +47,14 @@ PRETRAIN, INTEGRATE, EVAL, REPORT = "pretrain", "integrate", "eval", "report"
 FINETUNE_PREFIX = "finetune_"
 # Artifacts recorded as paths (relative to the run dir when inside it).
 PATH_ARTIFACTS = ("checkpoint", "bundle", "report")
-# What a restarted run keeps: what Hydra wrote for the job now going.
-KEPT_ON_RESTART = (".hydra", LOG_FILE)
+# What a restarted run keeps: the lock it holds, and what Hydra wrote for the job now going.
+KEPT_ON_RESTART = (LOCK_FILE, ".hydra", LOG_FILE)
 
 KEEP, CONTINUE, RESTART, FRESH = "keep", "continue", "restart", "fresh"
 
 
 class RunDirError(XlvisionError, RuntimeError):
-    """A run dir that must not be written: it holds a run."""
+    """A run dir that must not be written: it holds a run, or another process writes in it."""
 
 
 class ResumeError(XlvisionError, RuntimeError):
@@ -67,9 +72,57 @@ class ResumePlan:
     reason: str
 
 
+class RunLock:
+    """`fcntl.flock` on `<run>/.lock`, held while a process writes into the run; the file
+    holds that process's pid. The kernel drops the lock when the process ends, killed or not,
+    so a killed run's dir is free again at once."""
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self.run_dir = run_dir
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise `RunDirError` naming the dir and the holder's pid."""
+        path = self.run_dir.lock_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _flock(fd):
+            os.close(fd)
+            raise self.run_dir.held_error()
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        os.ftruncate(self.fd, 0)  # no pid: nobody writes here now
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _flock(fd: int) -> bool:
+    """Take an exclusive flock on `fd` without waiting; False when another holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
 class RunDir:
     """One run's directory: its layout, its status (read from metrics.json), its records
-    (written atomically) and the resume decision."""
+    (written atomically), its lock and the resume decision."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
@@ -95,6 +148,10 @@ class RunDir:
     @property
     def log_file(self) -> Path:
         return self.path / LOG_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
 
     @property
     def checkpoints(self) -> Path:
@@ -202,7 +259,7 @@ class RunDir:
 
     def clear(self) -> None:
         """Remove what a run that left no checkpoint wrote, so it can run again from scratch;
-        what Hydra wrote for the job going now stays."""
+        the lock and what Hydra wrote for the job going now stay."""
         if not self.path.is_dir():
             return
         for entry in self.path.iterdir():
@@ -212,6 +269,40 @@ class RunDir:
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+
+    # The writer.
+    def lock(self) -> RunLock:
+        """`with run_dir.lock(): …` writes as the only process; `RunDirError` if another is."""
+        return RunLock(self)
+
+    def lock_holder(self) -> int | None:
+        """The pid written in the lock file, if any."""
+        try:
+            text = self.lock_file.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def check_not_held(self) -> None:
+        """Refuse now, writing nothing, a dir another process writes into (the lock is
+        taken for real when the run starts)."""
+        try:
+            fd = os.open(self.lock_file, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            if not _flock(fd):
+                raise self.held_error()
+        finally:
+            os.close(fd)  # closing drops a lock taken here
+
+    def held_error(self) -> RunDirError:
+        holder = self.lock_holder()
+        by = f"process {holder}" if holder else "another process"
+        return RunDirError(
+            f"{self.path}: {by} is writing into this run; wait for it to end "
+            "(or stop it) before resuming it or writing there"
+        )
 
     # Resuming.
     def resume_plan(self, stage: str | None) -> ResumePlan:
@@ -232,7 +323,7 @@ class RunDir:
         """The config that continues this run (`resume=<run dir>`): its own config.yaml, with
         every path that pointed into the dir where it was written following it here, so a
         moved or copied run continues in its new place and never writes into the old one.
-        `ResumeError` if the run cannot be continued."""
+        `ResumeError` if the run cannot be continued, `RunDirError` if a process writes in it."""
         name = f"resume={self.path}"
         if not self.config_file.is_file():
             raise ResumeError(f"{name}: no run there (no config.yaml)")
@@ -248,6 +339,7 @@ class RunDir:
             raise ResumeError(f"{name}: config.yaml is not a mapping")
         if cfg.get("stage") != stage:
             raise ResumeError(f"{name}: a {cfg.get('stage')} run, not a {stage} run")
+        self.check_not_held()
         written_in = OmegaConf.select(cfg, "paths.output_dir", default=None)
         if isinstance(written_in, str) and written_in:
             cfg = follow_run_dir(cfg, written_in)

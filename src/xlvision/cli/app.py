@@ -332,6 +332,9 @@ def console_main(
             except ResumeError as err:
                 print(f"{prog}: {err}", file=sys.stderr)
                 sys.exit(2)
+            except RunDirError as err:  # another process writes into that run
+                print(f"{prog}: {err}", file=sys.stderr)
+                sys.exit(1)
             run_guarded(cfg)
             return
         searched = searched_keys(sys.argv[1:])

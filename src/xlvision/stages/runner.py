@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
@@ -94,34 +95,36 @@ def run_stage(stage: Stage, cfg: DictConfig, header: bool = True) -> tuple[dict,
     """Run one stage in its output dir; metrics.json records success or the error. `header`
     prints one line naming the stage first (a pipeline prints its own per stage).
 
-    With `resume=`, the dir's resume plan decides: a completed run is kept, one with a
-    last.ckpt continues, one without is run again."""
+    The process holds the dir's lock while it runs (the extra ranks of a DDP run write
+    nothing and join rank 0's). With `resume=`, the dir's resume plan decides: a completed
+    run is kept, one with a last.ckpt continues, one without is run again."""
     run_dir = RunDir(cfg.paths.output_dir)
     main = is_main_process()
     if main and not cfg.get("resume"):
-        run_dir.check_unused()
-    if cfg.get("resume"):
-        plan = run_dir.resume_plan(cfg.get("stage"))
-        if plan.action == KEEP:
-            Console(stderr=True).print(f"{run_dir.path}: completed before, kept")
-            return run_dir.result()
-        if plan.action == RESTART and main:
-            run_dir.clear()
-        with open_dict(cfg):
-            cfg.resume = str(run_dir.path) if plan.action == CONTINUE else None
-    if main:
-        run_dir.write_config(cfg)
-        run_dir.write_record(cfg.stage, {}, status=RUNNING)
-        if header:
-            Console(stderr=True).rule(stage_header(cfg))
-    try:
-        validate_config(cfg)
-        metrics, artifacts = stage(cfg)
-    except BaseException as err:
+        run_dir.check_unused()  # before the lock, so that a refused run writes nothing
+    with run_dir.lock() if main else nullcontext():
+        if cfg.get("resume"):
+            plan = run_dir.resume_plan(cfg.get("stage"))
+            if plan.action == KEEP:
+                Console(stderr=True).print(f"{run_dir.path}: completed before, kept")
+                return run_dir.result()
+            if plan.action == RESTART and main:
+                run_dir.clear()
+            with open_dict(cfg):
+                cfg.resume = str(run_dir.path) if plan.action == CONTINUE else None
         if main:
-            run_dir.write_record(cfg.stage, {}, error=f"{type(err).__name__}: {one_line(err)}")
-        raise
-    if main:
-        run_dir.write_record(cfg.stage, metrics, artifacts)
-        print_summary(metrics, run_dir.path, Console(stderr=True))
+            run_dir.write_config(cfg)
+            run_dir.write_record(cfg.stage, {}, status=RUNNING)
+            if header:
+                Console(stderr=True).rule(stage_header(cfg))
+        try:
+            validate_config(cfg)
+            metrics, artifacts = stage(cfg)
+        except BaseException as err:
+            if main:
+                run_dir.write_record(cfg.stage, {}, error=f"{type(err).__name__}: {one_line(err)}")
+            raise
+        if main:
+            run_dir.write_record(cfg.stage, metrics, artifacts)
+            print_summary(metrics, run_dir.path, Console(stderr=True))
     return metrics, artifacts
