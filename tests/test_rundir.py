@@ -220,6 +220,7 @@ PLANS = [
     ("completed+text", "train", KEEP),
     ("garbled+ckpt", "train", CONTINUE),
     ("completed+ckpt", "train", KEEP),
+    ("nothing", "pipeline", FRESH),
     ("running", "pipeline", CONTINUE),
     ("completed", "pipeline", KEEP),
 ]
@@ -325,3 +326,10 @@ def test_paths_into_the_old_dir_follow_the_moved_one(make_config, tmp_path):
     # Written as a composed config writes them: the loggers follow the output dir.
     again = follow_run_dir(OmegaConf.create({"a": f"{old}/x", "b": f"{old}x"}), str(old))
     assert OmegaConf.to_container(again) == {"a": "${paths.output_dir}/x", "b": f"{old}x"}
+
+
+def test_names_that_moved_here_say_where_to():
+    with pytest.raises(ImportError, match=r"use from xlvision\.rundir import RunDirError$"):
+        from xlvision.records import RunDirError  # noqa: F401
+    with pytest.raises(ImportError, match=r"use xlvision\.rundir\.RunDir\(path\)\.holds_run\(\)"):
+        from xlvision.records import holds_run  # noqa: F401

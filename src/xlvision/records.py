@@ -133,3 +133,17 @@ def sweep_objective(cfg: DictConfig) -> str | None:
     if cfg.get("stage") == "finetune" and len(cfg.get("language") or {}) == 1:
         return f"val/{next(iter(cfg.language))}/acc"
     return cfg.get("monitor") or None
+
+
+MOVED_TO_RUNDIR = {
+    "RunDirError": "from xlvision.rundir import RunDirError",
+    "ResumeError": "from xlvision.rundir import ResumeError",
+    "holds_run": "xlvision.rundir.RunDir(path).holds_run()",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name that moved says where to (an ImportError: `from … import` shows its message)."""
+    if name in MOVED_TO_RUNDIR:
+        raise ImportError(f"xlvision.records.{name} moved: use {MOVED_TO_RUNDIR[name]}")
+    raise AttributeError(f"module 'xlvision.records' has no attribute {name!r}")

@@ -120,21 +120,15 @@ def _flock(fd: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
 class RunDir:
     """One run's directory: its layout, its status (read from metrics.json), its records
-    (written atomically), its lock and the resume decision."""
+    (written atomically), its lock and the resume decision. `RunDir(path)`, str or Path."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
+    path: Path
 
-    def __repr__(self) -> str:
-        return f"RunDir({str(self.path)!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RunDir) and other.path == self.path
-
-    def __hash__(self) -> int:
-        return hash(self.path)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).expanduser())
 
     # Layout.
     @property
@@ -297,6 +291,7 @@ class RunDir:
             os.close(fd)  # closing drops a lock taken here
 
     def held_error(self) -> RunDirError:
+        """The one line that refuses a second writer, naming the dir and the holder."""
         holder = self.lock_holder()
         by = f"process {holder}" if holder else "another process"
         return RunDirError(
@@ -311,13 +306,13 @@ class RunDir:
         Trainer's resume point all ask here."""
         if self.completed:
             return ResumePlan(KEEP, "that run already completed")
+        if not (self.holds_run() or self.config_file.is_file() or self.last_checkpoint.is_file()):
+            return ResumePlan(FRESH, "no run there (no config.yaml)")
         if stage == "pipeline":
             return ResumePlan(CONTINUE, "its finished stages are kept, the others resume")
         if self.last_checkpoint.is_file():
             return ResumePlan(CONTINUE, "continues from its checkpoints/last.ckpt")
-        if self.holds_run() or self.config_file.is_file():
-            return ResumePlan(RESTART, "no checkpoints/last.ckpt to resume from")
-        return ResumePlan(FRESH, "no run there (no config.yaml)")
+        return ResumePlan(RESTART, "no checkpoints/last.ckpt to resume from")
 
     def resume_config(self, stage: str) -> DictConfig:
         """The config that continues this run (`resume=<run dir>`): its own config.yaml, with
