@@ -289,7 +289,7 @@ def test_resume_mistakes_are_one_line(tmp_path, setup, message):
     assert len(lines) == 1 and lines[0].startswith("xlv-train: ") and message in lines[0]
 
 
-def test_a_killed_and_moved_pipeline_resumes_keeping_its_finished_stages(tmp_path):
+def test_a_killed_and_moved_pipeline_resumes_keeping_its_finished_stages(tmp_path, capsys):
     from xlvision.cli.app import resume_config
     from xlvision.config import compose_config
     from xlvision.stages.pipeline import pipeline
@@ -318,7 +318,11 @@ def test_a_killed_and_moved_pipeline_resumes_keeping_its_finished_stages(tmp_pat
     root.rename(moved)
 
     resumed = resume_config([f"resume={moved}"], "pipeline")
+    capsys.readouterr()
     metrics, artifacts = run_stage(pipeline, resumed)
+    said = capsys.readouterr().err
+    assert f"{moved / 'finetune_kn'}: completed before, kept" in said
+    assert f"{moved / 'finetune_ar'}: resumed from its last.ckpt" in said
     assert (moved / "finetune_kn" / "metrics.json").read_text() == kept  # not rerun
     for stage in ("finetune_ar", "integrate", "eval", "."):
         assert json.loads((moved / stage / "metrics.json").read_text())["status"] == "completed"

@@ -105,9 +105,12 @@ def run_stage(stage: Stage, cfg: DictConfig, header: bool = True) -> tuple[dict,
     with run_dir.lock() if main else nullcontext():
         if cfg.get("resume"):
             plan = run_dir.resume_plan(cfg.get("stage"))
+            console = Console(stderr=True, soft_wrap=True)  # a path must stay copyable
             if plan.action == KEEP:
-                Console(stderr=True).print(f"{run_dir.path}: completed before, kept")
+                console.print(f"{run_dir.path}: completed before, kept")
                 return run_dir.result()
+            if plan.action == CONTINUE and not header:  # a pipeline's stage: say so
+                console.print(f"{run_dir.path}: resumed from its last.ckpt")
             if plan.action == RESTART and main:
                 run_dir.clear()
             with open_dict(cfg):
