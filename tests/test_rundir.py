@@ -137,11 +137,13 @@ def test_a_held_run_dir_refuses_a_second_writer(tmp_path):
         with pytest.raises(RunDirError) as err:
             RunDir(tmp_path / "run").lock().acquire()  # another writer, even in this process
         assert str(err.value).startswith(f"{run.path}: process {os.getpid()} is writing")
+        assert RunDir(tmp_path / "run").held()
         with pytest.raises(RunDirError, match="is writing into this run"):
             RunDir(tmp_path / "run").check_not_held()  # a check that takes nothing
         assert run.lock_holder() == os.getpid()
         with RunDir(tmp_path / "other").lock():  # other dirs are free
             pass
+    assert not run.held()
     run.check_not_held()
     with run.lock():  # released at the end
         pass
@@ -333,3 +335,17 @@ def test_names_that_moved_here_say_where_to():
         from xlvision.records import RunDirError  # noqa: F401
     with pytest.raises(ImportError, match=r"use xlvision\.rundir\.RunDir\(path\)\.holds_run\(\)"):
         from xlvision.records import holds_run  # noqa: F401
+
+
+def test_a_sweep_job_refused_by_the_lock_records_nothing(tmp_path):
+    """A job of a sweep that fails records its error in its dir, but not in a dir another
+    process holds: that dir's record is its writer's."""
+    from xlvision.cli.sweep_jobs import record_failure
+
+    job = RunDir(tmp_path / "3")
+    cfg = OmegaConf.create({"stage": "train", "paths": {"output_dir": str(job.path)}})
+    with job.lock():  # as another process would
+        record_failure(cfg, f"RunDirError: {job.path}: process 1 is writing into this run")
+        assert not job.holds_run()
+    record_failure(cfg, "DataError: no such file")
+    assert job.status == "failed" and job.record()["error"] == "DataError: no such file"

@@ -277,18 +277,22 @@ class RunDir:
             return None
         return int(text) if text.isdigit() else None
 
-    def check_not_held(self) -> None:
-        """Refuse now, writing nothing, a dir another process writes into (the lock is
-        taken for real when the run starts)."""
+    def held(self) -> bool:
+        """Whether another process holds the lock now (asked without writing anything)."""
         try:
             fd = os.open(self.lock_file, os.O_RDONLY)
         except FileNotFoundError:
-            return
+            return False
         try:
-            if not _flock(fd):
-                raise self.held_error()
+            return not _flock(fd)
         finally:
             os.close(fd)  # closing drops a lock taken here
+
+    def check_not_held(self) -> None:
+        """Refuse now, writing nothing, a dir another process writes into (the lock is
+        taken for real when the run starts)."""
+        if self.held():
+            raise self.held_error()
 
     def held_error(self) -> RunDirError:
         """The one line that refuses a second writer, naming the dir and the holder."""

@@ -33,9 +33,10 @@ def in_sweep() -> bool:
 def record_failure(cfg: DictConfig, error: str) -> None:
     """A job that failed before its stage recorded anything (its dir holds only `.hydra/`)
     says so in its metrics.json; a record already there (the stage's own, or a run the dir
-    held before) is left as it is."""
+    held before) is left as it is, and so is a dir another process writes into."""
     run_dir = RunDir(cfg.paths.output_dir)
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and not run_dir.holds_run():
+    rank0 = int(os.environ.get("LOCAL_RANK", "0")) == 0
+    if rank0 and not run_dir.holds_run() and not run_dir.held():
         run_dir.write_record(str(cfg.get("stage") or "run"), {}, error=error)
 
 
