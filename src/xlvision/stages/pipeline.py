@@ -103,14 +103,15 @@ def pretrain_once(cfg: DictConfig, run_dir: RunDir, reuse: bool, console: Consol
     return metrics, {"checkpoint": str(checkpoint)}
 
 
-def report_config(root: RunDir, runs: list[Path]) -> DictConfig:
+def report_config(root: str | Path, runs: list[Path]) -> DictConfig:
+    """The report of a pipeline in `root` over its stage dirs `runs`."""
     cfg = OmegaConf.load(config_dir() / "report.yaml")
     cfg.pop("hydra", None)
     cfg.runs = [str(r) for r in runs]
     cfg.rows = ["lang"]  # one row per language each stage tested, the bundle's included
     cfg.cols = ["stage"]
     cfg.metric = ["test/{lang}/acc", "test/{lang}/f1"]
-    cfg.report.out_dir = str(root.report_dir)
+    cfg.report.out_dir = str(RunDir(root).report_dir)
     cfg.report.title = "xlvision pipeline"
     return cfg
 
@@ -227,7 +228,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
             metrics.update({f"{stage}/{k}": v for k, v in values.items() if k.startswith("test/")})
         runs += [root.stage(INTEGRATE).path, root.stage(EVAL).path]
 
-    report(report_config(root, runs))  # ends with the pipeline's summary and the report's path
+    report(report_config(root.path, runs))  # ends with the pipeline's summary and the report's path
     page = root.report_dir / "report.html"
     artifacts.update({"report": str(page), "runs": [str(r) for r in runs]})
     return metrics, artifacts
