@@ -81,6 +81,7 @@ assert not heavy, heavy
 LAYERS = {
     "xlvision.errors": 0,
     "xlvision.records": 0,
+    "xlvision.rundir": 0,
     "xlvision.config": 0,
     "xlvision.languages": 0,
     "xlvision.finetune.config": 0,

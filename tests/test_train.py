@@ -105,7 +105,7 @@ def test_a_run_records_running_from_its_start(make_config, tmp_path):
 
 
 def test_a_dir_holding_a_run_is_never_written_over(make_config, tmp_path):
-    from xlvision.stages.runner import RunDirError
+    from xlvision.rundir import RunDirError
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from xlvision.models.errors import CheckpointError
 from xlvision.models.resnet import imagenet_state_dict
-from xlvision.records import ResumeError
+from xlvision.rundir import ResumeError
 from xlvision.training.fit import resume_point
 
 

@@ -1,5 +1,6 @@
-"""Run records, the lowest layer every other one may use: what each stage leaves in its run
-directory (config.yaml and metrics.json), and the errors about run dirs and inputs."""
+"""Run records, the lowest layer every other one may use: the two files each stage leaves in
+its run directory (config.yaml and metrics.json), written atomically, and the error about
+input files. Where a run's files live and what its state is: `xlvision.rundir`."""
 
 from __future__ import annotations
 
@@ -19,16 +20,24 @@ CONFIG_FILE = "config.yaml"
 RUNNING = "running"
 
 
-class RunDirError(XlvisionError, RuntimeError):
-    """The output dir already holds a run: nothing is written over it."""
-
-
 class InputFileError(XlvisionError, RuntimeError):
     """A file or dir the command line names is missing or of the wrong kind."""
 
 
-class ResumeError(XlvisionError, RuntimeError):
-    """`resume=` names a run that cannot be continued."""
+def write_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file beside it and a rename, so a reader (or
+    a process killed mid-write) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _clean(value: Any) -> Any:
@@ -52,10 +61,9 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def write_config(cfg: DictConfig, output_dir: Path) -> Path:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / CONFIG_FILE
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
-    return path
+    """`config.yaml`: the resolved config, written atomically."""
+    text = OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg)))
+    return write_atomic(Path(output_dir) / CONFIG_FILE, text)
 
 
 def write_metrics(
@@ -84,12 +92,13 @@ def write_metrics(
         "artifacts": _clean(artifacts),
         "error": error,
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / METRICS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
-    tmp.replace(path)
-    return path
+    return write_record(output_dir, record)
+
+
+def write_record(output_dir: Path, record: dict[str, Any]) -> Path:
+    """`metrics.json` as `record` holds it, written atomically."""
+    text = json.dumps(record, indent=2, ensure_ascii=False)
+    return write_atomic(Path(output_dir) / METRICS_FILE, text)
 
 
 def relative_to_run(value: Any, run_dir: Path) -> Any:
@@ -109,11 +118,6 @@ def resolve_artifact(value: str, run_dir: str | Path) -> Path:
     return path if path.is_absolute() else Path(run_dir) / path
 
 
-def holds_run(run_dir: str | Path) -> bool:
-    """Whether a run (finished, failed, killed or going) already recorded itself here."""
-    return (Path(run_dir) / METRICS_FILE).is_file()
-
-
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / METRICS_FILE
     try:
@@ -129,3 +133,17 @@ def sweep_objective(cfg: DictConfig) -> str | None:
     if cfg.get("stage") == "finetune" and len(cfg.get("language") or {}) == 1:
         return f"val/{next(iter(cfg.language))}/acc"
     return cfg.get("monitor") or None
+
+
+MOVED_TO_RUNDIR = {
+    "RunDirError": "from xlvision.rundir import RunDirError",
+    "ResumeError": "from xlvision.rundir import ResumeError",
+    "holds_run": "xlvision.rundir.RunDir(path).holds_run()",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name that moved says where to (an ImportError: `from … import` shows its message)."""
+    if name in MOVED_TO_RUNDIR:
+        raise ImportError(f"xlvision.records.{name} moved: use {MOVED_TO_RUNDIR[name]}")
+    raise AttributeError(f"module 'xlvision.records' has no attribute {name!r}")

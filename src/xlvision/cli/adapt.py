@@ -8,7 +8,7 @@ from pathlib import Path
 
 from xlvision.cli.app import check_writable, simple_main
 from xlvision.config import ConfigError, compose_config
-from xlvision.records import RunDirError
+from xlvision.rundir import RunDirError
 
 PROG = "xlv-adapt"
 

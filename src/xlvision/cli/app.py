@@ -16,7 +16,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from xlvision.cli.ranks import ddp_rank_config, job_environment
 from xlvision.cli.search import (
@@ -31,7 +31,8 @@ from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
 from xlvision.errors import XlvisionError, one_line
-from xlvision.records import InputFileError, ResumeError, RunDirError, holds_run
+from xlvision.records import InputFileError
+from xlvision.rundir import ResumeError, RunDir, RunDirError
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
 StageRef = Stage | str  # a stage, or "module:name" imported on first use
@@ -92,11 +93,8 @@ def check_command_line(argv: list[str], config_name: str) -> None:
     if multirun:
         return  # each job's dir is checked when it starts (run_stage)
     # A single run's dir is known now: refuse one that holds a run before Hydra writes there.
-    if run_dir and holds_run(run_dir) and config_name != "report":
-        raise RunDirError(
-            f"{run_dir} already holds a run (its metrics.json); give another "
-            "hydra.run.dir, or delete that one"
-        )
+    if run_dir and config_name != "report":
+        RunDir(run_dir).check_unused()
 
 
 def check_writable(key: str, path: Path) -> None:
@@ -177,7 +175,8 @@ def with_defaults(argv: list[str], defaults: dict[str, str]) -> list[str]:
 
 
 def resume_config(argv: list[str], stage: str) -> DictConfig:
-    """`resume=<run dir>` and nothing else: that run's own config.yaml, pointed at its dir."""
+    """`resume=<run dir>` and nothing else: that run's own config.yaml, pointed at its dir
+    (`RunDir.resume_config` decides whether it can be continued)."""
     given = [a for a in argv if a.startswith("resume=")]
     others = [a for a in argv if not a.startswith("resume=") and not a.startswith(("stage=",))]
     if len(given) > 1 or others:
@@ -185,22 +184,7 @@ def resume_config(argv: list[str], stage: str) -> DictConfig:
             "resume= takes no other argument: the run's config.yaml is its config "
             f"(got {' '.join(others or given[1:])})"
         )
-    run_dir = Path(given[0].partition("=")[2]).expanduser()
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise ResumeError(f"resume={run_dir}: no run there (no config.yaml)")
-    record = run_dir / "metrics.json"
-    if record.is_file() and '"status": "completed"' in record.read_text(errors="replace"):
-        raise ResumeError(f"resume={run_dir}: that run already completed")
-    if stage != "pipeline" and not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        raise ResumeError(f"resume={run_dir}: no checkpoints/last.ckpt to resume from")
-    cfg = OmegaConf.load(config_file)
-    if cfg.get("stage") != stage:
-        raise ResumeError(f"resume={run_dir}: a {cfg.get('stage')} run, not a {stage} run")
-    with open_dict(cfg):
-        cfg.resume = str(run_dir)
-        cfg.paths.output_dir = str(run_dir)
-    return cfg
+    return RunDir(given[0].partition("=")[2]).resume_config(stage)
 
 
 def verbose() -> bool:
@@ -348,6 +332,9 @@ def console_main(
             except ResumeError as err:
                 print(f"{prog}: {err}", file=sys.stderr)
                 sys.exit(2)
+            except RunDirError as err:  # another process writes into that run
+                print(f"{prog}: {err}", file=sys.stderr)
+                sys.exit(1)
             run_guarded(cfg)
             return
         searched = searched_keys(sys.argv[1:])

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from xlvision.rundir import RunDir
+
 # The run dir of the job going on in this process, for the DDP processes it starts.
 RUN_DIR_ENV = "XLV_RUN_DIR"
 # What Lightning's DDP launcher sets in the launching process's own environment.
@@ -24,7 +26,7 @@ def ddp_rank_config() -> DictConfig | None:
     run_dir = os.environ.get(RUN_DIR_ENV)
     if not run_dir or int(os.environ.get("LOCAL_RANK", "0")) == 0:
         return None
-    return OmegaConf.load(Path(run_dir) / "config.yaml")
+    return OmegaConf.load(RunDir(run_dir).config_file)
 
 
 @contextmanager

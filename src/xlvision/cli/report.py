@@ -14,9 +14,9 @@ from xlvision.config import ConfigError, compose_config
 from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.errors import XlvisionError
-from xlvision.records import RunDirError
 from xlvision.report.collect import find_run_dirs
 from xlvision.report.options import ReportError, ReportOptions
+from xlvision.rundir import RunDirError
 
 PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve"}
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from xlvision.records import holds_run, read_metrics, write_metrics
+from xlvision.records import read_metrics
+from xlvision.rundir import RunDir
 
 MAX_REASON = 80
 """Characters of a failed job's error in the sweep's closing line (its record has all)."""
@@ -32,10 +33,11 @@ def in_sweep() -> bool:
 def record_failure(cfg: DictConfig, error: str) -> None:
     """A job that failed before its stage recorded anything (its dir holds only `.hydra/`)
     says so in its metrics.json; a record already there (the stage's own, or a run the dir
-    held before) is left as it is."""
-    output_dir = Path(cfg.paths.output_dir)
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and not holds_run(output_dir):
-        write_metrics(output_dir, str(cfg.get("stage") or "run"), {}, error=error)
+    held before) is left as it is, and so is a dir another process writes into."""
+    run_dir = RunDir(cfg.paths.output_dir)
+    rank0 = int(os.environ.get("LOCAL_RANK", "0")) == 0
+    if rank0 and not run_dir.holds_run() and not run_dir.held():
+        run_dir.write_record(str(cfg.get("stage") or "run"), {}, error=error)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -51,7 +53,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 def why_not_completed(job_dir: Path) -> str | None:
     """None for a job that completed; else its recorded error, or that it never finished."""
-    if not holds_run(job_dir):
+    if not RunDir(job_dir).holds_run():
         return "never finished: no metrics.json"
     try:
         record = read_metrics(job_dir)

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from xlvision.config.errors import ConfigError
 from xlvision.models import Classifier, language_codes
 from xlvision.models.checkpoint import CheckpointError, load_classifier
-from xlvision.records import METRICS_FILE, read_metrics, resolve_artifact
+from xlvision.rundir import PRETRAIN, RunDir
 
 
 @dataclass
@@ -35,29 +35,21 @@ class Sources:
         return self.base
 
 
-def stage_checkpoint(stage_dir: Path, default: str) -> Path | None:
-    """The checkpoint a stage recorded in its metrics.json, else `checkpoints/<default>`."""
-    if (stage_dir / METRICS_FILE).is_file():
-        recorded = read_metrics(stage_dir).get("artifacts", {}).get("checkpoint")
-        if recorded and resolve_artifact(recorded, stage_dir).is_file():
-            return resolve_artifact(recorded, stage_dir)
-    path = stage_dir / "checkpoints" / default
-    return path if path.is_file() else None
-
-
 def find_run_checkpoints(run_dir: str | Path) -> tuple[Path | None, dict[str, Path]]:
-    """(base, {code: fine-tuned}) in an `xlv-pipeline` output dir."""
-    root = Path(run_dir).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such pipeline output dir")
-    base = stage_checkpoint(root / "pretrain", "best.ckpt")
+    """(base, {code: fine-tuned}) in an `xlv-pipeline` output dir: each stage's recorded
+    checkpoint, else its `best.ckpt` (pretraining) or `final.ckpt` (fine-tuning)."""
+    root = RunDir(run_dir)
+    if not root.path.is_dir():
+        raise FileNotFoundError(f"{root.path}: no such pipeline output dir")
+    pretrain = root.stage(PRETRAIN)
+    base = pretrain.recorded_checkpoint(pretrain.best_checkpoint)
     tuned = {}
-    for stage_dir in sorted(root.glob("finetune_*")):
-        checkpoint = stage_checkpoint(stage_dir, "final.ckpt")
+    for code, stage_dir in root.finetunes().items():
+        checkpoint = stage_dir.recorded_checkpoint(stage_dir.final_checkpoint)
         if checkpoint is not None:
-            tuned[stage_dir.name.removeprefix("finetune_")] = checkpoint
+            tuned[code] = checkpoint
     if not tuned:
-        raise FileNotFoundError(f"{root}: no finetune_<language>/checkpoints/final.ckpt in it")
+        raise FileNotFoundError(f"{root.path}: no finetune_<language>/checkpoints/final.ckpt in it")
     return base, tuned
 
 
@@ -70,7 +62,8 @@ def checkpoint_paths(cfg: DictConfig) -> tuple[Path | None, dict[str, Path]]:
     models = {str(code): Path(path) for code, path in given.items()}
     unified = (cfg.get("integrate") or {}).get("name") == "unified"
     if cfg.get("run") and unified and not base:
-        base = stage_checkpoint(Path(cfg.run).expanduser() / "pretrain", "best.ckpt")
+        pretrain = RunDir(cfg.run).stage(PRETRAIN)
+        base = pretrain.recorded_checkpoint(pretrain.best_checkpoint)
     if cfg.get("run") and not unified:
         run_base, run_models = find_run_checkpoints(cfg.run)
         base = base or run_base
@@ -106,11 +99,9 @@ def load_sources(cfg: DictConfig) -> Sources:
 
 def recorded_accuracy(checkpoint: str | Path, code: str) -> dict | None:
     """`{"acc", "source"}` from the fine-tuning run that wrote `checkpoint`, if it recorded it."""
-    run_dir = Path(checkpoint).parent.parent
-    if not (run_dir / METRICS_FILE).is_file():
-        return None
-    record = read_metrics(run_dir)
-    acc = record.get("metrics", {}).get(f"test/{code}/acc")
+    run_dir = RunDir.of_checkpoint(checkpoint)
+    record = run_dir.record()
+    acc = (record.get("metrics") or {}).get(f"test/{code}/acc")
     if record.get("status") != "completed" or acc is None:
         return None
-    return {"acc": float(acc), "source": str(run_dir / METRICS_FILE)}
+    return {"acc": float(acc), "source": str(run_dir.metrics_file)}

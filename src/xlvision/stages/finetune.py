@@ -18,6 +18,7 @@ from xlvision.languages import load_language
 from xlvision.languages.registry import language_from_mapping
 from xlvision.models import DIGIT_HEAD, build_classifier, language_codes
 from xlvision.models.checkpoint import load_classifier, save_classifier
+from xlvision.rundir import RunDir
 from xlvision.training.builders import (
     build_optimizer,
     build_scheduler,
@@ -143,7 +144,7 @@ def finetune(cfg: DictConfig) -> tuple[dict, dict]:
     trainable = sum(p.numel() for g in groups for p in g["params"])
     if conf.name == "lora":
         merge_lora(model.backbone)
-    final = output_dir / "checkpoints" / "final.ckpt"
+    final = RunDir(output_dir).final_checkpoint
     if trainer.is_global_zero:  # one writer per file under DDP
         save_classifier(final, model, spec)
     log_model_artifact(trainer.loggers, str(final), f"model-{target.code}")

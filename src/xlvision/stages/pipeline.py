@@ -18,13 +18,16 @@ from xlvision.config.paths import config_dir
 from xlvision.config.pipeline import pipeline_languages
 from xlvision.data.glyphs import GENERATOR_VERSION
 from xlvision.languages import available_languages, load_language
-from xlvision.records import read_metrics, resolve_artifact, resolved_config
+from xlvision.records import resolved_config
 from xlvision.report import report
+from xlvision.rundir import EVAL, INTEGRATE, PRETRAIN, RunDir
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune
 from xlvision.stages.integrate import integrate
 from xlvision.stages.runner import end_distributed, is_main_process, run_stage
 from xlvision.stages.train import train
+
+PRETRAIN_CACHE = "pretrain"  # <cache dir>/pretrain/<key>: finished pretrainings by config
 
 
 def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path, **updates):
@@ -39,31 +42,19 @@ def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path
             sub.data.leave_real_out = [c for c in sub.data.leave_real_out if c in codes]
         sub.paths.output_dir = str(output_dir)
         sub.pipeline = None
-        sub.resume = None  # a stage resumes only from its own last.ckpt (run_or_resume)
+        sub.resume = None  # a stage resumes only from its own dir (run_or_resume)
         for key, value in updates.items():
             sub[key] = value
     return sub
 
 
-def run_or_resume(stage, cfg: DictConfig, resume: bool, console: Console) -> tuple[dict, dict]:
-    """Run one stage of the pipeline; when the pipeline is resumed, a stage that completed is
-    read back, one with a last.ckpt continues from it, and one with neither runs again."""
-    run_dir = Path(cfg.paths.output_dir)
-    if resume and run_dir.is_dir():
-        record = read_metrics(run_dir) if (run_dir / "metrics.json").is_file() else {}
-        if record.get("status") == "completed":
-            console.print(f"{run_dir.name}: completed before, kept")
-            artifacts = {
-                k: str(resolve_artifact(v, run_dir)) if k in ("checkpoint", "bundle") else v
-                for k, v in (record.get("artifacts") or {}).items()
-            }
-            return record.get("metrics") or {}, artifacts
-        if (run_dir / "checkpoints" / "last.ckpt").is_file():
-            console.print(f"{run_dir.name}: resumed from its last.ckpt")
-            with open_dict(cfg):
-                cfg.resume = str(run_dir)
-        else:  # killed or failed before its first checkpoint: nothing to keep
-            shutil.rmtree(run_dir)
+def run_or_resume(stage, cfg: DictConfig, resume: bool) -> tuple[dict, dict]:
+    """Run one stage of the pipeline; when the pipeline is resumed, the stage's dir decides
+    (`RunDir.resume_plan`): completed, it is read back; with a last.ckpt, it continues from
+    it; with neither, it runs again."""
+    if resume:
+        with open_dict(cfg):
+            cfg.resume = str(cfg.paths.output_dir)
     return run_stage(stage, cfg, header=False)
 
 
@@ -78,46 +69,49 @@ def pretrain_key(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def pretrain_once(cfg: DictConfig, run_dir: Path, reuse: bool, console: Console, resume=False):
+def pretrain_once(cfg: DictConfig, run_dir: RunDir, reuse: bool, console: Console, resume=False):
     """Pretrain into `run_dir`, or copy a finished pretraining with the identical config.
 
     The cache holds the checkpoint, config.yaml and metrics.json of the first such run, so the
     jobs of a sweep that differ only downstream (k, strategy) share one source model.
     """
-    cached = Path(cfg.paths.cache_dir) / "pretrain" / pretrain_key(cfg)
-    if resume and run_dir.is_dir():
-        metrics, artifacts = run_or_resume(train, cfg, True, console)
+    cached = RunDir(Path(cfg.paths.cache_dir) / PRETRAIN_CACHE / pretrain_key(cfg))
+    if resume and run_dir.path.is_dir():
+        metrics, artifacts = run_or_resume(train, cfg, True)
         return metrics, {"checkpoint": artifacts["checkpoint"]}
-    if reuse and (cached / "metrics.json").is_file():
-        shutil.copytree(cached, run_dir, dirs_exist_ok=True)
-        record = read_metrics(run_dir)
-        checkpoint = str(run_dir / "checkpoints" / "best.ckpt")
-        record["artifacts"].update(checkpoint="checkpoints/best.ckpt", reused_from=str(cached))
-        (run_dir / "metrics.json").write_text(json.dumps(record, indent=2))
-        console.print(f"pretrain: identical config already trained, reused {cached}")
-        return record["metrics"], {"checkpoint": checkpoint}
+    if reuse and cached.holds_run():
+        shutil.copytree(cached.path, run_dir.path, dirs_exist_ok=True)
+        record = run_dir.record()
+        checkpoint = run_dir.best_checkpoint
+        record["artifacts"].update(
+            checkpoint=str(checkpoint.relative_to(run_dir.path)), reused_from=str(cached.path)
+        )
+        run_dir.rewrite_record(record)
+        console.print(f"pretrain: identical config already trained, reused {cached.path}")
+        return record["metrics"], {"checkpoint": str(checkpoint)}
     metrics, artifacts = run_stage(train, cfg, header=False)
     checkpoint = Path(artifacts["checkpoint"])
     if reuse:
-        staging = cached.with_name(cached.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        (staging / "checkpoints").mkdir(parents=True)
-        shutil.copy2(checkpoint, staging / "checkpoints" / "best.ckpt")
-        for name in ("config.yaml", "metrics.json"):
-            shutil.copy2(run_dir / name, staging / name)
-        shutil.rmtree(cached, ignore_errors=True)
-        staging.rename(cached)
+        staging = RunDir(cached.path.with_name(cached.path.name + ".tmp"))
+        shutil.rmtree(staging.path, ignore_errors=True)
+        staging.checkpoints.mkdir(parents=True)
+        shutil.copy2(checkpoint, staging.best_checkpoint)
+        shutil.copy2(run_dir.config_file, staging.config_file)
+        shutil.copy2(run_dir.metrics_file, staging.metrics_file)
+        shutil.rmtree(cached.path, ignore_errors=True)
+        staging.path.rename(cached.path)
     return metrics, {"checkpoint": str(checkpoint)}
 
 
-def report_config(root: Path, runs: list[Path]) -> DictConfig:
+def report_config(root: str | Path, runs: list[Path]) -> DictConfig:
+    """The report of a pipeline in `root` over its stage dirs `runs`."""
     cfg = OmegaConf.load(config_dir() / "report.yaml")
     cfg.pop("hydra", None)
     cfg.runs = [str(r) for r in runs]
     cfg.rows = ["lang"]  # one row per language each stage tested, the bundle's included
     cfg.cols = ["stage"]
     cfg.metric = ["test/{lang}/acc", "test/{lang}/f1"]
-    cfg.report.out_dir = str(root / "report")
+    cfg.report.out_dir = str(RunDir(root).report_dir)
     cfg.report.title = "xlvision pipeline"
     return cfg
 
@@ -143,7 +137,7 @@ def read_target_files(cfg: DictConfig, codes: list[str]) -> None:
 def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     """Every stage is recorded in its own subdir, so a crash keeps what finished."""
     console = Console(stderr=True)
-    root = Path(cfg.paths.output_dir)
+    root = RunDir(cfg.paths.output_dir)
     resume = bool(cfg.get("resume"))  # xlv-pipeline resume=<dir>: finished stages are kept
     sources, targets = pipeline_languages(cfg)
     method = cfg.integrate.name if cfg.get("integrate") is not None else None
@@ -165,14 +159,15 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     finetune_conf = cfg.finetune
     if cfg.pipeline.pretrain:
         console.rule(f"[1/{steps}] pretrain on {'+'.join(sources)}")
-        pre = stage_config(cfg, "train", sources, root / "pretrain", finetune=None, integrate=None)
+        pre_dir = root.stage(PRETRAIN)
+        pre = stage_config(cfg, "train", sources, pre_dir.path, finetune=None, integrate=None)
         pre.data.shots_per_class = None  # k-shot budgets are for the targets
         pretrain_metrics, pretrain_artifacts = pretrain_once(
-            pre, root / "pretrain", cfg.pipeline.reuse_pretrain, console, resume
+            pre, pre_dir, cfg.pipeline.reuse_pretrain, console, resume
         )
         checkpoint = pretrain_artifacts["checkpoint"]
         metrics = {f"pretrain/{k}": v for k, v in pretrain_metrics.items() if k.startswith("test/")}
-        runs.append(root / "pretrain")
+        runs.append(pre_dir.path)
     else:  # the from-scratch baseline: same budget, random initialization
         finetune_conf = OmegaConf.merge(
             finetune_conf, {"head_init": "random", "source_language": None}
@@ -181,7 +176,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     for code in targets:
         step += 1
         console.rule(f"[{step}/{steps}] fine-tune on {code} ({cfg.finetune.name})")
-        run_dir = root / f"finetune_{code}"
+        run_dir = root.finetune(code).path
         head = finetune_conf
         if cfg.pipeline.pretrain and not finetune_conf.source_language:
             # The target's own pretrained head when it was a source, else the first source's.
@@ -197,7 +192,7 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
             finetune=head,
             integrate=None,
         )
-        tuned_metrics, tuned_artifacts = run_or_resume(finetune, sub, resume, console)
+        tuned_metrics, tuned_artifacts = run_or_resume(finetune, sub, resume)
         tuned[code] = tuned_artifacts["checkpoint"]
         metrics.update(
             {f"finetune_{code}/{k}": v for k, v in tuned_metrics.items() if k.startswith("test/")}
@@ -212,29 +207,28 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     if method:
         console.rule(f"[{step + 1}/{steps}] integrate {', '.join(bundled)} ({method})")
         sub = stage_config(
-            cfg, "integrate", bundled, root / "integrate", base=checkpoint, models=tuned
+            cfg, "integrate", bundled, root.stage(INTEGRATE).path, base=checkpoint, models=tuned
         )
-        integrated, integrate_artifacts = run_or_resume(integrate, sub, resume, console)
+        integrated, integrate_artifacts = run_or_resume(integrate, sub, resume)
         artifacts["bundle"] = integrate_artifacts["bundle"]
         console.rule(f"[{steps}/{steps}] evaluate the bundle")
         sub = stage_config(
             cfg,
             "eval",
             bundled,
-            root / "eval",
+            root.stage(EVAL).path,
             bundle=artifacts["bundle"],
             page_size=cfg.pipeline.page_size,
         )
         end_distributed()
         if not is_main_process():
             return metrics, artifacts
-        evaluated, _ = run_or_resume(evaluate, sub, resume, console)
+        evaluated, _ = run_or_resume(evaluate, sub, resume)
         for stage, values in (("integrate", integrated), ("eval", evaluated)):
             metrics.update({f"{stage}/{k}": v for k, v in values.items() if k.startswith("test/")})
-        runs += [root / "integrate", root / "eval"]
+        runs += [root.stage(INTEGRATE).path, root.stage(EVAL).path]
 
-    report(report_config(root, runs))  # ends with the pipeline's summary and the report's path
-    artifacts.update(
-        {"report": str(root / "report" / "report.html"), "runs": [str(r) for r in runs]}
-    )
+    report(report_config(root.path, runs))  # ends with the pipeline's summary and the report's path
+    page = root.report_dir / "report.html"
+    artifacts.update({"report": str(page), "runs": [str(r) for r in runs]})
     return metrics, artifacts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
@@ -12,14 +13,8 @@ from rich.table import Table
 
 from xlvision.config import validate_config
 from xlvision.errors import one_line
-from xlvision.records import (  # noqa: F401  (RunDirError: raised here, caught by callers)
-    RUNNING,
-    RunDirError,
-    holds_run,
-    read_metrics,
-    write_config,
-    write_metrics,
-)
+from xlvision.records import RUNNING
+from xlvision.rundir import CONTINUE, KEEP, RESTART, RunDir
 from xlvision.training.metrics import METRICS
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
@@ -98,40 +93,41 @@ def stage_header(cfg: DictConfig) -> str:
 
 def run_stage(stage: Stage, cfg: DictConfig, header: bool = True) -> tuple[dict, dict]:
     """Run one stage in its output dir; metrics.json records success or the error. `header`
-    prints one line naming the stage first (a pipeline prints its own per stage)."""
-    output_dir = Path(cfg.paths.output_dir)
+    prints one line naming the stage first (a pipeline prints its own per stage).
+
+    The process holds the dir's lock while it runs (the extra ranks of a DDP run write
+    nothing and join rank 0's). With `resume=`, the dir's resume plan decides: a completed
+    run is kept, one with a last.ckpt continues, one without is run again."""
+    run_dir = RunDir(cfg.paths.output_dir)
     main = is_main_process()
-    if cfg.get("resume") and Path(cfg.resume).resolve() != output_dir.resolve():
-        # A job of a resumed sweep (`-m … resume=<sweep dir>`): finished jobs are kept.
-        record = read_metrics(output_dir) if holds_run(output_dir) else {}
-        if record.get("status") == "completed":
-            Console(stderr=True).print(f"{output_dir}: completed before, kept")
-            return record.get("metrics") or {}, record.get("artifacts") or {}
-        with open_dict(cfg):  # continue from its last.ckpt, or run it again
-            # A pipeline keeps its finished stages itself (each stage dir decides).
-            has_ckpt = (output_dir / "checkpoints" / "last.ckpt").is_file()
-            has_ckpt = has_ckpt or cfg.get("stage") == "pipeline"
-            cfg.resume = str(output_dir) if has_ckpt else None
-        if main and holds_run(output_dir) and not has_ckpt:
-            (output_dir / "metrics.json").unlink()
-    if main:
-        if holds_run(output_dir) and not cfg.get("resume"):
-            raise RunDirError(
-                f"{output_dir} already holds a run (its metrics.json); give another "
-                "hydra.run.dir, or delete that one"
-            )
-        write_config(cfg, output_dir)
-        write_metrics(output_dir, cfg.stage, {}, status=RUNNING)
-        if header:
-            Console(stderr=True).rule(stage_header(cfg))
-    try:
-        validate_config(cfg)
-        metrics, artifacts = stage(cfg)
-    except BaseException as err:
+    if main and not cfg.get("resume"):
+        run_dir.check_unused()  # before the lock, so that a refused run writes nothing
+    with run_dir.lock() if main else nullcontext():
+        if cfg.get("resume"):
+            plan = run_dir.resume_plan(cfg.get("stage"))
+            console = Console(stderr=True, soft_wrap=True)  # a path must stay copyable
+            if plan.action == KEEP:
+                console.print(f"{run_dir.path}: completed before, kept")
+                return run_dir.result()
+            if plan.action == CONTINUE and not header:  # a pipeline's stage: say so
+                console.print(f"{run_dir.path}: resumed from its last.ckpt")
+            if plan.action == RESTART and main:
+                run_dir.clear()
+            with open_dict(cfg):
+                cfg.resume = str(run_dir.path) if plan.action == CONTINUE else None
         if main:
-            write_metrics(output_dir, cfg.stage, {}, error=f"{type(err).__name__}: {one_line(err)}")
-        raise
-    if main:
-        write_metrics(output_dir, cfg.stage, metrics, artifacts)
-        print_summary(metrics, output_dir, Console(stderr=True))
+            run_dir.write_config(cfg)
+            run_dir.write_record(cfg.stage, {}, status=RUNNING)
+            if header:
+                Console(stderr=True).rule(stage_header(cfg))
+        try:
+            validate_config(cfg)
+            metrics, artifacts = stage(cfg)
+        except BaseException as err:
+            if main:
+                run_dir.write_record(cfg.stage, {}, error=f"{type(err).__name__}: {one_line(err)}")
+            raise
+        if main:
+            run_dir.write_record(cfg.stage, metrics, artifacts)
+            print_summary(metrics, run_dir.path, Console(stderr=True))
     return metrics, artifacts

@@ -13,7 +13,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from xlvision.records import resolved_config
-from xlvision.training.callbacks import RngState, TrainClock
+from xlvision.rundir import RunDir
+from xlvision.training.callbacks import CheckpointsFollowRunDir, RngState, TrainClock
 from xlvision.training.speed import SpeedSwitches, apply_threads, resolve_precision
 from xlvision.training.sync_bn import AllReduceSyncBatchNorm
 
@@ -98,15 +99,18 @@ def build_trainer(
     select_last: bool = False,
 ) -> L.Trainer:
     """A Trainer that saves `last.ckpt` and the best checkpoint by `monitor` (default
-    `cfg.monitor`); with `select_last`, `best.ckpt` is simply the last epoch's weights."""
+    `cfg.monitor`); with `select_last`, `best.ckpt` is simply the last epoch's weights.
+    Both keep their names when a run is resumed, moved or copied (never `best-v1.ckpt`)."""
+    run_dir = RunDir(output_dir)
     checkpoint = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints",
-        filename="best",
+        dirpath=run_dir.checkpoints,
+        filename=run_dir.best_checkpoint.stem,
         monitor=None if select_last else monitor or cfg.monitor,
         mode="max",
         save_last=True,
+        enable_version_counter=False,
     )
-    callbacks = [checkpoint, RngState(), TrainClock(), *callbacks]
+    callbacks = [checkpoint, CheckpointsFollowRunDir(), RngState(), TrainClock(), *callbacks]
     device = cfg.device
     if device.get("channels_last") or device.get("compile"):
         callbacks.append(SpeedSwitches(device.channels_last, device.compile))

@@ -1,9 +1,13 @@
-"""Lightning callbacks for fine-tuning."""
+"""Lightning callbacks: frozen batch norm, the training clock, random state in checkpoints,
+checkpoints that follow a moved run dir."""
 
 from __future__ import annotations
 
+import os
 import random
+import re
 import time
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -60,3 +64,31 @@ class RngState(L.Callback):
         torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class CheckpointsFollowRunDir(L.Callback):
+    """A run resumed from a dir that was moved or copied: its `ModelCheckpoint` state (read
+    from last.ckpt) names files in the old place. Re-pointed here before it is restored, the
+    callback knows its best score and files again: `best.ckpt` is replaced only by a better
+    model and `last.ckpt` by the next epoch's, each under its own name, as if never moved."""
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        here = getattr(trainer.checkpoint_callback, "dirpath", None)
+        for key, state in (checkpoint.get("callbacks") or {}).items():
+            old = state.get("dirpath") if isinstance(state, dict) else None
+            if not str(key).startswith("ModelCheckpoint") or not old or here is None:
+                continue
+            if os.path.realpath(old) != os.path.realpath(here):
+                checkpoint["callbacks"][key] = _moved(state, str(old), str(here))
+
+
+def _moved(value: Any, old: str, new: str) -> Any:
+    """Every path under `old` in `value` (keys of dicts too) as the same path under `new`."""
+    if isinstance(value, str):
+        prefix = re.compile("^" + re.escape(old.rstrip("/")) + "(?=/|$)")
+        return prefix.sub(lambda _: new.rstrip("/"), value)
+    if isinstance(value, dict):
+        return {_moved(k, old, new): _moved(v, old, new) for k, v in value.items()}
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from xlvision.records import ResumeError
+from xlvision.records import write_atomic
+from xlvision.rundir import CONTINUE, ResumeError, RunDir
 from xlvision.training.tracking import log_confusion_matrices
 
 
@@ -30,35 +32,53 @@ def resume_point(cfg: DictConfig, output_dir: Path) -> ResumePoint | None:
     fresh run."""
     if not cfg.get("resume"):
         return None
-    last = output_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        raise ResumeError(f"{output_dir}: no checkpoints/last.ckpt to resume from")
+    run_dir = RunDir(output_dir)
+    plan = run_dir.resume_plan(cfg.get("stage"))
+    if plan.action != CONTINUE:
+        raise ResumeError(f"{output_dir}: {plan.reason}")
+    last = run_dir.last_checkpoint
     try:  # weights only: a checkpoint holding arbitrary objects is refused, never run
         epoch = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
     except Exception as err:
         raise ResumeError(f"{last}: not a readable checkpoint ({type(err).__name__})") from None
-    return ResumePoint(last, epoch, _csv_rows(output_dir / "csv" / "metrics.csv"))
+    return ResumePoint(last, epoch, _csv_rows(run_dir.csv_file))
 
 
 def _csv_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(newline="") as file:
-        return list(csv.DictReader(file))
+        return [_columns_only(row) for row in csv.DictReader(file)]
 
 
-def restore_csv_history(output_dir: Path, before: list[dict], resumed_epoch: int) -> None:
-    """Put the epochs before the resumed one back in front of the rows the resumed run wrote."""
-    path = output_dir / "csv" / "metrics.csv"
-    kept = [r for r in before if r.get("epoch") and int(float(r["epoch"])) < resumed_epoch]
-    if not kept or not path.is_file():
+def _columns_only(row: dict) -> dict:
+    """A CSV row without what has no column: a row longer than its header, left by a second
+    writer, is read with its extra values under the key None."""
+    return {k: v for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def restore_csv_history(csv_file: Path, before: list[dict], resumed_epoch: int) -> None:
+    """Put the epochs before the resumed one back in front of the rows the resumed run wrote,
+    under the union of both parts' columns."""
+    epochs = [(_epoch(row), row) for row in before]
+    kept = [
+        _columns_only(row) for epoch, row in epochs if epoch is not None and epoch < resumed_epoch
+    ]
+    if not kept:
         return
-    rows = kept + _csv_rows(path)
-    fields = sorted({key for row in rows for key in row})
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = kept + _csv_rows(csv_file)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=sorted({key for row in rows for key in row}))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(csv_file, text.getvalue())
+
+
+def _epoch(row: dict) -> int | None:
+    try:
+        return int(float(row.get("epoch") or ""))
+    except (TypeError, ValueError):
+        return None
 
 
 def fit_and_test(
@@ -79,5 +99,6 @@ def fit_and_test(
     if resume:
         for logger in trainer.loggers:
             logger.save()
-        restore_csv_history(Path(trainer.default_root_dir), resume.history, resume.epoch)
+        csv_file = RunDir(trainer.default_root_dir).csv_file
+        restore_csv_history(csv_file, resume.history, resume.epoch)
     return train_time, best
