@@ -60,7 +60,7 @@ def test_a_tracked_loop_yields_every_item_with_or_without_a_terminal():
 
     from rich.console import Console
 
-    from xlvision.stages.progress import tracked
+    from xlvision.progress import tracked
 
     assert list(tracked(["kn", "ar"], "evaluating")) == ["kn", "ar"]  # piped: no bar
     screen = io.StringIO()

@@ -67,6 +67,34 @@ def test_a_model_given_beside_the_budget_wins():
     assert (cfg.model.name, cfg.trainer.max_epochs) == ("net", 30)
 
 
+@pytest.mark.parametrize("preset", PRESETS)
+def test_debug_fast_shrinks_every_preset_and_budget(preset):
+    for extra in ([], ["budget=gpu"]):
+        cfg = compose_config([f"experiment={preset}", *extra, "debug=fast"], "pipeline")
+        assert cfg.trainer.max_epochs == 1 and cfg.trainer.limit_train_batches == 5
+        assert (cfg.data.train_per_class, cfg.data.real_per_class) == (40, 20)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_runs_as_is_under_debug_fast(preset, tmp_path):
+    """What a user types, `xlv-pipeline experiment=<preset> debug=fast`, one job
+    (bench/debug_fast.py times it against the one-minute target)."""
+    cfg = compose_config(
+        [
+            f"experiment={preset}",
+            "debug=fast",
+            f"paths.output_dir={tmp_path / 'pipe'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ],
+        config_name="pipeline",
+    )
+    pipeline(cfg)
+    record = json.loads((tmp_path / "pipe" / "metrics.json").read_text())
+    assert record["status"] == "completed"
+    assert (tmp_path / "pipe" / "report" / "report.html").is_file()
+
+
 # `demo` is the pipeline's default preset: test_finetune_stage runs it end to end; `unified`
 # bundles its pretrained model with no fine-tuning: tests/test_unified.py runs it.
 @pytest.mark.parametrize("preset", [p for p in PRESETS if p not in ("demo", "unified")])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from xlvision.data.arrays import DigitArrays
+from xlvision.data.errors import DataError
+from xlvision.data.real import cap_per_class
 from xlvision.data.sampling import sample_shots
 
 LABELS = torch.arange(10).repeat_interleave(50)[
@@ -28,7 +31,7 @@ def test_deterministic_per_seed_and_different_across_seeds():
 
 
 def test_too_few_examples_names_the_class():
-    with pytest.raises(ValueError, match="data.shots_per_class=51 but class 0 has only 50"):
+    with pytest.raises(DataError, match="data.shots_per_class=51 but class 0 has only 50"):
         sample_shots(LABELS, 51, seed=0, num_classes=10, source="en train")
 
 
@@ -57,3 +60,21 @@ def test_kshot_epoch_draws_the_minimum_per_training_language(make_config):
     drawn = torch.cat([batch[2] for batch in data.train_dataloader()])
     assert len(drawn) == 60  # two training languages × 30; `ar` is only evaluated
     assert torch.bincount(drawn, minlength=2).tolist() == [30, 30]
+
+
+def test_real_per_class_keeps_at_most_that_many_of_each_digit_in_file_order():
+    arrays = DigitArrays(torch.zeros(len(LABELS), 28, 28, dtype=torch.uint8), LABELS)
+    capped = cap_per_class(arrays, 7, seed=0)
+    assert torch.bincount(capped.labels, minlength=10).tolist() == [7] * 10
+    assert torch.equal(cap_per_class(arrays, 7, seed=0).labels, capped.labels)
+    few = DigitArrays(arrays.images[:3], LABELS[:3])
+    assert torch.equal(cap_per_class(few, 7, seed=0).labels, LABELS[:3])  # fewer: all, in order
+
+
+def test_glyph_training_split_grows_to_the_shots_asked_for(make_config):
+    from xlvision.data.datamodule import glyph_splits
+    from xlvision.languages import load_language
+
+    cfg = make_config("data.train_per_class=4", "data.shots_per_class=6")
+    train = glyph_splits(cfg.data, load_language("kn"), 0, ("train",))["train"]
+    assert torch.bincount(train.labels, minlength=10).tolist() == [6] * 10

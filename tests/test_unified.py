@@ -204,7 +204,9 @@ def test_integrate_calibrates_on_validation_data_and_eval_rejects_by_default(uni
     for code in CODES:
         rate = metrics[f"test/{code}/unknown_rate"]
         assert 0 <= rate <= 1 and 0 <= metrics[f"test/{code}/ece"] <= 1
-        assert metrics[f"test/{code}/routed_acc"] <= metrics.get(f"test/{code}/acc_answered", 1) + 1e-6
+        assert (
+            metrics[f"test/{code}/routed_acc"] <= metrics.get(f"test/{code}/acc_answered", 1) + 1e-6
+        )
 
 
 def test_unified_bundle_exports_with_its_answer_rule(unified_run, tmp_path):

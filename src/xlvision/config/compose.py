@@ -110,6 +110,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("data.train_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("data.val_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("data.test_per_class", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("data.real_per_class", _positive_or_null, "null (every real image) or an integer > 0"),
     ("data.kind", lambda v: v in {"glyphs", "real", "mix"}, "glyphs, real or mix"),
     ("data.glyph_weight", _non_negative, "a sampling weight >= 0"),
     ("data.epoch_size", _positive_or_null, "null (the sources' total size) or an integer > 0"),

@@ -58,6 +58,8 @@ class DataConf:
     train_per_class: int = 2000
     val_per_class: int = 200
     test_per_class: int = 500
+    # At most this many images of each digit in every split of a real set (null: all of them).
+    real_per_class: int | None = None
     cache_dir: str | None = None
     augment: AugmentConf = field(default_factory=AugmentConf)
     # Reader-specific settings of real datasets (validated by the reader).

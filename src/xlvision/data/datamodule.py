@@ -129,6 +129,8 @@ def glyph_splits(
     for split in splits:
         role = "test" if split == "test" else "train"
         per_class = data[f"{split}_per_class"]
+        if split == "train" and data.shots_per_class is not None:
+            per_class = max(per_class, data.shots_per_class)  # k shots need k draws per class
         spec = {
             "generator": GENERATOR_VERSION,
             "language": language.code,
@@ -171,7 +173,7 @@ def load_splits(
             f"data.source.language={declared!r} does not match language={language.code!r}; "
             f"run with language={declared}"
         )
-    return load_real_splits(source, seed=seed, data_dir=Path(data_dir))
+    return load_real_splits(source, seed, Path(data_dir), data.get("real_per_class"))
 
 
 def evaluation_sets(
@@ -187,7 +189,8 @@ def evaluation_sets(
     real = [s for s in sources if s.is_real]
     if not real:
         return {"glyphs": glyph_splits(data, language, seed, (split,))[split]}
-    return {s.name: load_real_splits(s.source, seed, Path(data_dir))[split] for s in real}
+    cap = data.get("real_per_class")
+    return {s.name: load_real_splits(s.source, seed, Path(data_dir), cap)[split] for s in real}
 
 
 class DigitDataModule(L.LightningDataModule):
@@ -303,7 +306,9 @@ class DigitDataModule(L.LightningDataModule):
         if key not in self._real:
             from xlvision.data.real import load_real_splits
 
-            self._real[key] = load_real_splits(source.source, self.seed, Path(self.data_dir))
+            self._real[key] = load_real_splits(
+                source.source, self.seed, Path(self.data_dir), self.data.get("real_per_class")
+            )
         return self._real[key]
 
     def _shot_indices(self, arrays: DigitArrays, language: Language, name: str) -> torch.Tensor:

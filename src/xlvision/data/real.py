@@ -51,15 +51,30 @@ def _digit_arrays(raw: RawDigits, polarity: str) -> DigitArrays:
     return DigitArrays(digits, torch.from_numpy(raw.labels), groups)
 
 
+def cap_per_class(arrays: DigitArrays, per_class: int, seed: int) -> DigitArrays:
+    """At most `per_class` images of each label, a seeded draw kept in file order."""
+    gen = torch.Generator().manual_seed(seed)
+    keep = []
+    for label in arrays.labels.unique():
+        where = (arrays.labels == label).nonzero().flatten()
+        keep.append(where[torch.randperm(len(where), generator=gen)[:per_class]])
+    return arrays.subset(torch.cat(keep).sort().values)
+
+
 def load_real_splits(
-    source: Mapping[str, Any], seed: int, data_dir: Path
+    source: Mapping[str, Any], seed: int, data_dir: Path, per_class: int | None = None
 ) -> dict[str, DigitArrays]:
     """`train`, `val`, `test` digits in the glyph convention from one preset's `source`.
 
     The file's own splits are kept; missing ones are carved from train by `seed`
     (group-disjoint where the file has group ids). Paths are relative to `data_dir`.
+    `per_class` (`data.real_per_class`, as debug=fast sets it) keeps at most that many
+    images of each digit in every split.
     """
     spec = parse_real_source(source)
     parts = read_source(spec, Path(data_dir))
     arrays = {split: _digit_arrays(raw, spec.polarity) for split, raw in parts.items()}
-    return make_splits(arrays, spec.val_fraction, spec.test_fraction, seed)
+    splits = make_splits(arrays, spec.val_fraction, spec.test_fraction, seed)
+    if per_class is None:
+        return splits
+    return {split: cap_per_class(a, per_class, seed) for split, a in splits.items()}

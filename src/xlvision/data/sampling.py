@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from xlvision.data.errors import DataError
+
 
 def sample_shots(
     labels: Tensor, shots: int, seed: int, num_classes: int, source: str = ""
@@ -16,7 +18,7 @@ def sample_shots(
         members = torch.nonzero(labels == label).flatten()
         if len(members) < shots:
             where = f" in {source}" if source else ""
-            raise ValueError(
+            raise DataError(
                 f"data.shots_per_class={shots} but class {label} has only {len(members)} examples{where}"
             )
         picks.append(members[torch.randperm(len(members), generator=gen)[:shots]])

@@ -10,6 +10,7 @@ import torch
 from xlvision.bundle.calibration import REJECT_RATE, fit_temperature, nll, reject_threshold
 from xlvision.bundle.model import UnifiedModel
 from xlvision.models.classifier import LID_HEAD
+from xlvision.progress import tracked
 
 PAD = -1e9
 """Logit of a class a language's head lacks, so heads of every size share one matrix."""
@@ -28,7 +29,7 @@ def validation_logits(model: UnifiedModel, batches: Iterable) -> dict[str, np.nd
         "features": [],
     }
     width = max(model.members[model.routes[c]].heads[c].out_features for c in model.languages)
-    for x, y, language in batches:
+    for x, y, language in tracked(batches, "calibrating on validation data"):
         digit = torch.full((len(y), width), PAD)
         for i, code in enumerate(model.languages):
             mine = language == i
@@ -88,7 +89,7 @@ def fit_calibration(model: UnifiedModel, batches: Iterable, rate: float = REJECT
     model.set_prototypes(torch.from_numpy(prototypes))
     record["prototypes"] = len(prototypes)
     read = {"script": [], "digit": [], "familiar": []}
-    for x, _, _ in batches:
+    for x, _, _ in tracked(batches, "choosing the reject thresholds"):
         answer = model.predict(x)
         read["script"].append(answer["language_prob"].cpu())
         read["digit"].append(answer["digit_prob"].cpu())

@@ -6,19 +6,27 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from xlvision.progress import tracked
+
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @torch.no_grad()
 def accuracy_per_language(
-    forward: Callable[[torch.Tensor, str], torch.Tensor], batches: Batches, codes: list[str]
+    forward: Callable[[torch.Tensor, str], torch.Tensor],
+    batches: Batches,
+    codes: list[str],
+    only: list[str] | None = None,
 ) -> dict[str, float]:
-    """`{code: accuracy}` of `forward(images, code)` on each language's samples."""
+    """`{code: accuracy}` of `forward(images, code)` on each language's samples (`codes` name
+    the batches' language indices; `only`, if given, the languages to measure)."""
     correct = dict.fromkeys(codes, 0)
     seen = dict.fromkeys(codes, 0)
-    for x, y, language in batches:
+    for x, y, language in tracked(batches, "testing each model on its language"):
         for i, code in enumerate(codes):
             where = language == i
+            if only is not None and code not in only:
+                continue
             if where.any():
                 correct[code] += int((forward(x[where], code).argmax(1) == y[where]).sum())
                 seen[code] += int(where.sum())

@@ -29,6 +29,7 @@ from xlvision.integrate.merge import average, task_arithmetic, ties
 from xlvision.integrate.probe import extract_features, language_id_head, train_linear_head
 from xlvision.models import DIGIT_HEAD, Classifier, build_classifier, language_codes
 from xlvision.models.checkpoint import load_classifier
+from xlvision.progress import tracked
 from xlvision.training.builders import (
     build_optimizer,
     build_scheduler,
@@ -270,7 +271,7 @@ def routed(ctx: Context) -> Integrated:
 def answer_accuracy(model: UnifiedModel, batches, codes: list[str], answer: str) -> float:
     """Mean over languages of the digit accuracy read without the language, by `answer`."""
     correct, seen = torch.zeros(len(codes)), torch.zeros(len(codes))
-    for x, y, language in batches:
+    for x, y, language in tracked(batches, f"answer={answer} on validation data"):
         hit = (model.predict(x, answer=answer)["digit"] == y).float()
         correct += torch.bincount(language, weights=hit, minlength=len(codes))
         seen += torch.bincount(language, minlength=len(codes)).float()

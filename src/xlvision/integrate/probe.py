@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xlvision.progress import tracked
+
 PROBE_BATCH = 256
 
 
@@ -24,7 +26,7 @@ def extract_features(
     backbone.eval()
     features, labels, languages = [], [], []
     try:
-        for x, y, language in batches:
+        for x, y, language in tracked(batches, "extracting features"):
             features.append(backbone(x))
             labels.append(y)
             languages.append(language)

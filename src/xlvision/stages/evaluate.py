@@ -28,8 +28,8 @@ from xlvision.languages import available_languages, load_language
 from xlvision.languages.registry import language_from_mapping
 from xlvision.models import DIGIT_HEAD, language_codes
 from xlvision.models.checkpoint import load_classifier
+from xlvision.progress import tracked
 from xlvision.stages.adapt import adapted_for_test
-from xlvision.stages.progress import tracked
 from xlvision.training.metrics import METRICS, classification_metrics
 
 PAGE_METRICS = ("page_routed_acc", "page_lid_acc", "page_lid_group_acc")
@@ -361,7 +361,8 @@ def evaluate_any_script(
     from xlvision.data.real import load_real_splits
 
     source = {**OmegaConf.to_container(cfg.data.source, resolve=True), "language": "und"}
-    test = load_real_splits(source, cfg.seed, Path(cfg.paths.data_dir))["test"]
+    cap = cfg.data.get("real_per_class")
+    test = load_real_splits(source, cfg.seed, Path(cfg.paths.data_dir), cap)["test"]
     x = model_input(test.images, manifest["preprocessing"])
     device = next(model.parameters()).device
     scores = classification_metrics(10)  # readers refuse labels outside 0–9

@@ -20,8 +20,8 @@ from xlvision.integrate.evaluate import accuracy_per_language
 from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
 from xlvision.integrate.methods import METHODS, Context
 from xlvision.languages import load_language
+from xlvision.progress import tracked
 from xlvision.stages.evaluate import MEANS, confusion_records, score_language
-from xlvision.stages.progress import tracked
 
 BUNDLE_FILE = "bundle.safetensors"
 
@@ -35,7 +35,7 @@ def individual_accuracy(sources: Sources, data: DigitDataModule) -> dict[str, di
         def own_model(x, code):
             return sources.tuned[code].eval()(x, code)
 
-        measured = accuracy_per_language(own_model, data.test_dataloader(), sources.codes)
+        measured = accuracy_per_language(own_model, data.test_dataloader(), sources.codes, missing)
         out.update({code: {"acc": measured[code], "source": "measured"} for code in missing})
     return out
 
