@@ -29,6 +29,7 @@ def make_config(tmp_path):
                 f"paths.output_dir={tmp_path / 'run'}",
                 f"paths.cache_dir={tmp_path / 'cache'}",
                 f"debug={debug}",
+                "data.real_per_class=null",  # the tests' small real files are read whole
                 *overrides,
             ]
         )

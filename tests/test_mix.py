@@ -168,6 +168,7 @@ def test_cli_mix_mistakes_end_in_one_line_before_training(data_dir, tmp_path, so
         "data=mix",
         "language=[kn,th]",
         "debug=fast",
+        "data.real_per_class=null",
         f"paths.data_dir={data_dir}",
         f"data.sources={sources}",
         "hydra.run.dir=run",

@@ -111,6 +111,7 @@ def glyph_base(tmp_path_factory):
             f"paths.output_dir={root}",
             f"paths.cache_dir={root / 'cache'}",
             "debug=fast",
+            "data.real_per_class=null",
             "language=kn",
         ]
     )
