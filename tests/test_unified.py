@@ -482,3 +482,45 @@ def test_glyph_anchor_pulls_each_sample_to_its_own_glyph_mean():
     with torch.no_grad():
         trained = module._loss((x, y, language, real))
     assert float(trained) > float(validated)
+
+
+def test_mixstyle_swaps_feature_style_across_domains_in_training_only():
+    """`mix_style` keeps each sample's normalized content and moves its channel means and
+    deviations toward its partner's; partners come from the other domain; the hooks mix only
+    training batches (a share p of them) and are gone afterwards."""
+    from xlvision.models.net import Net
+    from xlvision.training.module import DigitClassifierModule, mix_style, style_partners
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5) * torch.tensor([1.0, 2.0, 3.0, 4.0]).view(4, 1, 1, 1)
+    partner = torch.tensor([1, 0, 3, 2])
+    swapped = mix_style(x, partner, torch.zeros(4))
+    assert torch.allclose(swapped.mean((2, 3)), x.mean((2, 3))[partner], atol=1e-5)
+    assert torch.allclose(swapped.std((2, 3)), x.std((2, 3))[partner], rtol=1e-3)
+    assert torch.allclose(mix_style(x, partner, torch.ones(4)), x, atol=1e-5)
+
+    real = torch.tensor([True, False, False, False, True])
+    for _ in range(20):
+        picks = style_partners(real, 5)
+        assert real[picks].tolist() == [False, True, True, True, False]
+    assert style_partners(torch.ones(3, dtype=torch.bool), 3).shape == (3,)
+
+    model = Classifier(Net(), {"en": 10})
+    module = DigitClassifierModule(model, ["en"], torch.optim.SGD, objective={"mixstyle": 1.0})
+    batch = (
+        torch.randn(6, 1, 28, 28),
+        torch.arange(6),
+        torch.zeros(6, dtype=torch.long),
+        torch.tensor([True, False] * 3),
+    )
+    model.eval()  # no dropout or batch statistics: only the hooks change the output
+    plain = model.backbone(batch[0])
+    hooks = module._style_hooks(batch)
+    assert len(hooks) == 2  # the first two blocks
+    mixed = model.backbone(batch[0])
+    for hook in hooks:
+        hook.remove()
+    assert not torch.allclose(mixed, plain)
+    assert not model.backbone.blocks[0]._forward_hooks  # nothing left behind
+    module.mixstyle = 0.0
+    assert module._style_hooks(batch) == []

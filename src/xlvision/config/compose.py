@@ -131,6 +131,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("objective.script_id_prior", lambda v: v in {"pooled", "per_domain"}, "pooled or per_domain"),
     ("objective.domain_adversarial", _non_negative, "a loss weight >= 0"),
     ("objective.glyph_anchor", _non_negative, "a loss weight >= 0"),
+    ("objective.mixstyle", _probability, "a probability in [0, 1]"),
     ("trainer.max_epochs", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     (
         "trainer.limit_train_batches",

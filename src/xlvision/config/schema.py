@@ -177,6 +177,9 @@ class ObjectiveConf:
     # λ of a loss that pulls every sample's features to the running mean of its own (language,
     # digit)'s glyph features (0: none): handwriting mapped onto glyphs, for every script.
     glyph_anchor: float = 0.0
+    # The share of training batches whose samples swap feature style (channel statistics of
+    # the backbone's first blocks) with the other domain (0: none): style is not script.
+    mixstyle: float = 0.0
 
 
 @dataclass

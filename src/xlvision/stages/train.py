@@ -76,6 +76,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     domains = (real_weight != 1.0 or per_domain) and objective.get("script_id", 0) > 0
     domains = domains or objective.get("domain_adversarial", 0) > 0
     domains = domains or objective.get("glyph_anchor", 0) > 0
+    domains = domains or objective.get("mixstyle", 0) > 0
     data = DigitDataModule(cfg.data, languages, cfg.seed, cfg.paths.data_dir, domains=domains)
     data.setup()  # every file is read (or fails) before any training
     model_spec = OmegaConf.to_container(cfg.model, resolve=True)

@@ -15,6 +15,8 @@ from xlvision.training.metrics import HeadAccuracy, StageMetrics
 DOMAIN_HIDDEN = 128  # width of the domain discriminator's hidden layer
 ANCHOR_MOMENTUM = 0.9  # how much of a glyph anchor each training step keeps
 ANCHOR_TEMPERATURE = 0.1  # of the cosine similarities to the anchors
+MIXSTYLE_ALPHA = 0.1  # Beta(α, α) of the style mixing weight (Zhou et al., 2021)
+MIXSTYLE_BLOCKS = 2  # the backbone's first blocks, whose output styles are mixed
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -32,6 +34,30 @@ class _ReverseGradient(torch.autograd.Function):
 
 def reverse_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     return _ReverseGradient.apply(x, scale)
+
+
+def mix_style(x: torch.Tensor, partner: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Feature maps [N, C, H, W] whose per-sample channel means and deviations ("style") are
+    `weight`·own + (1 − weight)·`partner`'s, their normalized content unchanged (MixStyle)."""
+    mean = x.mean((2, 3), keepdim=True).detach()
+    std = (x.var((2, 3), keepdim=True) + 1e-6).sqrt().detach()
+    w = weight.view(-1, 1, 1, 1).to(x.dtype)
+    mixed_mean = w * mean + (1 - w) * mean[partner]
+    mixed_std = w * std + (1 - w) * std[partner]
+    return (x - mean) / std * mixed_std + mixed_mean
+
+
+def style_partners(real: torch.Tensor | None, n: int) -> torch.Tensor:
+    """Each sample's style partner: a random sample of the other domain (rendered ↔ real)
+    where the batch has both, else a random sample of the batch."""
+    if real is None or real.all() or not real.any():
+        return torch.randint(n, (n,), device=real.device if real is not None else "cpu")
+    partner = torch.empty(n, dtype=torch.long, device=real.device)
+    for mine, other in ((real, ~real), (~real, real)):
+        pool = torch.nonzero(other).flatten()
+        picks = torch.randint(len(pool), (int(mine.sum()),), device=real.device)
+        partner[mine] = pool[picks]
+    return partner
 
 
 def adversarial_ramp(progress: float) -> float:
@@ -82,7 +108,10 @@ class DigitClassifierModule(L.LightningModule):
         group mate's anchor of the same digit is no rival): handwriting of the six scripts
         with real data is pulled onto their glyphs, a mapping the backbone then applies to the
         handwriting of scripts it knows from fonts only. The anchors, like the discriminator,
-        stay in this module."""
+        stay in this module. `mixstyle` (p > 0) mixes, in a share p of training batches, each
+        sample's feature style (channel means and deviations after the backbone's first
+        blocks) with a sample of the other domain: glyphs take on handwriting's statistics and
+        handwriting a glyph's, so the style of a hand stops being evidence of a script."""
         super().__init__()
         self.model = model
         self.model_spec = model_spec or {}
@@ -111,6 +140,7 @@ class DigitClassifierModule(L.LightningModule):
         self.anchor_weight = float(objective.get("glyph_anchor", 0.0))
         if self.anchor_weight:
             self._init_anchors(model.backbone.out_features, classes, groups)
+        self.mixstyle = float(objective.get("mixstyle", 0.0))
         self.head_metrics = {s: HeadAccuracy(self.languages, groups) for s in ("val", "test")}
         log_prior = None if language_prior is None else language_prior.clamp_min(1e-8).log()
         self.register_buffer("lid_log_prior", log_prior, persistent=False)
@@ -255,8 +285,28 @@ class DigitClassifierModule(L.LightningModule):
         connector = getattr(self.trainer, "_logger_connector", None)
         return bool(getattr(connector, "should_update_logs", True))
 
+    def _style_hooks(self, batch) -> list:
+        """Forward hooks that mix styles in this training batch (none in a share 1 − p)."""
+        if not self.mixstyle or torch.rand(()).item() >= self.mixstyle:
+            return []
+        x, _, _, *domain = batch
+        n = len(x)
+        partner = style_partners(domain[0] if domain else None, n).to(x.device)
+        beta = torch.distributions.Beta(MIXSTYLE_ALPHA, MIXSTYLE_ALPHA)
+        weight = beta.sample((n,)).to(x.device)
+        blocks = self.model.backbone.blocks[:MIXSTYLE_BLOCKS]
+        return [
+            block.register_forward_hook(lambda _m, _i, out: mix_style(out, partner, weight))
+            for block in blocks
+        ]
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        hooks = self._style_hooks(batch)
+        try:
+            loss = self._loss(batch)
+        finally:
+            for hook in hooks:
+                hook.remove()
         logged = self._step_logged()
         if logged:
             self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[1]))
