@@ -24,8 +24,8 @@ declare -A scripts=([A]="bn,fa,ar,zh" [B]="bo,hi,mr,pa" [C]="en,kn,te")
 all="ar bn bo en fa gu hi km kn lo ml mn mr my or pa si ta te th zh"
 pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/), as unified.yaml trains on
 sources="{$(for p in $pairs; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 2}]"; done | paste -sd, -)}"
-parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor mixstyle)
-recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor mixstyle)
+parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor mixstyle wide)
+recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor mixstyle wide)
 seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
 
@@ -38,6 +38,7 @@ recipe() {  # part → its overrides on top of experiment=unified
     adversarial) echo "objective.script_id_prior=per_domain data.train_per_class=2000 objective.domain_adversarial=0.3" ;;
     anchor) echo "objective.script_id_prior=per_domain objective.glyph_anchor=0.5" ;;  # handwriting pulled onto its glyphs
     mixstyle) echo "objective.script_id_prior=per_domain objective.mixstyle=0.5" ;;  # feature style swapped across domains
+    wide) echo "objective.script_id_prior=per_domain model.channels=[96,96,192]" ;;  # 1.5x the channels, ~2.2x the compute
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
   esac
 }
