@@ -11,17 +11,18 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from xlvision.bundle import (
-    LID_HEAD,
-    BundleError,
-    UnifiedModel,
-    digit_preprocessing,
-    language_record,
+from xlvision.bundle.errors import BundleError
+from xlvision.bundle.file import (
+    CHECKSUM_KEY,
+    PROTOTYPES_KEY,
+    file_sha256,
     load_bundle,
+    payload_sha256,
     save_bundle,
 )
-from xlvision.bundle.file import CHECKSUM_KEY, PROTOTYPES_KEY, file_sha256, payload_sha256
-from xlvision.models import build_classifier
+from xlvision.bundle.manifest import digit_preprocessing, language_record
+from xlvision.bundle.model import LID_HEAD, UnifiedModel
+from xlvision.models.registry import build_classifier
 
 SPEC = {"name": "net", "channels": [4, 8], "hidden": 16, "dropout": 0.0}
 CODES = ["kn", "zh"]

@@ -330,8 +330,8 @@ def default_runtime() -> Path:
 
 def page_fonts(code: str) -> tuple[Path | None, Path | None]:
     """The bundled fonts the page draws `code`'s numerals and names with (None: the system's)."""
-    from xlvision.config.paths import NAME_FONTS_DIR
     from xlvision.languages import available_languages, load_language
+    from xlvision.paths import NAME_FONTS_DIR
 
     digits = None
     if code in available_languages():

@@ -18,17 +18,17 @@ from omegaconf import DictConfig
 from rich.console import Console
 from torch import nn
 
-from xlvision.bundle import LID_HEAD, UnifiedModel
-from xlvision.bundle.model import ANSWERS
+from xlvision.bundle.model import ANSWERS, LID_HEAD, UnifiedModel
 from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
-from xlvision.integrate.batchnorm import reestimate_batchnorm
 from xlvision.integrate.evaluate import accuracy_per_language, mean
 from xlvision.integrate.inputs import Sources
 from xlvision.integrate.merge import average, task_arithmetic, ties
 from xlvision.integrate.probe import extract_features, language_id_head, train_linear_head
-from xlvision.models import DIGIT_HEAD, Classifier, build_classifier, language_codes
+from xlvision.models.batchnorm import reestimate_batchnorm
 from xlvision.models.checkpoint import load_classifier
+from xlvision.models.classifier import DIGIT_HEAD, Classifier, language_codes
+from xlvision.models.registry import build_classifier
 from xlvision.progress import tracked
 from xlvision.training.builders import (
     build_optimizer,

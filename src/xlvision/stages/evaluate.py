@@ -9,7 +9,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from xlvision.bundle import digit_preprocessing, load_bundle, model_input
 from xlvision.bundle.calibration import (
     Thresholds,
     auroc,
@@ -17,6 +16,8 @@ from xlvision.bundle.calibration import (
     reject_thresholds,
     unknown_reasons,
 )
+from xlvision.bundle.file import load_bundle
+from xlvision.bundle.manifest import digit_preprocessing, model_input
 from xlvision.bundle.model import ANSWERS, UnifiedModel
 from xlvision.bundle.predict import inference_device
 from xlvision.bundle.scripts import pages, pooled_script
@@ -26,8 +27,8 @@ from xlvision.data.datamodule import evaluation_sets
 from xlvision.data.mix import parse_mix, trains_on_real
 from xlvision.languages import available_languages, load_language
 from xlvision.languages.registry import language_from_mapping
-from xlvision.models import DIGIT_HEAD, language_codes
 from xlvision.models.checkpoint import load_classifier
+from xlvision.models.classifier import DIGIT_HEAD, language_codes
 from xlvision.progress import tracked
 from xlvision.stages.adapt import adapted_for_test
 from xlvision.training.metrics import METRICS, classification_metrics

@@ -10,12 +10,14 @@ import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
-from xlvision.bundle import UnifiedModel, digit_preprocessing, language_record, save_bundle
+from xlvision.bundle.file import save_bundle
+from xlvision.bundle.manifest import digit_preprocessing, language_record
+from xlvision.bundle.model import UnifiedModel
 from xlvision.config.errors import ConfigError
+from xlvision.config.integrate import METHODS as METHOD_NAMES
+from xlvision.config.integrate import validate_integrate
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.integrate.calibrate import fit_calibration
-from xlvision.integrate.config import METHODS as METHOD_NAMES
-from xlvision.integrate.config import validate_integrate
 from xlvision.integrate.evaluate import accuracy_per_language
 from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
 from xlvision.integrate.methods import METHODS, Context

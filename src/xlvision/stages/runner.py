@@ -11,7 +11,7 @@ from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.table import Table
 
-from xlvision.config import validate_config
+from xlvision.config.compose import validate_config
 from xlvision.errors import one_line
 from xlvision.records import RUNNING
 from xlvision.rundir import CONTINUE, KEEP, RESTART, RunDir

@@ -12,8 +12,8 @@ from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.languages import Language
 from xlvision.languages.registry import language_from_mapping
-from xlvision.models import DIGIT_HEAD, LID_HEAD, build_classifier
-from xlvision.models.classifier import Classifier
+from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
+from xlvision.models.registry import build_classifier
 from xlvision.training.builders import (
     build_optimizer,
     build_scheduler,

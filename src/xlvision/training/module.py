@@ -9,7 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from xlvision.models import DIGIT_HEAD, LID_HEAD, Classifier
+from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
 from xlvision.training.metrics import HeadAccuracy, StageMetrics
 
 DOMAIN_HIDDEN = 128  # width of the domain discriminator's hidden layer
