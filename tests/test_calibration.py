@@ -19,8 +19,6 @@ from test_unified import toy_model
 
 from xlvision.bundle.calibration import (
     Thresholds,
-    auroc,
-    expected_calibration_error,
     fit_temperature,
     nll,
     reject_threshold,
@@ -45,9 +43,11 @@ from xlvision.bundle.predict import TorchReader, predict_images
 from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule, glyph_splits
+from xlvision.evaluation.calibration import auroc, expected_calibration_error
+from xlvision.evaluation.unified import outside_aurocs, page_means
 from xlvision.integrate.calibrate import fit_calibration
 from xlvision.languages import load_language
-from xlvision.stages.evaluate import evaluate, outside_aurocs, page_means
+from xlvision.stages.evaluate import evaluate
 from xlvision.stages.runner import run_stage
 
 

@@ -145,6 +145,7 @@ LAYERS = {
     "xlvision.finetune": 2,
     "xlvision.bundle": 2,
     "xlvision.report": 2,
+    "xlvision.evaluation": 3,
     "xlvision.training": 3,
     "xlvision.integrate": 4,
     "xlvision.stages": 5,

@@ -13,9 +13,9 @@ from rich.table import Table
 
 from xlvision.config.compose import validate_config
 from xlvision.errors import one_line
+from xlvision.evaluation.metrics import METRICS
 from xlvision.records import RUNNING
 from xlvision.rundir import CONTINUE, KEEP, RESTART, RunDir
-from xlvision.training.metrics import METRICS
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
 

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
+from xlvision.evaluation.metrics import classification_metrics
 from xlvision.languages import Language
 from xlvision.languages.registry import language_from_mapping
 from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
@@ -21,7 +22,6 @@ from xlvision.training.builders import (
     finish_loggers,
 )
 from xlvision.training.fit import fit_and_test, resume_point
-from xlvision.training.metrics import classification_metrics
 from xlvision.training.module import DigitClassifierModule
 from xlvision.training.tracking import log_model_artifact
 
