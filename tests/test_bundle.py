@@ -107,6 +107,17 @@ def test_round_trip_is_bit_exact(tmp_path):
     assert torch.equal(model(x, "kn"), loaded(x, "kn"))
 
 
+def test_loading_hashes_the_tensors_once(tmp_path, monkeypatch):
+    import xlvision.bundle.file as bundle_file
+
+    path = write(tmp_path / "b.safetensors", routed_model())
+    calls = []
+    real = bundle_file.payload_sha256
+    monkeypatch.setattr(bundle_file, "payload_sha256", lambda t: calls.append(1) or real(t))
+    load_bundle(path)
+    assert len(calls) == 1
+
+
 def test_one_flipped_payload_byte_is_refused(tmp_path):
     path = write(tmp_path / "b.safetensors", routed_model())
     data = bytearray(path.read_bytes())

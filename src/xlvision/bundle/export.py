@@ -203,10 +203,7 @@ def write_torchscript(wrapped: ReadEverything, info: dict, path: Path) -> None:
 
 
 def run_onnx(path: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    reader = OnnxReader(path)
-    return lambda image: dict(
-        zip(reader.outputs, reader.session.run(reader.outputs, {INPUT: image}), strict=True)
-    )
+    return OnnxReader(path).outputs_of
 
 
 def run_torchscript(path: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
