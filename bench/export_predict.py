@@ -20,18 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xlvision.bundle import (
-    LID_HEAD,
-    UnifiedModel,
-    digit_preprocessing,
-    language_record,
-    load_bundle,
-    save_bundle,
-)
 from xlvision.bundle.export import check_images, checked_export
+from xlvision.bundle.file import load_bundle, save_bundle
+from xlvision.bundle.manifest import digit_preprocessing, language_record
+from xlvision.bundle.model import LID_HEAD, UnifiedModel
 from xlvision.bundle.onnx_file import OnnxReader
 from xlvision.bundle.predict import TorchReader
-from xlvision.models import build_classifier
+from xlvision.models.registry import build_classifier
 
 CODES = ["kn", "ar", "hi"]
 NET = {"name": "net"}  # the registry's defaults: the seed's Net

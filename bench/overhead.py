@@ -112,7 +112,7 @@ def import_seconds(module: str, repeats: int = 3) -> float:
 
 
 def config(work: Path, out: Path, *extra: str):
-    from xlvision.config import compose_config
+    from xlvision.config.compose import compose_config
 
     return compose_config(
         [*OVERRIDES, f"paths.cache_dir={work / 'cache'}", f"paths.output_dir={out}", *extra]
@@ -189,7 +189,7 @@ def steady_state(work: Path, tensors: dict, switches: dict, steps: int) -> tuple
 
     from xlvision.data.datamodule import DigitDataModule
     from xlvision.languages.registry import language_from_mapping
-    from xlvision.models import build_classifier
+    from xlvision.models.registry import build_classifier
     from xlvision.training.builders import build_optimizer, build_scheduler, build_trainer
     from xlvision.training.module import DigitClassifierModule
 

@@ -50,7 +50,7 @@ WARMUP = 2  # steps before the timing (the first compiles, caches warm up)
 
 
 def compose(work: Path, out: str, *overrides: str):
-    from xlvision.config import compose_config
+    from xlvision.config.compose import compose_config
 
     return compose_config(
         [
@@ -69,7 +69,7 @@ class Variant:
     def __init__(self, cfg) -> None:
         from omegaconf import OmegaConf
 
-        from xlvision.models import build_classifier
+        from xlvision.models.registry import build_classifier
         from xlvision.training.builders import build_optimizer
         from xlvision.training.module import DigitClassifierModule
         from xlvision.training.speed import SpeedSwitches, resolve_precision

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from xlvision.config import compose_config
+from xlvision.config.compose import compose_config
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -12,15 +12,12 @@ import torch.nn.functional as F
 from PIL import Image
 from test_predict import MILD, cli_run, eval_config, router_less, shared_bundle
 
-from xlvision.bundle import (
-    digit_preprocessing,
-    load_bundle,
-    model_input,
-)
 from xlvision.bundle.adapt import reestimate_scan_statistics
+from xlvision.bundle.file import load_bundle
+from xlvision.bundle.manifest import digit_preprocessing, model_input
 from xlvision.bundle.predict import TorchReader, predict_images
 from xlvision.cli import adapt as adapt_cli
-from xlvision.config import compose_config
+from xlvision.config.compose import compose_config
 from xlvision.data.glyphs import generate_glyph_digits
 from xlvision.languages import load_language
 from xlvision.stages.adapt import adapt

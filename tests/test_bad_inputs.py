@@ -457,8 +457,8 @@ def test_a_decompression_bomb_image_is_refused_in_one_line(tmp_path):
 
 
 def test_integrate_input_mistakes_are_one_line(tmp_path):
-    from xlvision.models import build_classifier
     from xlvision.models.checkpoint import save_classifier
+    from xlvision.models.registry import build_classifier
 
     net = {"name": "net", "channels": [4, 8], "hidden": 16}
     save_classifier(tmp_path / "kn.ckpt", build_classifier(net, {"kn": 10}), net)

@@ -11,17 +11,18 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from xlvision.bundle import (
-    LID_HEAD,
-    BundleError,
-    UnifiedModel,
-    digit_preprocessing,
-    language_record,
+from xlvision.bundle.errors import BundleError
+from xlvision.bundle.file import (
+    CHECKSUM_KEY,
+    PROTOTYPES_KEY,
+    file_sha256,
     load_bundle,
+    payload_sha256,
     save_bundle,
 )
-from xlvision.bundle.file import CHECKSUM_KEY, PROTOTYPES_KEY, file_sha256, payload_sha256
-from xlvision.models import build_classifier
+from xlvision.bundle.manifest import digit_preprocessing, language_record
+from xlvision.bundle.model import LID_HEAD, UnifiedModel
+from xlvision.models.registry import build_classifier
 
 SPEC = {"name": "net", "channels": [4, 8], "hidden": 16, "dropout": 0.0}
 CODES = ["kn", "zh"]
@@ -104,6 +105,17 @@ def test_round_trip_is_bit_exact(tmp_path):
     assert load_bundle(tmp_path / "again.safetensors")[1] == manifest
     x = torch.randn(5, 1, 28, 28)
     assert torch.equal(model(x, "kn"), loaded(x, "kn"))
+
+
+def test_loading_hashes_the_tensors_once(tmp_path, monkeypatch):
+    import xlvision.bundle.file as bundle_file
+
+    path = write(tmp_path / "b.safetensors", routed_model())
+    calls = []
+    real = bundle_file.payload_sha256
+    monkeypatch.setattr(bundle_file, "payload_sha256", lambda t: calls.append(1) or real(t))
+    load_bundle(path)
+    assert len(calls) == 1
 
 
 def test_one_flipped_payload_byte_is_refused(tmp_path):

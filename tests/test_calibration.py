@@ -17,18 +17,8 @@ from conftest import run_cli
 from test_predict import CODES, SPEC, eval_config, predict_cli_run, train_shared, write_scans
 from test_unified import toy_model
 
-from xlvision.bundle import (
-    UnifiedModel,
-    digit_preprocessing,
-    language_record,
-    load_bundle,
-    model_input,
-    save_bundle,
-)
 from xlvision.bundle.calibration import (
     Thresholds,
-    auroc,
-    expected_calibration_error,
     fit_temperature,
     nll,
     reject_threshold,
@@ -45,13 +35,19 @@ from xlvision.bundle.export import (
     reference_outputs,
     run_onnx,
 )
+from xlvision.bundle.file import load_bundle, save_bundle
+from xlvision.bundle.manifest import digit_preprocessing, language_record, model_input
+from xlvision.bundle.model import UnifiedModel
 from xlvision.bundle.onnx_file import OnnxReader
 from xlvision.bundle.predict import TorchReader, predict_images
-from xlvision.config import ConfigError, compose_config
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule, glyph_splits
+from xlvision.evaluation.calibration import auroc, expected_calibration_error
+from xlvision.evaluation.unified import outside_aurocs, page_means
 from xlvision.integrate.calibrate import fit_calibration
 from xlvision.languages import load_language
-from xlvision.stages.evaluate import evaluate, outside_aurocs, page_means
+from xlvision.stages.evaluate import evaluate
 from xlvision.stages.runner import run_stage
 
 
@@ -605,7 +601,7 @@ def test_the_page_reads_the_familiarity_and_is_not_sure_of_the_script_below_it(
 def test_an_integrate_config_from_before_reject_rate_takes_its_default():
     from omegaconf import OmegaConf
 
-    from xlvision.integrate.config import validate_integrate
+    from xlvision.config.integrate import validate_integrate
 
     old = OmegaConf.create({"name": "unified", "answer": "auto", "bn_batches": 3})
     OmegaConf.set_struct(old, True)  # as a resumed run's config.yaml is read

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from xlvision.config import compose_config
+from xlvision.config.compose import compose_config
 
 
 def test_the_slurm_preset_composes_into_a_submitit_launcher():

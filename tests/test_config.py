@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from conftest import run_cli
 
-from xlvision.config import ConfigError, compose_config
-from xlvision.config.compose import group_options
-from xlvision.config.paths import config_dir
+from xlvision.config.compose import compose_config, group_options
+from xlvision.config.errors import ConfigError
 from xlvision.languages import available_languages
+from xlvision.paths import config_dir
 
 GROUPS = [
     "language",

@@ -67,3 +67,19 @@ def test_a_tracked_loop_yields_every_item_with_or_without_a_terminal():
     terminal = Console(file=screen, force_terminal=True, width=60)
     assert list(tracked(["kn", "ar"], "evaluating", console=terminal)) == ["kn", "ar"]
     assert "evaluating" in screen.getvalue()
+
+
+def test_a_header_names_the_languages_of_the_stage_not_the_default_language():
+    from xlvision.config.compose import compose_config
+    from xlvision.stages.runner import stage_header
+
+    demo = compose_config(
+        ["pipeline.sources=[en]", "pipeline.targets=[kn,ar,hi]"], config_name="pipeline"
+    )
+    assert stage_header(demo) == "pipeline · en → kn+ar+hi"
+    unified = compose_config(["experiment=unified"], config_name="pipeline")
+    assert stage_header(unified) == "pipeline · 21 languages"
+    merge = compose_config(["stage=integrate", "+models={kn: a.ckpt, th: b.ckpt, zh: c.ckpt}"])
+    assert stage_header(merge) == "integrate · kn+th+zh"
+    train = compose_config(["language=[kn,ar]"])
+    assert stage_header(train).startswith("train · kn+ar · ")

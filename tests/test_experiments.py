@@ -15,8 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from xlvision.cli.app import override_combinations
-from xlvision.config import compose_config
-from xlvision.config.compose import group_options
+from xlvision.config.compose import compose_config, group_options
 from xlvision.stages.pipeline import pipeline
 
 PRESETS = group_options("experiment")

@@ -20,15 +20,6 @@ from conftest import run_cli
 from test_bundle import rewrite_manifest
 from test_predict import CODES, SPEC, train_shared, write_scans
 
-from xlvision.bundle import (
-    LID_HEAD,
-    UnifiedModel,
-    digit_preprocessing,
-    language_record,
-    load_bundle,
-    model_input,
-    save_bundle,
-)
 from xlvision.bundle.export import (
     check_images,
     compare,
@@ -41,10 +32,14 @@ from xlvision.bundle.export import (
     write_onnx,
     write_torchscript,
 )
+from xlvision.bundle.file import load_bundle, save_bundle
 from xlvision.bundle.images import read_image
+from xlvision.bundle.manifest import digit_preprocessing, language_record, model_input
+from xlvision.bundle.model import LID_HEAD, UnifiedModel
 from xlvision.bundle.onnx_file import OUTPUTS
 from xlvision.data.normalize import normalize_digits
-from xlvision.models import DIGIT_HEAD, build_classifier
+from xlvision.models.classifier import DIGIT_HEAD
+from xlvision.models.registry import build_classifier
 
 RESNET = {"name": "resnet18", "in_channels": 1, "image_size": 28, "small_stem": True}
 PER_LANGUAGE = 1000

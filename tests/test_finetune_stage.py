@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from xlvision.bundle import load_bundle
-from xlvision.config import compose_config
+from xlvision.bundle.file import load_bundle
+from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
 from xlvision.stages.finetune import finetune
 from xlvision.stages.pipeline import pipeline

@@ -8,26 +8,20 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from xlvision.config import ConfigError
-from xlvision.finetune import (
-    FinetuneConf,
-    LoRAConv2d,
-    LoRALinear,
-    add_lora,
+from xlvision.config.errors import ConfigError
+from xlvision.config.finetune import STRATEGIES, FinetuneConf, validate_finetune
+from xlvision.finetune.heads import init_head, resolve_source_language
+from xlvision.finetune.l2sp import l2sp_penalty, snapshot_backbone
+from xlvision.finetune.lora import LoRAConv2d, LoRALinear, add_lora, merge_lora
+from xlvision.finetune.strategies import (
     apply_strategy,
     frozen_batchnorm_modules,
     groups_with_lr,
-    init_head,
     keep_frozen_bn_eval,
-    l2sp_penalty,
-    merge_lora,
-    resolve_source_language,
-    snapshot_backbone,
     trainable_names,
-    validate_finetune,
 )
-from xlvision.finetune.config import STRATEGIES
-from xlvision.models import Classifier, build_classifier
+from xlvision.models.classifier import Classifier
+from xlvision.models.registry import build_classifier
 
 NET = {"name": "net", "image_size": 28}
 BN_NAMES = {"backbone.convs.0.1", "backbone.convs.1.1", "backbone.convs.2.1"}

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from fontTools.ttLib import TTFont
 
-from xlvision.config.paths import FONTS_DIR, NAME_FONTS_DIR
 from xlvision.data.render import master_image
 from xlvision.languages import Language, available_languages, load_language
+from xlvision.paths import FONTS_DIR, NAME_FONTS_DIR
 
 NOTDEF_PROBE = "\ue000"  # private use: no bundled font maps it, so it draws .notdef
 SAME_DRAWING = 0.01  # mean |a - b| of two master images; Thai ๔/๕ differ by ~0.018, copies by 0

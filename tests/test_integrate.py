@@ -8,11 +8,12 @@ import sys
 import pytest
 from conftest import REPO, run_cli
 
-from xlvision.bundle import load_bundle
 from xlvision.bundle.export import checked_export
+from xlvision.bundle.file import load_bundle
 from xlvision.cli.integrate import models_as_mapping
-from xlvision.config import ConfigError, compose_config
-from xlvision.integrate.config import METHODS
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
+from xlvision.config.integrate import METHODS
 from xlvision.records import read_metrics
 from xlvision.stages.finetune import finetune
 from xlvision.stages.integrate import integrate

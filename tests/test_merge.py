@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from xlvision.integrate.batchnorm import reestimate_batchnorm
 from xlvision.integrate.merge import average, task_arithmetic, task_vector, ties, trim
-from xlvision.models import build_backbone
+from xlvision.models.batchnorm import reestimate_batchnorm
+from xlvision.models.registry import build_backbone
 
 
 def t(*values) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xlvision.training.metrics import StageMetrics
+from xlvision.evaluation.metrics import StageMetrics
 
 
 def one_hot_logits(pred: list[int], classes: int) -> torch.Tensor:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xlvision.models import build_backbone, build_classifier
 from xlvision.models.net import Net
+from xlvision.models.registry import build_backbone, build_classifier
 from xlvision.models.resnet import ResNet, adapt_stem
 
 

@@ -8,7 +8,8 @@ import pytest
 from conftest import run_cli
 
 from xlvision.cli.job_threads import threads_per_job
-from xlvision.config import ConfigError, compose_config
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 
 
 @pytest.mark.parametrize(

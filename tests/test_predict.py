@@ -15,25 +15,20 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 
-from xlvision.bundle import (
-    LID_HEAD,
-    UnifiedModel,
-    digit_preprocessing,
-    language_record,
-    load_bundle,
-    model_input,
-    save_bundle,
-)
+from xlvision.bundle.file import load_bundle, save_bundle
+from xlvision.bundle.manifest import digit_preprocessing, language_record, model_input
+from xlvision.bundle.model import LID_HEAD, UnifiedModel
 from xlvision.bundle.scripts import pages, pooled_script
 from xlvision.cli import eval as eval_cli
 from xlvision.cli import predict as predict_cli
-from xlvision.config import ConfigError, compose_config
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 from xlvision.config.schema import AugmentConf
 from xlvision.data.datamodule import glyph_splits
 from xlvision.data.glyphs import generate_glyph_digits
 from xlvision.data.real import load_real_splits
 from xlvision.languages import load_language
-from xlvision.models import build_classifier
+from xlvision.models.registry import build_classifier
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.runner import run_stage
 

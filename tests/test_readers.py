@@ -330,7 +330,7 @@ def test_torchvision_mnist_and_usps_from_local_files(tmp_path: Path) -> None:
 
 def test_readme_csv_example_takes_the_run_language(tmp_path: Path) -> None:
     # `xlv-train data=csv language=bn data.source.path=…`: the file is the run's script.
-    from xlvision.config import compose_config
+    from xlvision.config.compose import compose_config
     from xlvision.data.datamodule import load_splits
     from xlvision.languages import load_language
 

@@ -22,10 +22,11 @@ from PIL import Image
 
 import xlvision
 from xlvision.cli.report import escape_placeholder
-from xlvision.config.paths import config_dir
-from xlvision.report import ReportError, ReportOptions, report
+from xlvision.paths import config_dir
 from xlvision.report.collect import collect_runs, find_run_dirs, load_run
+from xlvision.report.options import ReportError, ReportOptions
 from xlvision.report.pivot import build_pivot, varying_keys
+from xlvision.report.stage import report
 from xlvision.report.tables import csv_table, latex_table, markdown_table
 
 ACC = "test/{lang}/acc"

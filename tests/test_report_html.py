@@ -17,8 +17,8 @@ from fake_runs import make_pipeline, make_sweep
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from xlvision.config.paths import config_dir
-from xlvision.report import report
+from xlvision.paths import config_dir
+from xlvision.report.stage import report
 
 pytestmark = pytest.mark.chromium
 

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from fake_runs import EVAL_ACC, PIPELINE_TARGETS, make_pipeline, write_run
 
-from xlvision.report import report
 from xlvision.report.collect import collect_runs
 from xlvision.report.pivot import build_pivot
-from xlvision.report.stage import in_pipeline_order
+from xlvision.report.stage import in_pipeline_order, report
 from xlvision.report.summary import find_pipelines, summarize
 from xlvision.stages.pipeline import report_config
 

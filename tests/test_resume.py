@@ -291,7 +291,7 @@ def test_resume_mistakes_are_one_line(tmp_path, setup, message):
 
 def test_a_killed_and_moved_pipeline_resumes_keeping_its_finished_stages(tmp_path, capsys):
     from xlvision.cli.app import resume_config
-    from xlvision.config import compose_config
+    from xlvision.config.compose import compose_config
     from xlvision.stages.pipeline import pipeline
     from xlvision.stages.runner import run_stage
 

@@ -74,16 +74,14 @@ def test_the_layout_is_where_a_run_writes(make_config, tmp_path):
 
 
 def test_no_module_spells_run_dir_paths_outside_rundir():
-    """A run dir's files are joined onto a path in rundir.py alone; the others ask RunDir
-    (report/ not yet)."""
+    """A run dir's files are joined onto a path in rundir.py alone; the others ask RunDir."""
     root = Path(xlvision.__file__).parent
     names = "metrics.json|config.yaml|checkpoints|last.ckpt|best.ckpt|final.ckpt|metrics.csv"
-    names += "|csv|app.log|.lock|finetune_[^\"']*|pretrain|integrate|eval|report"
+    names += "|csv|app.log|.lock|.hydra|finetune_[^\"']*|pretrain|integrate|eval|report"
     joined = re.compile(r"/\s*[\"'](" + names.replace(".", r"\.") + r")[\"']")
     allowed = {
         "rundir.py",
-        "report",  # still reads run dirs from disk by their file names
-        "config/paths.py",  # conf/config.yaml, the shipped configs
+        "paths.py",  # conf/config.yaml, the shipped configs
         "models/resnet.py",  # torch hub's checkpoints dir
     }
     found = []

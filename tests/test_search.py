@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from xlvision.cli.app import check_command_line, override_combinations
 from xlvision.cli.search import search_combinations, searched_keys
-from xlvision.config import ConfigError, compose_config
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 
 
 def test_the_search_preset_searches_rate_decay_and_strategy():

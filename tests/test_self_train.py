@@ -103,7 +103,7 @@ def test_pseudo_labels_keep_confident_reads_and_give_every_digit_an_equal_share(
 @pytest.fixture(scope="module")
 def glyph_base(tmp_path_factory):
     """A quickly trained Kannada glyph model: the base the tests self-train from."""
-    from xlvision.config import compose_config
+    from xlvision.config.compose import compose_config
 
     root = tmp_path_factory.mktemp("base")
     cfg = compose_config(

@@ -12,13 +12,14 @@ import torch
 from conftest import run_cli
 from torch import nn
 
-from xlvision.bundle import UnifiedModel, load_bundle
 from xlvision.bundle.export import checked_export
-from xlvision.config import compose_config
+from xlvision.bundle.file import load_bundle
+from xlvision.bundle.model import UnifiedModel
+from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
 from xlvision.languages import load_language
-from xlvision.models import DIGIT_HEAD, LID_HEAD, Classifier
 from xlvision.models.checkpoint import load_classifier
+from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.integrate import integrate
 from xlvision.stages.runner import run_stage

@@ -33,9 +33,9 @@ from fontTools.pens.boundsPen import BoundsPen
 from fontTools.pens.recordingPen import RecordingPen
 from fontTools.ttLib import TTFont
 
-from xlvision.config.paths import FONTS_DIR
 from xlvision.data.render import master_image
 from xlvision.languages import Language, available_languages, load_language
+from xlvision.paths import FONTS_DIR
 
 SYSTEM_FONTS = Path("/usr/share/fonts")
 DEBIAN_DOCS = Path("/usr/share/doc")

@@ -23,8 +23,8 @@ from build_fonts import subset_options, sync_tree
 from fontTools import subset
 from fontTools.ttLib import TTFont
 
-from xlvision.config.paths import FONTS_DIR
 from xlvision.languages import available_languages, load_language
+from xlvision.paths import FONTS_DIR
 
 SYSTEM_FONTS = Path("/usr/share/fonts")
 OUT_DIR = FONTS_DIR.parent / "name_fonts"

@@ -43,12 +43,13 @@ LOCK_FILE = ".lock"
 CHECKPOINTS = "checkpoints"
 CSV_DIR = "csv"
 CSV_FILE = "metrics.csv"
+HYDRA_DIR = ".hydra"  # what Hydra writes for a job: config.yaml, overrides.yaml, hydra.yaml
 PRETRAIN, INTEGRATE, EVAL, REPORT = "pretrain", "integrate", "eval", "report"
 FINETUNE_PREFIX = "finetune_"
 # Artifacts recorded as paths (relative to the run dir when inside it).
 PATH_ARTIFACTS = ("checkpoint", "bundle", "report")
 # What a restarted run keeps: the lock it holds, and what Hydra wrote for the job now going.
-KEPT_ON_RESTART = (LOCK_FILE, ".hydra", LOG_FILE)
+KEPT_ON_RESTART = (LOCK_FILE, HYDRA_DIR, LOG_FILE)
 
 KEEP, CONTINUE, RESTART, FRESH = "keep", "continue", "restart", "fresh"
 
@@ -171,6 +172,10 @@ class RunDir:
     @property
     def report_dir(self) -> Path:
         return self.path / REPORT
+
+    def hydra_file(self, name: str) -> Path:
+        """A file Hydra wrote for the job: `config.yaml`, `overrides.yaml` or `hydra.yaml`."""
+        return self.path / HYDRA_DIR / name
 
     def stage(self, name: str) -> RunDir:
         """A pipeline's stage dir: `pretrain`, `integrate`, `eval` (`finetune(code)`)."""

@@ -1,16 +1,15 @@
-"""The unified model bundle: one file that reads digits in every language it holds.
-
-Names load on first use, so `xlv-predict --help` and its config errors do not import torch."""
+"""The unified model bundle: one file that reads digits in every language it holds."""
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_namespace
+from xlvision.moved import moved_names
 
-__getattr__, __all__ = lazy_namespace(
+# What this package handed on before each name was imported from its own module.
+__getattr__ = moved_names(
     __name__,
     {
-        "file": "BundleError load_bundle payload_sha256 save_bundle",
-        "manifest": "digit_preprocessing language_record model_input",
-        "model": "LID_HEAD UnifiedModel",
+        "xlvision.bundle.file": "BundleError load_bundle payload_sha256 save_bundle",
+        "xlvision.bundle.manifest": "digit_preprocessing language_record model_input",
+        "xlvision.bundle.model": "LID_HEAD UnifiedModel",
     },
 )

@@ -28,7 +28,7 @@ from xlvision.bundle.scripts import pooled_script
 from xlvision.config.schema import AugmentConf
 from xlvision.data.augment import augment_digits
 from xlvision.data.normalize import normalize_digits
-from xlvision.integrate.batchnorm import reestimate_batchnorm
+from xlvision.models.batchnorm import reestimate_batchnorm
 
 STEPS = ("none", "bn", "self_train")
 """What an adaptation may keep, in order: each step builds on the one before it."""

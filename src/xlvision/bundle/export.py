@@ -203,10 +203,7 @@ def write_torchscript(wrapped: ReadEverything, info: dict, path: Path) -> None:
 
 
 def run_onnx(path: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    reader = OnnxReader(path)
-    return lambda image: dict(
-        zip(reader.outputs, reader.session.run(reader.outputs, {INPUT: image}), strict=True)
-    )
+    return OnnxReader(path).outputs_of
 
 
 def run_torchscript(path: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
@@ -330,8 +327,8 @@ def default_runtime() -> Path:
 
 def page_fonts(code: str) -> tuple[Path | None, Path | None]:
     """The bundled fonts the page draws `code`'s numerals and names with (None: the system's)."""
-    from xlvision.config.paths import NAME_FONTS_DIR
     from xlvision.languages import available_languages, load_language
+    from xlvision.paths import NAME_FONTS_DIR
 
     digits = None
     if code in available_languages():

@@ -154,7 +154,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise BundleError(
             f"{path}: no whole-file checksum (written by an older xlvision: integrate again)"
         )
-    payload = payload_sha256(tensors)
+    payload = payload_sha256(tensors)  # hashed once: the manifest's copy is checked against it
     if file_sha256(metadata[METADATA_KEY], payload) != metadata[CHECKSUM_KEY]:
         raise BundleError(f"{path}: checksum mismatch: the file is damaged or was modified")
     try:
@@ -163,10 +163,10 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise BundleError(f"{path}: the manifest is not JSON ({err})") from None
     if not isinstance(manifest, dict):
         raise BundleError(f"{path}: the manifest is not a JSON object")
-    return tensors, manifest
+    return tensors, manifest, payload
 
 
-def _check_format(path: Path, manifest: dict, tensors: dict[str, torch.Tensor]) -> None:
+def _check_format(path: Path, manifest: dict, payload: str) -> None:
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{path}: format={manifest.get('format')!r}, expected {FORMAT!r}")
     version = manifest.get("format_version")
@@ -175,7 +175,7 @@ def _check_format(path: Path, manifest: dict, tensors: dict[str, torch.Tensor]) 
             f"{path}: format_version={version!r} is not supported (this xlvision reads "
             f"{FORMAT_VERSION})"
         )
-    if payload_sha256(tensors) != manifest.get("payload_sha256"):
+    if payload != manifest.get("payload_sha256"):
         raise BundleError(f"{path}: checksum mismatch: the tensors are damaged or were modified")
 
 
@@ -220,8 +220,8 @@ def _build_member(path: Path, key: str, record, tensors: dict[str, torch.Tensor]
 def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
     """(model in eval mode, manifest) after checking the format, version and checksum."""
     path = Path(path).expanduser()
-    tensors, manifest = _read(path)
-    _check_format(path, manifest, tensors)
+    tensors, manifest, payload = _read(path)
+    _check_format(path, manifest, payload)
     records = manifest.get("members")
     if not isinstance(records, dict) or not records:
         raise BundleError(f"{path}: the manifest lists no members")

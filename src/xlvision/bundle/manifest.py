@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from xlvision.data.arrays import MNIST_MEAN, MNIST_STD
+from xlvision.data.arrays import MNIST_MEAN, MNIST_STD, standardized
 from xlvision.data.normalize import BOX, CANVAS
 from xlvision.languages import load_language
 
@@ -39,5 +39,4 @@ def digit_preprocessing() -> dict:
 
 def model_input(images: torch.Tensor, preprocessing: dict) -> torch.Tensor:
     """uint8 [N, H, W] digits → the float [N, 1, H, W] input the bundle's models were trained on."""
-    mean, std = float(preprocessing["mean"]), float(preprocessing["std"])
-    return ((images.float() / 255.0 - mean) / std).unsqueeze(1)
+    return standardized(images, float(preprocessing["mean"]), float(preprocessing["std"]))

@@ -98,10 +98,13 @@ class OnnxReader:
         self.languages = [record["code"] for record in info["languages"]]
         self.can_identify = True
 
+    def outputs_of(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output for float32 [N, 1, 28, 28] images in [0, 1], the file's input."""
+        return dict(zip(self.outputs, self.session.run(self.outputs, {INPUT: image}), strict=True))
+
     def run(self, digits: np.ndarray) -> dict[str, np.ndarray]:
         """Every output for uint8 [N, 28, 28] normalized digits."""
-        image = (digits.astype(np.float32) / np.float32(255.0))[:, None]
-        return dict(zip(self.outputs, self.session.run(self.outputs, {INPUT: image}), strict=True))
+        return self.outputs_of((digits.astype(np.float32) / np.float32(255.0))[:, None])
 
     def script_probs(self, digits: np.ndarray) -> np.ndarray:
         return self.run(digits)["script_probs"]

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from xlvision.cli.app import check_writable, simple_main
-from xlvision.config import ConfigError, compose_config
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 from xlvision.rundir import RunDirError
 
 PROG = "xlv-adapt"

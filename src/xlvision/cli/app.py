@@ -26,11 +26,12 @@ from xlvision.cli.search import (
     sweep_value,
 )
 from xlvision.cli.sweep_jobs import in_sweep, sweep_job_failed
-from xlvision.config import ConfigError, compose_config
-from xlvision.config.paths import config_dir
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import register_schemas
 from xlvision.errors import XlvisionError, one_line
+from xlvision.paths import config_dir
 from xlvision.records import InputFileError
 from xlvision.rundir import ResumeError, RunDir, RunDirError
 

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from xlvision.cli.app import check_writable, simple_main
-from xlvision.config import ConfigError, compose_config
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 from xlvision.rundir import RunDirError
 
 PROG = "xlv-export"
@@ -49,8 +50,8 @@ def run(overrides: list[str]) -> None:
         raise ConfigError("check", cfg.check, "a number of images per language, 0 for none")
     output = output_path(cfg)
     # torch loads only now that the command line is known to be right.
-    from xlvision.bundle import load_bundle
     from xlvision.bundle.export import checked_export, web_runtime
+    from xlvision.bundle.file import load_bundle
 
     runtime = web_runtime(cfg.runtime) if cfg.format == "web" else None
     model, manifest = load_bundle(cfg.bundle)

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from xlvision.cli.app import check_writable, simple_main
-from xlvision.config import ConfigError, compose_config
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 
 PROG = "xlv-predict"
 OUTPUT_SUFFIXES = (".json", ".csv")
@@ -23,7 +24,7 @@ def open_reader(bundle: str, accelerator: str):
         from xlvision.bundle.onnx_file import OnnxReader
 
         return OnnxReader(bundle)
-    from xlvision.bundle import load_bundle
+    from xlvision.bundle.file import load_bundle
     from xlvision.bundle.predict import TorchReader, inference_device
 
     model, manifest = load_bundle(bundle)

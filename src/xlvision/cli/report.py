@@ -10,10 +10,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from xlvision.cli.app import check_writable, one_line
-from xlvision.config import ConfigError, compose_config
-from xlvision.config.paths import config_dir
+from xlvision.config.compose import compose_config
+from xlvision.config.errors import ConfigError
 from xlvision.config.resolvers import register_resolvers
 from xlvision.errors import XlvisionError
+from xlvision.paths import config_dir
 from xlvision.report.collect import find_run_dirs
 from xlvision.report.options import ReportError, ReportOptions
 from xlvision.rundir import RunDirError

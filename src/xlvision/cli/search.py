@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.nodes import IntegerNode
 
 from xlvision.config.errors import ConfigError
-from xlvision.config.paths import config_dir
+from xlvision.paths import config_dir
 from xlvision.records import sweep_objective
 
 
@@ -56,7 +56,7 @@ def search_combinations(overrides: list[str], config_name: str) -> list[list[str
     config lacks is refused here, by its name."""
     if not any(o.lstrip("~").startswith(SEARCH_GROUPS) for o in overrides):
         return None
-    from xlvision.config import compose_config
+    from xlvision.config.compose import compose_config
 
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(overrides)

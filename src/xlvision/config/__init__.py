@@ -1,16 +1,14 @@
-"""Config schema, composition and validation.
-
-The names below load on first use, so `xlvision.config.checks` (imported by the config
-dataclasses of other packages) can be imported without the schema that imports them back.
-"""
+"""Config schema, composition and validation."""
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_namespace
+from xlvision.moved import moved_names
 
-__getattr__, __all__ = lazy_namespace(
+# What this package handed on before each name was imported from its own module.
+__getattr__ = moved_names(
     __name__,
     {
-        "compose": "ConfigError compose_config validate_config",
+        "xlvision.config.errors": "ConfigError",
+        "xlvision.config.compose": "compose_config validate_config",
     },
 )

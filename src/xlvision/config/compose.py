@@ -15,7 +15,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from xlvision.config.checks import REJECT_ALLOWED, is_reject_value
 from xlvision.config.errors import ConfigError
-from xlvision.config.paths import config_dir
 from xlvision.config.resolvers import register_resolvers
 from xlvision.config.schema import (
     AdaptConfig,
@@ -25,6 +24,7 @@ from xlvision.config.schema import (
     PredictConfig,
     register_schemas,
 )
+from xlvision.paths import config_dir
 
 # The schema each primary config is merged onto; an appended `+key` must be one of its keys.
 SCHEMAS = {
@@ -194,11 +194,11 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     if "language" in cfg and not cfg.language and "bundle" not in cfg:
         raise ConfigError("language", [], "at least one language")
     if cfg.get("finetune") is not None:
-        from xlvision.finetune.config import validate_finetune
+        from xlvision.config.finetune import validate_finetune
 
         validate_finetune(cfg.finetune)
     if cfg.get("integrate") is not None:
-        from xlvision.integrate.config import validate_integrate
+        from xlvision.config.integrate import validate_integrate
 
         validate_integrate(cfg.integrate)
     if "model" in cfg and cfg.model.name not in MODEL_NAMES:

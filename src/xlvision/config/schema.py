@@ -12,8 +12,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from xlvision.finetune.config import FinetuneConf
-from xlvision.integrate.config import IntegrateConf
+from xlvision.config.finetune import FinetuneConf
+from xlvision.config.integrate import IntegrateConf
 
 
 @dataclass

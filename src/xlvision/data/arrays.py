@@ -10,6 +10,14 @@ MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 
 
+def standardized(
+    images: torch.Tensor, mean: float = MNIST_MEAN, std: float = MNIST_STD
+) -> torch.Tensor:
+    """uint8 [N, H, W] digits → float [N, 1, H, W], scaled to [0, 1] then standardized: the
+    models' input (MNIST's mean and std unless a bundle's preprocessing says otherwise)."""
+    return ((images.float() / 255.0 - mean) / std).unsqueeze(1)
+
+
 @dataclass
 class DigitArrays:
     """Digits in the glyph convention: uint8 [N, 28, 28], bright ink on dark, centred by mass."""
@@ -49,4 +57,4 @@ class DigitArrays:
 
     def normalized(self) -> torch.Tensor:
         """Float [N, 1, H, W] with MNIST's mean and std, the models' input."""
-        return ((self.images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+        return standardized(self.images)

@@ -16,9 +16,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from xlvision.config.paths import config_dir
 from xlvision.data.arrays import DigitArrays
 from xlvision.data.errors import DataError
+from xlvision.paths import config_dir
 
 GLYPHS = "glyphs"
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_namespace
+from xlvision.moved import moved_names
 
-__getattr__, __all__ = lazy_namespace(
+# What this package handed on before each name was imported from its own module.
+__getattr__ = moved_names(
     __name__,
     {
-        "config": "FinetuneConf validate_finetune",
-        "heads": "init_head resolve_source_language",
-        "l2sp": "l2sp_penalty snapshot_backbone",
-        "lora": "LoRAConv2d LoRALinear add_lora merge_lora",
-        "strategies": "apply_strategy frozen_batchnorm_modules groups_with_lr keep_frozen_bn_eval parameter_groups trainable_names",
+        "xlvision.config.finetune": "FinetuneConf validate_finetune",
+        "xlvision.finetune.heads": "init_head resolve_source_language",
+        "xlvision.finetune.l2sp": "l2sp_penalty snapshot_backbone",
+        "xlvision.finetune.lora": "LoRAConv2d LoRALinear add_lora merge_lora",
+        "xlvision.finetune.strategies": "apply_strategy frozen_batchnorm_modules groups_with_lr keep_frozen_bn_eval parameter_groups trainable_names",
     },
 )

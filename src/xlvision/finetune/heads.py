@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from xlvision.config.errors import ConfigError
-from xlvision.finetune.config import HEAD_INITS
-from xlvision.models import Classifier
+from xlvision.config.finetune import HEAD_INITS
+from xlvision.models.classifier import Classifier
 
 
 def resolve_source_language(model: Classifier, source_language: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from xlvision.models import Classifier
+from xlvision.models.classifier import Classifier
 
 
 def snapshot_backbone(model: Classifier) -> dict[str, torch.Tensor]:

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from xlvision.finetune.config import FinetuneConf, validate_finetune
+from xlvision.config.finetune import FinetuneConf, validate_finetune
 from xlvision.finetune.lora import LORA_LAYERS, add_lora
-from xlvision.models import Classifier
+from xlvision.models.classifier import Classifier
 
 
 def _everything(backbone: nn.Module, conf: FinetuneConf) -> Iterable[nn.Parameter]:

@@ -10,8 +10,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from xlvision.config.errors import ConfigError
-from xlvision.models import Classifier, language_codes
 from xlvision.models.checkpoint import CheckpointError, load_classifier
+from xlvision.models.classifier import Classifier, language_codes
 from xlvision.rundir import PRETRAIN, RunDir
 
 

@@ -18,17 +18,18 @@ from omegaconf import DictConfig
 from rich.console import Console
 from torch import nn
 
-from xlvision.bundle import LID_HEAD, UnifiedModel
-from xlvision.bundle.model import ANSWERS
+from xlvision.bundle.model import ANSWERS, LID_HEAD, UnifiedModel
 from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
-from xlvision.integrate.batchnorm import reestimate_batchnorm
-from xlvision.integrate.evaluate import accuracy_per_language, mean
+from xlvision.evaluation.means import language_mean
+from xlvision.evaluation.metrics import accuracy_per_language
 from xlvision.integrate.inputs import Sources
 from xlvision.integrate.merge import average, task_arithmetic, ties
 from xlvision.integrate.probe import extract_features, language_id_head, train_linear_head
-from xlvision.models import DIGIT_HEAD, Classifier, build_classifier, language_codes
+from xlvision.models.batchnorm import reestimate_batchnorm
 from xlvision.models.checkpoint import load_classifier
+from xlvision.models.classifier import DIGIT_HEAD, Classifier, language_codes
+from xlvision.models.registry import build_classifier
 from xlvision.progress import tracked
 from xlvision.training.builders import (
     build_optimizer,
@@ -192,7 +193,9 @@ def pick_lambda(
         model = Classifier(backbone, {})
         model.heads.update(heads)
         model.eval()
-        scores[lam] = mean(accuracy_per_language(model, ctx.data.val_dataloader(), ctx.codes))
+        scores[lam] = language_mean(
+            accuracy_per_language(model, ctx.data.val_dataloader(), ctx.codes)
+        )
         ctx.console.print(f"  λ={lam}: val mean acc {scores[lam]:.4f}")
         if best is None or scores[lam] > scores[best[0]]:
             best = (lam, backbone)
@@ -275,7 +278,8 @@ def answer_accuracy(model: UnifiedModel, batches, codes: list[str], answer: str)
         hit = (model.predict(x, answer=answer)["digit"] == y).float()
         correct += torch.bincount(language, weights=hit, minlength=len(codes))
         seen += torch.bincount(language, minlength=len(codes)).float()
-    return float((correct[seen > 0] / seen[seen > 0]).mean())
+    per_language = {c: float(correct[i] / seen[i]) for i, c in enumerate(codes) if seen[i] > 0}
+    return language_mean(per_language)
 
 
 def unified(ctx: Context) -> Integrated:

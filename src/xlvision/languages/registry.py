@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from xlvision.config.paths import FONTS_DIR, config_dir
+from xlvision.paths import FONTS_DIR, config_dir
 
 ENGLISH_DIGIT_NAMES = (
     "zero",

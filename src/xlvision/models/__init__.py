@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_namespace
+from xlvision.moved import moved_names
 
-__getattr__, __all__ = lazy_namespace(
+# What this package handed on before each name was imported from its own module.
+__getattr__ = moved_names(
     __name__,
     {
-        "classifier": "DIGIT_HEAD LID_HEAD Classifier LanguageHeads language_codes",
-        "registry": "MODELS build_backbone build_classifier",
+        "xlvision.models.classifier": "DIGIT_HEAD LID_HEAD Classifier LanguageHeads language_codes",
+        "xlvision.models.registry": "MODELS build_backbone build_classifier",
     },
 )

@@ -1,15 +1,14 @@
-"""Reporting: collect finished runs → paper tables, figures and a static HTML page.
-
-Names load on first use: checking a report's options does not import matplotlib."""
+"""Reporting: collect finished runs → paper tables, figures and a static HTML page."""
 
 from __future__ import annotations
 
-from xlvision.lazy import lazy_namespace
+from xlvision.moved import moved_names
 
-__getattr__, __all__ = lazy_namespace(
+# What this package handed on before each name was imported from its own module.
+__getattr__ = moved_names(
     __name__,
     {
-        "options": "ReportError ReportOptions",
-        "stage": "report",
+        "xlvision.report.options": "ReportError ReportOptions",
+        "xlvision.report.stage": "report",
     },
 )

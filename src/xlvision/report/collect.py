@@ -22,11 +22,13 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from xlvision.records import CONFIG_FILE, METRICS_FILE
 from xlvision.report.options import ReportError
+from xlvision.rundir import HYDRA_DIR, RunDir
 
 log = logging.getLogger(__name__)
 
-RUN_MARKERS = ("config.yaml", "metrics.json")
+RUN_MARKERS = (CONFIG_FILE, METRICS_FILE)
 COMPLETED, FAILED, INCOMPLETE = "completed", "failed", "incomplete"
 RUNNING, INTERRUPTED = "running", "interrupted"
 """A run's metrics.json says `running` from its start; if its process is gone it was killed."""
@@ -129,7 +131,7 @@ def find_run_dirs(patterns: Sequence[str], base: Path | None = None) -> list[Pat
 def _run_dirs_under(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         # A sweep's job that never wrote a record still has the `.hydra/` Hydra made for it.
-        started = ".hydra" in dirnames
+        started = HYDRA_DIR in dirnames
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if started or any(marker in filenames for marker in RUN_MARKERS):
             yield Path(dirpath).resolve()
@@ -151,11 +153,11 @@ def natural_key(value: object) -> tuple:
 def load_run(path: Path) -> Run:
     """Read one run dir; a missing metrics.json is incomplete, an unreadable one failed."""
     config = _read_config(path)
-    own = path / ".hydra" / "overrides.yaml"
+    own = RunDir(path).hydra_file("overrides.yaml")
     overrides = _read_overrides(own)
     run = Run(path=path, config=config, status=INCOMPLETE, overrides=overrides)
     run.chosen = overrides if own.is_file() else _ancestor_overrides(path)
-    metrics_file = path / "metrics.json"
+    metrics_file = RunDir(path).metrics_file
     if not metrics_file.is_file():
         run.error = "no metrics.json: the run did not finish"
         return run
@@ -229,7 +231,7 @@ def add_lang_means(run: Run, means: Sequence[tuple[str, Sequence[str]]]) -> None
 
 
 def _read_config(path: Path) -> DictConfig:
-    for candidate in (path / "config.yaml", path / ".hydra" / "config.yaml"):
+    for candidate in (RunDir(path).config_file, RunDir(path).hydra_file("config.yaml")):
         if not candidate.is_file():
             continue
         try:
@@ -259,7 +261,7 @@ def _read_overrides(path: Path) -> dict[str, Any]:
 def _ancestor_overrides(path: Path, levels: int = 3) -> dict[str, Any] | None:
     """The overrides of the nearest dir above `path` (within `levels`) that Hydra ran in."""
     for parent in list(path.parents)[:levels]:
-        candidate = parent / ".hydra" / "overrides.yaml"
+        candidate = RunDir(parent).hydra_file("overrides.yaml")
         if candidate.is_file():
             return _read_overrides(candidate)
     return None
@@ -285,7 +287,7 @@ def _read_confusion(raw: object, source: Path) -> dict[str, list[list[int]]]:
 
 def read_training_log(run: Run) -> dict[str, tuple[list[float], list[float]]]:
     """Columns of `csv/metrics.csv` as (x, y) series; x is the step, or the epoch for val/."""
-    path = run.path / "csv" / "metrics.csv"
+    path = RunDir(run.path).csv_file
     if not path.is_file():
         return {}
     try:

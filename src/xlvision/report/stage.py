@@ -42,6 +42,7 @@ from xlvision.report.story import draw_story, print_pipeline_summary
 from xlvision.report.summary import Pipeline, Summary, find_pipelines, stage_rank, summarize
 from xlvision.report.tables import markdown_table, metric_slug, write_tables
 from xlvision.report.trials import Study, find_studies, trials_markdown, write_trials
+from xlvision.rundir import EVAL, INTEGRATE
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,6 @@ def _tabled_runs(runs: Sequence[Run], story: Pipeline) -> list[Run]:
     """The runs a pipeline's tables by stage show: its stages, without the pipeline's own dir
     (its metrics copy theirs) and without integrate when eval tested the same bundle."""
     hidden = {story.root}
-    if story.stage("eval") is not None and "integrate" in story.stages:
-        hidden.add(story.stages["integrate"].path)
+    if story.stage(EVAL) is not None and INTEGRATE in story.stages:
+        hidden.add(story.stages[INTEGRATE].path)
     return [run for run in runs if run.path not in hidden]

@@ -13,6 +13,7 @@ from rich.table import Table
 from xlvision.report.collect import Run, read_training_log
 from xlvision.report.plots import plot_before_after, plot_confusions, plot_training_curves
 from xlvision.report.summary import BUNDLE, Number, Pipeline, Summary, format_number
+from xlvision.rundir import EVAL
 
 
 def print_pipeline_summary(summary: Summary, console: Console, precision: int = 3) -> None:
@@ -100,7 +101,7 @@ def draw_story(
             )
         )
     captions = {"transfer_forgetting": STORY_CAPTIONS["transfer_forgetting"]}
-    bundle = story.stage("eval")
+    bundle = story.stage(EVAL)
     matrices = bundle_confusions(bundle) if bundle is not None else {}
     if matrices:
         both = any(label.endswith("not given") for label in matrices)

@@ -16,15 +16,16 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from xlvision.report.collect import COMPLETED, Run, natural_key
+from xlvision.rundir import EVAL, FINETUNE_PREFIX, INTEGRATE, PRETRAIN, RunDir
 
-STAGE_ORDER = ("pretrain", "finetune", "integrate", "eval")
+STAGE_ORDER = (PRETRAIN, "finetune", INTEGRATE, EVAL)
 """The pipeline's stages in the order it runs them, named as it names their dirs."""
 PIPELINE = "pipeline"
 _STAGE_OF_DIR = {
-    "pretrain": "train",
+    PRETRAIN: "train",
     "finetune": "finetune",
-    "integrate": "integrate",
-    "eval": "eval",
+    INTEGRATE: "integrate",
+    EVAL: "eval",
 }
 _SKIPPED_LANGUAGES = ("mean", "outside")
 
@@ -55,19 +56,19 @@ class Pipeline:
     @property
     def finetunes(self) -> dict[str, PipelineStage]:
         """Target code → its fine-tuning run, completed or not, in the pipeline's order."""
-        prefix = "finetune_"
+        prefix = FINETUNE_PREFIX
         return {n[len(prefix) :]: r for n, r in self.stages.items() if n.startswith(prefix)}
 
     @property
     def bundle_record(self) -> PipelineStage | None:
         """The bundle's evaluation; integrate's own test of it when eval did not complete."""
-        return self.stage("eval") or self.stage("integrate")
+        return self.stage(EVAL) or self.stage(INTEGRATE)
 
 
 def stage_kind(name: str) -> str:
     """`finetune_kn` → `finetune`; a standalone run's `train` counts as pretraining."""
     kind = name.split("_", 1)[0]
-    return "pretrain" if kind == "train" else kind
+    return PRETRAIN if kind == "train" else kind
 
 
 def stage_rank(name: str, targets: Sequence[str] = ()) -> tuple:
@@ -116,22 +117,24 @@ def _as_stage(run: Run, name: str) -> PipelineStage:
 def _target_order(listed: Sequence[str], stages: dict[str, Run]) -> list[str]:
     """The targets in the pipeline's order: as its config lists them, else as its bundle
     holds them, else natural order."""
-    tuned = [name.removeprefix("finetune_") for name in stages if name.startswith("finetune_")]
-    bundle = stages.get("integrate") or stages.get("eval")
+    tuned = [
+        name.removeprefix(FINETUNE_PREFIX) for name in stages if name.startswith(FINETUNE_PREFIX)
+    ]
+    bundle = stages.get(INTEGRATE) or stages.get(EVAL)
     order = [*listed, *(bundle.languages if bundle else []), *sorted(tuned, key=natural_key)]
     return [code for code in dict.fromkeys(order) if code in tuned]
 
 
 def _dir_kind(name: str) -> str | None:
     """The stage a pipeline's subdir of this name holds (`finetune_kn` → `finetune`), if any."""
-    if name.startswith("finetune_") and len(name) > len("finetune_"):
+    if name.startswith(FINETUNE_PREFIX) and len(name) > len(FINETUNE_PREFIX):
         return "finetune"
     return name if name in _STAGE_OF_DIR and name != "finetune" else None
 
 
 def _pipeline_targets(path: Path) -> list[str] | None:
     """The targets a pipeline dir's config.yaml lists; None without a pipeline's config."""
-    config_file = path / "config.yaml"
+    config_file = RunDir(path).config_file
     if not config_file.is_file():
         return None
     try:
@@ -319,7 +322,7 @@ def _tested(run: Run | None, prefix: str = "test") -> list[str]:
 
 def summarize(pipeline: Pipeline) -> Summary:
     """The pipeline's summary from its stage records."""
-    pretrain = pipeline.stage("pretrain")
+    pretrain = pipeline.stage(PRETRAIN)
     bundle = pipeline.bundle_record
     page_size = bundle.metrics.get("page_size") if bundle else None
     columns = summary_columns(page_size)
@@ -345,7 +348,7 @@ def summarize(pipeline: Pipeline) -> Summary:
     used = {key for row in ordered for key in row.cells}
     columns = [c for c in columns if c.key in used]
     for name, run in pipeline.stages.items():
-        if run.status != COMPLETED and not name.startswith("finetune_"):
+        if run.status != COMPLETED and not name.startswith(FINETUNE_PREFIX):
             notes.append(f"{name}: {run.status}" + (f" ({run.error})" if run.error else ""))
     return Summary(_lead(pipeline), _headline(pretrain, bundle, pipeline), columns, ordered, notes)
 
@@ -436,7 +439,7 @@ def _headline(
             [(label, _read(bundle, f"test/{language}/{metric}")) for label, metric in reading],
         )
     )
-    integrate = pipeline.stage("integrate")
+    integrate = pipeline.stage(INTEGRATE)
     size = _read(bundle, "bundle_bytes", "bytes") or _read(integrate, "bundle_bytes", "bytes")
     groups.append(
         (
@@ -456,7 +459,7 @@ def _lead(pipeline: Pipeline) -> str:
     """`Pretrained on en, fine-tuned on kn, ar (full), integrated (routed) into one bundle of
     kn, ar.`, from the stages' configs."""
     parts = []
-    pretrain = pipeline.stages.get("pretrain")
+    pretrain = pipeline.stages.get(PRETRAIN)
     if pretrain is not None:
         parts.append(f"pretrained on {'+'.join(pretrain.languages) or '?'}")
     tunes = pipeline.finetunes
@@ -465,7 +468,7 @@ def _lead(pipeline: Pipeline) -> str:
         name = strategy.get("name") if OmegaConf.is_dict(strategy) else None
         how = f" ({name})" if name else ""
         parts.append(f"fine-tuned on {', '.join(tunes)}{how}")
-    integrate = pipeline.stages.get("integrate")
+    integrate = pipeline.stages.get(INTEGRATE)
     if integrate is not None:
         method = integrate.config_value("integrate")
         name = method.get("name") if OmegaConf.is_dict(method) else None

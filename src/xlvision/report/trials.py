@@ -24,6 +24,7 @@ from xlvision.records import sweep_objective
 from xlvision.report.collect import COMPLETED, Run, natural_key, relative_path, value_label
 from xlvision.report.names import metric_title
 from xlvision.report.tables import LATEX_PACKAGES, MISSING, latex_escape
+from xlvision.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def _study(sweep_dir: Path, runs: list[Run]) -> Study:
 def _sweeper_config(runs: list[Run]) -> DictConfig | None:
     """`hydra.sweeper` as a trial saved it (the keys it searched, its direction)."""
     for run in runs:
-        hydra = _load(run.path / ".hydra" / "hydra.yaml")
+        hydra = _load(RunDir(run.path).hydra_file("hydra.yaml"))
         if hydra is not None:
             node = OmegaConf.select(hydra, "hydra.sweeper", throw_on_resolution_failure=False)
             if isinstance(node, DictConfig):

@@ -13,7 +13,6 @@ from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.progress import track
 
-from xlvision.bundle import load_bundle, model_input
 from xlvision.bundle.adapt import (
     Adaptation,
     adapt_model,
@@ -23,6 +22,8 @@ from xlvision.bundle.adapt import (
     silent,
     write_adapted,
 )
+from xlvision.bundle.file import load_bundle
+from xlvision.bundle.manifest import model_input
 from xlvision.bundle.model import UnifiedModel
 from xlvision.bundle.predict import inference_device
 from xlvision.config.errors import ConfigError

@@ -16,8 +16,9 @@ from xlvision.finetune.self_train import PseudoLabels
 from xlvision.finetune.strategies import apply_strategy
 from xlvision.languages import load_language
 from xlvision.languages.registry import language_from_mapping
-from xlvision.models import DIGIT_HEAD, build_classifier, language_codes
 from xlvision.models.checkpoint import load_classifier, save_classifier
+from xlvision.models.classifier import DIGIT_HEAD, language_codes
+from xlvision.models.registry import build_classifier
 from xlvision.rundir import RunDir
 from xlvision.training.builders import (
     build_optimizer,

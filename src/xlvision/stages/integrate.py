@@ -10,18 +10,21 @@ import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
-from xlvision.bundle import UnifiedModel, digit_preprocessing, language_record, save_bundle
+from xlvision.bundle.file import save_bundle
+from xlvision.bundle.manifest import digit_preprocessing, language_record
+from xlvision.bundle.model import UnifiedModel
 from xlvision.config.errors import ConfigError
+from xlvision.config.integrate import METHODS as METHOD_NAMES
+from xlvision.config.integrate import validate_integrate
 from xlvision.data.datamodule import DigitDataModule
+from xlvision.evaluation.means import language_means
+from xlvision.evaluation.metrics import accuracy_per_language
+from xlvision.evaluation.unified import MEANS, confusion_records, score_language
 from xlvision.integrate.calibrate import fit_calibration
-from xlvision.integrate.config import METHODS as METHOD_NAMES
-from xlvision.integrate.config import validate_integrate
-from xlvision.integrate.evaluate import accuracy_per_language
 from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
 from xlvision.integrate.methods import METHODS, Context
 from xlvision.languages import load_language
 from xlvision.progress import tracked
-from xlvision.stages.evaluate import MEANS, confusion_records, score_language
 
 BUNDLE_FILE = "bundle.safetensors"
 
@@ -57,10 +60,7 @@ def test_unified(
         if individual[code]["acc"] > 0:
             scores["normalized_acc"] = scores["acc"] / individual[code]["acc"]
         metrics.update({f"test/{code}/{name}": value for name, value in scores.items()})
-    for name in MEANS:
-        values = [metrics[f"test/{c}/{name}"] for c in codes if f"test/{c}/{name}" in metrics]
-        if values:
-            metrics[f"test/mean/{name}"] = sum(values) / len(values)
+    metrics.update(language_means(metrics, "test", {"mean": codes}, MEANS))
     return metrics, confusion
 
 

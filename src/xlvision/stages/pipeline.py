@@ -14,12 +14,12 @@ from rich.console import Console
 
 from xlvision import __version__
 from xlvision.config.errors import ConfigError
-from xlvision.config.paths import config_dir
 from xlvision.config.pipeline import pipeline_languages
 from xlvision.data.glyphs import GENERATOR_VERSION
 from xlvision.languages import available_languages, load_language
+from xlvision.paths import config_dir
 from xlvision.records import resolved_config
-from xlvision.report import report
+from xlvision.report.stage import report
 from xlvision.rundir import EVAL, INTEGRATE, PRETRAIN, RunDir
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.finetune import finetune

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -11,11 +11,11 @@ from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.table import Table
 
-from xlvision.config import validate_config
+from xlvision.config.compose import validate_config
 from xlvision.errors import one_line
+from xlvision.evaluation.metrics import METRICS
 from xlvision.records import RUNNING
 from xlvision.rundir import CONTINUE, KEEP, RESTART, RunDir
-from xlvision.training.metrics import METRICS
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
 
@@ -79,7 +79,15 @@ def stage_header(cfg: DictConfig) -> str:
     """`train · kn+ar · net`: what the stage is about to do, in one line."""
     parts = [str(cfg.get("stage") or "run")]
     languages = list(cfg.get("language") or {})
-    if languages:
+    pipeline = cfg.get("pipeline") if cfg.get("stage") == "pipeline" else None
+    if pipeline is not None:  # its sources and targets, not the default `language`
+        sources, targets = list(pipeline.get("sources") or []), list(pipeline.get("targets") or [])
+        parts.append(language_list(sources) + (f" → {language_list(targets)}" if targets else ""))
+    elif cfg.get("stage") == "integrate":  # the models merged (a run= dir's: not known yet)
+        models = cfg.get("models")
+        if isinstance(models, Mapping) and models:
+            parts.append(language_list([str(code) for code in models]))
+    elif languages:
         parts.append("+".join(languages))
     model = cfg.get("model")
     if model is not None and model.get("name") and cfg.get("stage") in ("train", "finetune"):
@@ -89,6 +97,11 @@ def stage_header(cfg: DictConfig) -> str:
     if cfg.get("resume"):
         parts.append("resumed")
     return " · ".join(parts)
+
+
+def language_list(codes: list[str], most: int = 4) -> str:
+    """`kn+ar+hi`, or `21 languages` when there are more than `most`."""
+    return "+".join(codes) if len(codes) <= most else f"{len(codes)} languages"
 
 
 def run_stage(stage: Stage, cfg: DictConfig, header: bool = True) -> tuple[dict, dict]:

@@ -10,10 +10,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule
+from xlvision.evaluation.metrics import classification_metrics
 from xlvision.languages import Language
 from xlvision.languages.registry import language_from_mapping
-from xlvision.models import DIGIT_HEAD, LID_HEAD, build_classifier
-from xlvision.models.classifier import Classifier
+from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
+from xlvision.models.registry import build_classifier
 from xlvision.training.builders import (
     build_optimizer,
     build_scheduler,
@@ -21,7 +22,6 @@ from xlvision.training.builders import (
     finish_loggers,
 )
 from xlvision.training.fit import fit_and_test, resume_point
-from xlvision.training.metrics import classification_metrics
 from xlvision.training.module import DigitClassifierModule
 from xlvision.training.tracking import log_model_artifact
 

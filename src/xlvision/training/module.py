@@ -9,8 +9,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from xlvision.models import DIGIT_HEAD, LID_HEAD, Classifier
-from xlvision.training.metrics import HeadAccuracy, StageMetrics
+from xlvision.evaluation.metrics import HeadAccuracy, StageMetrics
+from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
 
 DOMAIN_HIDDEN = 128  # width of the domain discriminator's hidden layer
 ANCHOR_MOMENTUM = 0.9  # how much of a glyph anchor each training step keeps

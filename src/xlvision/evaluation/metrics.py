@@ -1,6 +1,9 @@
-"""Per-language metrics: one MetricCollection, cloned per stage and language."""
+"""Per-language metrics: one MetricCollection, cloned per stage and language; the accuracy
+per language of any reading function (the λ choice, reference models)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import torch
 from torchmetrics import MetricCollection
@@ -10,6 +13,9 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassRecall,
 )
+
+from xlvision.evaluation.means import language_means
+from xlvision.progress import tracked
 
 METRICS = ("acc", "recall", "f1")
 
@@ -52,10 +58,7 @@ class StageMetrics(torch.nn.Module):
         for code in seen:
             for name, value in self.per_language[code].compute().items():
                 out[f"{self.stage}/{code}/{name}"] = float(value)
-        for name in METRICS:
-            values = [out[f"{self.stage}/{code}/{name}"] for code in seen]
-            if values:
-                out[f"{self.stage}/mean/{name}"] = sum(values) / len(values)
+        out.update(language_means(out, self.stage, {"mean": seen}, METRICS))
         return out
 
     def confusion_matrices(self) -> dict[str, list[list[int]]]:
@@ -110,14 +113,36 @@ class HeadAccuracy:
     def compute(self, stage: str) -> dict[str, float]:
         out: dict[str, float] = {}
         seen = self.counts["seen"]
-        for key in ("digit", "lid", "lid_group"):
-            if key not in self.updated:
-                continue
-            values = []
+        measured = [key for key in ("digit", "lid", "lid_group") if key in self.updated]
+        for key in measured:
             for i, code in enumerate(self.languages):
                 if seen[i] > 0:
                     out[f"{stage}/{code}/{key}_acc"] = float(self.counts[key][i] / seen[i])
-                    values.append(out[f"{stage}/{code}/{key}_acc"])
-            if values:
-                out[f"{stage}/mean/{key}_acc"] = sum(values) / len(values)
+        names = [f"{key}_acc" for key in measured]
+        out.update(language_means(out, stage, {"mean": self.languages}, names))
         return out
+
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@torch.no_grad()
+def accuracy_per_language(
+    forward: Callable[[torch.Tensor, str], torch.Tensor],
+    batches: Batches,
+    codes: list[str],
+    only: list[str] | None = None,
+) -> dict[str, float]:
+    """`{code: accuracy}` of `forward(images, code)` on each language's samples (`codes` name
+    the batches' language indices; `only`, if given, the languages to measure)."""
+    correct = dict.fromkeys(codes, 0)
+    seen = dict.fromkeys(codes, 0)
+    for x, y, language in tracked(batches, "testing each model on its language"):
+        for i, code in enumerate(codes):
+            where = language == i
+            if only is not None and code not in only:
+                continue
+            if where.any():
+                correct[code] += int((forward(x[where], code).argmax(1) == y[where]).sum())
+                seen[code] += int(where.sum())
+    return {code: correct[code] / seen[code] for code in codes if seen[code]}

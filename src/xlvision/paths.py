@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
 FONTS_DIR = PACKAGE_DIR / "assets" / "fonts"
 NAME_FONTS_DIR = FONTS_DIR.parent / "name_fonts"
 """Fonts that draw each language's digit names (tools/build_name_fonts.py), for the web page."""

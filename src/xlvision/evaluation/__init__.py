@@ -1,0 +1,1 @@
+"""Evaluation: every metric (per language, means, routed, per page, calibration, AUROC)."""
