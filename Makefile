@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make test` runs the suite's files on this many workers; a file's tests stay on one worker, so
+# its module fixtures (trained models) are built once.
+TEST_WORKERS ?= 2
 # onnxruntime-web for `xlv-export format=web`, from the npm registry, inside the venv.
 WEB := $(VENV)/share/xlvision/web
 ORT_WEB := onnxruntime-web@1.30.0
@@ -31,7 +34,7 @@ demo: $(STAMP)
 test: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow

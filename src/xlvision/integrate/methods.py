@@ -107,22 +107,35 @@ def tuned_heads(ctx: Context) -> dict[str, nn.Linear]:
     return {code: copy.deepcopy(ctx.sources.tuned[code].heads[code]) for code in ctx.codes}
 
 
-def common_spec(ctx: Context) -> dict:
+def common_spec(sources: Sources, method: str) -> dict:
     """The one architecture every model shares; weight-space merging needs it."""
-    specs = list(ctx.sources.specs.values())
-    if ctx.sources.base_spec is not None:
-        specs.append(ctx.sources.base_spec)
-    for code, spec in ctx.sources.specs.items():
+    specs = list(sources.specs.values())
+    if sources.base_spec is not None:
+        specs.append(sources.base_spec)
+    for code, spec in sources.specs.items():
         if spec != specs[0]:
             raise ConfigError(
                 "integrate",
-                ctx.conf.name,
+                method,
                 f"a method for models of one architecture: the {code!r} model is "
                 f"{spec['name']}, another {specs[0]['name']}"
                 + ("" if spec["name"] != specs[0]["name"] else " with other settings")
-                + " (use routed, multihead or joint)",
+                + " (use routed or multihead)",
             )
     return specs[0]
+
+
+NEEDS_BASE = ("multihead", "task_arithmetic", "ties", "unified")
+ONE_ARCHITECTURE = ("average", "task_arithmetic", "ties", "joint")
+
+
+def check_sources(method: str, sources: Sources) -> None:
+    """What `method` needs of its models (a base, one architecture), checked as soon as they
+    are loaded: before any data is read or model tested, so a wrong choice costs no minutes."""
+    if method in NEEDS_BASE:
+        sources.require_base(method)
+    if method in ONE_ARCHITECTURE:
+        common_spec(sources, method)
 
 
 def multihead(ctx: Context) -> Integrated:
@@ -204,21 +217,21 @@ def pick_lambda(
 
 
 def averaged(ctx: Context) -> Integrated:
-    spec = common_spec(ctx)
+    spec = common_spec(ctx.sources, ctx.conf.name)
     backbone = merged_backbone(ctx, lambda base, states: average(states), bn_batches(ctx))
     return shared(ctx, shared_member(ctx, backbone, tuned_heads(ctx)), spec, {})
 
 
 def task_arithmetic_merge(ctx: Context) -> Integrated:
     ctx.sources.require_base("task_arithmetic")
-    spec = common_spec(ctx)
+    spec = common_spec(ctx.sources, ctx.conf.name)
     backbone, params = pick_lambda(ctx, task_arithmetic)
     return shared(ctx, shared_member(ctx, backbone, tuned_heads(ctx)), spec, params)
 
 
 def ties_merge(ctx: Context) -> Integrated:
     ctx.sources.require_base("ties")
-    spec = common_spec(ctx)
+    spec = common_spec(ctx.sources, ctx.conf.name)
     k = float(ctx.conf.k)
     backbone, params = pick_lambda(ctx, lambda base, states, lam: ties(base, states, k, lam))
     model = shared_member(ctx, backbone, tuned_heads(ctx))
@@ -227,7 +240,7 @@ def ties_merge(ctx: Context) -> Integrated:
 
 def joint(ctx: Context) -> Integrated:
     """One model trained on every language's data at once, from the base (or from scratch)."""
-    spec = common_spec(ctx)
+    spec = common_spec(ctx.sources, ctx.conf.name)
     base = ctx.sources.base
     model = copy.deepcopy(base) if base is not None else build_classifier(spec, {})
     for code in list(model.heads):

@@ -22,7 +22,7 @@ from xlvision.evaluation.metrics import accuracy_per_language
 from xlvision.evaluation.unified import MEANS, confusion_records, score_language
 from xlvision.integrate.calibrate import fit_calibration
 from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
-from xlvision.integrate.methods import METHODS, Context
+from xlvision.integrate.methods import METHODS, Context, check_sources
 from xlvision.languages import load_language
 from xlvision.progress import tracked
 
@@ -90,6 +90,7 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     output_dir = Path(cfg.paths.output_dir)
 
     sources = load_sources(cfg)
+    check_sources(conf.name, sources)
     codes = sources.codes
     console.print(f"integrate={conf.name}: {', '.join(codes)}")
     data = DigitDataModule(
