@@ -24,8 +24,8 @@ declare -A scripts=([A]="bn,fa,ar,zh" [B]="bo,hi,mr,pa" [C]="en,kn,te")
 all="ar bn bo en fa gu hi km kn lo ml mn mr my or pa si ta te th zh"
 pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/), as unified.yaml trains on
 sources="{$(for p in $pairs; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 2}]"; done | paste -sd, -)}"
-parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor mixstyle wide)
-recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor mixstyle wide)
+parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor mixstyle wide handlike)
+recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor mixstyle wide handlike)
 seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
 
@@ -39,6 +39,7 @@ recipe() {  # part → its overrides on top of experiment=unified
     anchor) echo "objective.script_id_prior=per_domain objective.glyph_anchor=0.5" ;;  # handwriting pulled onto its glyphs
     mixstyle) echo "objective.script_id_prior=per_domain objective.mixstyle=0.5" ;;  # feature style swapped across domains
     wide) echo "objective.script_id_prior=per_domain model.channels=[96,96,192]" ;;  # 1.5x the channels, ~2.2x the compute
+    handlike) echo "objective.script_id_prior=per_domain data.augment.elastic_alpha=3.0 data.augment.rotation=15.0 data.augment.monoline=0.8 data.augment.stroke=[-1.5,2.5]" ;;  # glyphs drawn further from print
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
   esac
 }
@@ -97,6 +98,9 @@ if [ "${1:-}" != "--report-only" ]; then
   done
 fi
 
+# Two parts that finish together would both rewrite the report: one at a time.
+exec 9>"$out/.report.lock"
+flock 9
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
