@@ -29,6 +29,7 @@ from xlvision.report.collect import (
     read_training_log,
 )
 from xlvision.report.html import TableSection, render_html
+from xlvision.report.names import metric_title
 from xlvision.report.options import LANG, ReportError, ReportOptions
 from xlvision.report.pivot import LANGUAGE_KEYS, Pivot, build_pivot, label_text, varying_keys
 from xlvision.report.plots import (
@@ -173,12 +174,13 @@ def _draw_figures(
     is_transfer = sum(k in LANGUAGE_KEYS for k in axes) >= 2
     for pivot in pivots:
         slug, lower = slugs[pivot.metric], pivot.lower_is_better
-        title = f"transfer: {pivot.metric}" if is_transfer else pivot.metric
+        name = metric_title(pivot.metric)
+        title = f"Transfer: {name}" if is_transfer else name
         written.update(plot_heatmap(pivot, out_dir / f"heatmap_{slug}", title, options.precision))
         if has_transfer and {"source", "target"} - set(axes):
             matrix = build_pivot(runs, ["source"], ["target"], pivot.metric, lower)
             written.update(
-                plot_heatmap(matrix, out_dir / f"transfer_{slug}", f"transfer: {pivot.metric}")
+                plot_heatmap(matrix, out_dir / f"transfer_{slug}", f"Transfer: {name}")
             )
         if len(numeric_shots) >= 2:
             series = [k for k in axes if k != options.shots_key]
@@ -191,7 +193,7 @@ def _draw_figures(
             bars = pivot.transposed()
         else:
             bars = build_pivot(runs, ["language"], axes, pivot.metric, lower)
-        written.update(plot_bars(bars, out_dir / f"bars_{slug}", f"{pivot.metric} per language"))
+        written.update(plot_bars(bars, out_dir / f"bars_{slug}", f"{name}, per language"))
     group_keys = [k for k in axes if k != LANG]
     written.update(_confusion_figures(runs, group_keys, out_dir))
     curves: dict[str, list] = defaultdict(list)
