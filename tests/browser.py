@@ -84,14 +84,20 @@ class Page:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 60.0):
-        """Poll `expression` until it is truthy; its value."""
+        """Poll `expression` until it is truthy; its value. While a page is still loading
+        (`document.body` not there yet) it counts as false."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
+            # One evaluation: the page may be replaced between two (Chromium's first
+            # about:blank gives way to the url), leaving `document.body` null for a moment.
+            value = self.evaluate(
+                f"(document.readyState === 'loading' || document.body === null) ? false : ({expression})"
+            )
             if value:
                 return value
             time.sleep(0.1)
-        raise TimeoutError(f"{expression} still false after {timeout} s")
+        where = self.evaluate("location.href + ' (' + document.readyState + ')'")
+        raise TimeoutError(f"{expression} still false after {timeout} s at {where}")
 
     def mouse(self, kind: str, x: float, y: float, buttons: int) -> None:
         self.send(

@@ -117,6 +117,8 @@ def test_every_method_writes_a_bundle_that_loads(method, tuned_run, tmp_path):
         assert params["lam"] == float(max(scores, key=scores.get))
     record = read_metrics(tmp_path)
     assert record["status"] == "completed" and record["stage"] == "integrate"
+    if method not in ("routed", "multihead"):
+        return  # the others' bundles are laid out as multihead's: one shared member
     # The bundle leaves Python: an ONNX file reads 1,000 glyphs per language as it does.
     _, parity = checked_export(
         model, manifest, artifacts["bundle"], "onnx", tmp_path / "m.onnx", check=1000
