@@ -213,8 +213,9 @@ def test_integrate_calibrates_on_validation_data_and_eval_rejects_by_default(uni
 def test_unified_bundle_exports_with_its_answer_rule(unified_run, tmp_path):
     *_, bundle = unified_run
     model, manifest = load_bundle(bundle)
-    _, parity = checked_export(model, manifest, bundle, "onnx", tmp_path / "u.onnx", check=1000)
-    assert parity.images == 3000 and parity.ok, parity.line()
+    # 1,000 glyphs per language are compared for every bundle layout in test_export.py.
+    _, parity = checked_export(model, manifest, bundle, "onnx", tmp_path / "u.onnx", check=300)
+    assert parity.images == 900 and parity.ok, parity.line()
     info = json.loads(onnx.load(str(tmp_path / "u.onnx")).metadata_props[0].value)
     assert info["answer"] == model.answer
     assert "familiarity" in info["outputs"]  # compared with PyTorch's in `parity` too
