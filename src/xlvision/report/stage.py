@@ -179,9 +179,7 @@ def _draw_figures(
         written.update(plot_heatmap(pivot, out_dir / f"heatmap_{slug}", title, options.precision))
         if has_transfer and {"source", "target"} - set(axes):
             matrix = build_pivot(runs, ["source"], ["target"], pivot.metric, lower)
-            written.update(
-                plot_heatmap(matrix, out_dir / f"transfer_{slug}", f"Transfer: {name}")
-            )
+            written.update(plot_heatmap(matrix, out_dir / f"transfer_{slug}", f"Transfer: {name}"))
         if len(numeric_shots) >= 2:
             series = [k for k in axes if k != options.shots_key]
             curve = build_pivot(runs, series, [options.shots_key], pivot.metric, lower)
