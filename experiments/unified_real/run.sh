@@ -16,8 +16,7 @@ report=outputs/experiments/unified_real_report
 pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/), as unified.yaml trains on
 parts=(unified glyphs_only per_language)
 seeds=${SEEDS:-0,1,2}
-# The preset's script-ID prior when these figures were made (its default is now per_domain).
-quiet="trainer.enable_progress_bar=false objective.script_id_prior=pooled"
+quiet="trainer.enable_progress_bar=false"
 
 # The unified preset with every real source at weight 0: trained and validated on glyphs,
 # tested on the same real test splits; Odia's 44 digits among them.
@@ -32,14 +31,15 @@ run_part() {
     glyphs_only)
       .venv/bin/xlv-pipeline -m experiment=unified "seed=$seeds" $quiet "data.sources={$glyph_sources}" \
         "hydra.sweep.dir=$out/glyphs_only" 'hydra.sweep.subdir=${seed}' ;;
-    per_language)  # the same glyph and real data, one language per model, 6 × 4,000 draws
+    per_language)  # the same glyph and real data, one language per model, 18 × 4,600 draws:
+      # what a real-data language gets in the unified run (weight 3 of 39, 60,000 a step)
       for seed in ${seeds//,/ }; do  # every language of a seed before the next seed
         for p in $pairs; do
           code=${p%%:*} preset=${p#*:}
           .venv/bin/xlv-train -m data=mix "language=$code" "seed=$seed" $quiet \
             "data.sources={$code: [{preset: $preset, weight: 2}]}" data.train_per_class=300 \
-            data.val_per_class=30 data.test_per_class=100 data.epoch_size=4000 \
-            trainer.max_epochs=6 "hydra.sweep.dir=$out/per_language/$code" "hydra.sweep.subdir=$seed"
+            data.val_per_class=30 data.test_per_class=100 data.epoch_size=4600 \
+            trainer.max_epochs=18 "hydra.sweep.dir=$out/per_language/$code" "hydra.sweep.subdir=$seed"
         done
       done ;;
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
