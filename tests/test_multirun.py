@@ -71,11 +71,11 @@ def run_sweep_in_process(monkeypatch, tmp_path, *args: str) -> int | None:
     """xlv-train's main over `seed_zero_fails`, in this process; its exit code."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from xlvision.cli.app import console_main
+    from xlvision.cli.app import Command
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["xlv-train", *args])
-    main = console_main(seed_zero_fails, config_name="config", prog="xlv-train")
+    main = Command("xlv-train", "config", stage=seed_zero_fails)
     try:
         main()
     except SystemExit as stop:

@@ -7,6 +7,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import xlvision
 
 
@@ -271,3 +273,46 @@ def test_a_name_a_package_handed_on_says_where_it_lives_now() -> None:
             checked += 1
     assert checked >= 30
     assert not hasattr(importlib.import_module("xlvision.bundle"), "no_such_name")
+
+
+def test_every_console_script_is_one_declared_command() -> None:
+    """One command style: each `xlv-*` entry point is a `Command` that runs a stage (a Hydra
+    job) or a tool, named as the script is; none parses its own arguments around it."""
+    from importlib.metadata import entry_points
+
+    from xlvision.cli.app import Command
+
+    scripts = [e for e in entry_points(group="console_scripts") if e.name.startswith("xlv-")]
+    assert len(scripts) == 9
+    for entry in scripts:
+        command = entry.load()
+        assert isinstance(command, Command), entry.name
+        assert command.prog == entry.name
+        assert (command.stage is None) != (command.tool is None), entry.name
+    with pytest.raises(ValueError, match="a stage or a tool"):
+        Command("xlv-x", "config")
+
+
+def test_a_user_error_ends_with_its_own_exit_status(capsys) -> None:
+    """`fail` prints the one line and exits with the error class's status: 2 for a mistake in
+    the command line (a config value, a `resume=`, a report option), 1 for an input."""
+    from xlvision.cli.app import fail
+    from xlvision.config.errors import ConfigError
+    from xlvision.records import InputFileError
+    from xlvision.report.options import NoRunsError, ReportError
+    from xlvision.rundir import ResumeError
+
+    cases = [
+        (ConfigError("seed", "x", "an integer"), 2, "xlv-t: config error: seed='x' is not"),
+        (ResumeError("resume=a: not a run"), 2, "xlv-t: resume=a: not a run"),
+        (ReportError("rows=x: no run's config has this key"), 2, "xlv-t: rows=x: no run's"),
+        (NoRunsError("runs= matched no run dirs"), 1, "xlv-t: runs= matched"),
+        (InputFileError("base=a.ckpt: no such file"), 1, "xlv-t: base=a.ckpt: no such file"),
+        (PermissionError(13, "Permission denied", "out"), 1, "xlv-t: out: permission denied"),
+    ]
+    for err, status, line in cases:
+        with pytest.raises(SystemExit) as stop:
+            fail("xlv-t", err)
+        assert stop.value.code == status, err
+        printed = capsys.readouterr().err
+        assert printed.startswith(line) and printed.count("\n") == 1, printed

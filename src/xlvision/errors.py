@@ -10,7 +10,14 @@ from __future__ import annotations
 
 
 class XlvisionError(Exception):
-    """A user's mistake; the message is one line that names the key or file."""
+    """A user's mistake; the message is one line that names the key or file.
+
+    `exit_status` is the console script's exit code for it: 1 for an input (a file, a run dir,
+    data), 2 for a mistake in the command line itself (a config value, a `resume=` that cannot
+    be). `prefix` heads the printed line (`config error: `)."""
+
+    exit_status: int = 1
+    prefix: str = ""
 
 
 def one_line(err: BaseException) -> str:

@@ -61,6 +61,8 @@ class RunDirError(XlvisionError, RuntimeError):
 class ResumeError(XlvisionError, RuntimeError):
     """`resume=` names a run that cannot be continued."""
 
+    exit_status = 2
+
 
 @dataclass(frozen=True)
 class ResumePlan:

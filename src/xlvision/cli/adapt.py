@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xlvision.cli.app import check_writable, simple_main
+from xlvision.cli.app import Command, check_writable
 from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
 from xlvision.rundir import RunDirError
@@ -61,7 +61,7 @@ def adaptation_line(record: dict, output: Path) -> str:
     )
 
 
-main = simple_main(PROG, "adapt", run)
+main = Command(PROG, "adapt", __doc__, tool=run)
 """Console script `xlv-adapt`; every user mistake ends with one line."""
 
 

@@ -10,9 +10,12 @@ import sys
 import tempfile
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -40,7 +43,7 @@ StageRef = Stage | str  # a stage, or "module:name" imported on first use
 
 USER_ERRORS = (XlvisionError, OSError)
 """What ends a job with its one line and no traceback: a user's mistake, or a file the user
-named that is missing, unreadable or unwritable. `ConfigError` (exit 2) is caught first."""
+named that is missing, unreadable or unwritable."""
 
 
 def load_stage(ref: StageRef) -> Stage:
@@ -223,29 +226,12 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*directory .* exists and is not empty.*")
 
 
-def simple_main(
-    prog: str, config_name: str, run: Callable[[list[str]], None]
-) -> Callable[[], None]:
-    """A console script without a Hydra run dir (xlv-predict, xlv-export): `--help` prints its
-    config; a config error ends in one line with exit 2, a user mistake in one line with exit 1."""
-
-    def main() -> None:
-        args = sys.argv[1:]
-        if {"-h", "--help"} & set(args):
-            print((config_dir() / f"{config_name}.yaml").read_text())
-            return
-        try:
-            run(args)
-        except ConfigError as err:
-            print(f"{prog}: config error: {err}", file=sys.stderr)
-            sys.exit(2)
-        except USER_ERRORS as err:
-            if verbose():
-                raise
-            print(f"{prog}: {one_line(err)}", file=sys.stderr)
-            sys.exit(1)
-
-    return main
+def fail(prog: str, err: XlvisionError | OSError) -> NoReturn:
+    """End the process with the error's one line and its exit status (`XlvisionError`'s own;
+    1 for a file the user named that cannot be read or written)."""
+    prefix = getattr(err, "prefix", "")
+    print(f"{prog}: {prefix}{one_line(err)}", file=sys.stderr)
+    sys.exit(getattr(err, "exit_status", 1))
 
 
 def help_overrides(prog: str, summary: str) -> list[str]:
@@ -254,50 +240,90 @@ def help_overrides(prog: str, summary: str) -> list[str]:
     return [f"hydra.help.app_name={prog}", f"hydra.help.header='{text}'"]
 
 
-def console_main(
-    stage: StageRef,
-    config_name: str,
-    prog: str,
-    defaults: dict[str, str] | None = None,
-    summary: str | None = None,
-) -> Callable[[], None]:
-    """A console script for `stage` composed from `conf/<config_name>.yaml`.
+Defaults = Mapping[str, str] | Callable[[list[str]], Mapping[str, str]]
 
-    `defaults` are overrides the script implies (xlv-finetune means `stage=finetune`);
-    `summary` heads its `--help` (the script's module docstring). A
-    user's mistake (`XlvisionError`, or an `OSError` on a file the user named) ends the job
-    with its one-line message and no traceback: exit 2 for a bad config value found once the
-    stage runs (`ConfigError`), exit 1 for anything else.
+
+@dataclass(frozen=True)
+class Command:
+    """One console script, declared once: every `xlv-*` command is a `Command`.
+
+    - `stage`: a Hydra job that runs in its own run dir, recorded by `run_stage` (config.yaml,
+      metrics.json, a lock, `resume=`): xlv-train, -finetune, -pipeline, -eval, -integrate.
+      With `records=False` the job writes into Hydra's dir but is not a run (xlv-report).
+    - `tool`: no run dir; its function composes the overrides itself and runs in this process
+      (xlv-predict, -export, -adapt). `--help` prints its config file, which documents it.
+
+    `defaults` are overrides the command implies (xlv-finetune means `stage=finetune`), or a
+    function of the command line that gives them; `rewrite` turns each argument into Hydra's
+    grammar first (`models=[kn=a.ckpt]`); `check` is what runs before Hydra makes a dir
+    (`check_command_line`, every configuration the command line asks for, unless given).
+
+    Every user mistake (`XlvisionError`, or an `OSError` on a file the user named) ends with
+    one line and the error's exit status (`fail`): 2 for the command line, 1 for an input.
+    In a sweep only that job ends; its siblings go on (`sweep_jobs`).
     """
-    register_resolvers()
-    register_schemas()
 
-    stage_name = (defaults or {}).get("stage", "pipeline" if config_name == "pipeline" else "train")
+    prog: str
+    config_name: str
+    summary: str = ""
+    stage: StageRef | None = None
+    tool: Callable[[list[str]], None] | None = None
+    records: bool = True
+    defaults: Defaults = field(default_factory=dict)
+    rewrite: Callable[[str], str] | None = None
+    check: Callable[[list[str]], None] | None = None
 
-    def run_guarded(cfg: DictConfig) -> dict:
+    def __post_init__(self) -> None:
+        if (self.stage is None) == (self.tool is None):
+            raise ValueError(f"{self.prog}: a Command runs a stage or a tool, one of them")
+
+    def __call__(self) -> None:
+        """The console script's entry point."""
+        quiet_libraries()
+        if self.rewrite is not None:
+            sys.argv = [sys.argv[0], *map(self.rewrite, sys.argv[1:])]
+        if self.tool is not None:
+            self._run_tool(sys.argv[1:])
+        else:
+            self._run_job()
+
+    def implied(self, argv: list[str]) -> dict[str, str]:
+        """The overrides this command implies for this command line."""
+        return dict(self.defaults(argv) if callable(self.defaults) else self.defaults)
+
+    def _run_tool(self, args: list[str]) -> None:
+        if {"-h", "--help"} & set(args):
+            print((config_dir() / f"{self.config_name}.yaml").read_text())
+            return
+        try:
+            self.tool(args)
+        except USER_ERRORS as err:
+            if verbose():
+                raise
+            fail(self.prog, err)
+
+    def run_guarded(self, cfg: DictConfig) -> dict:
         """Run the stage; a user's mistake ends the process with its one line, or in a sweep
         the job alone (its siblings go on; `sweep_jobs`)."""
-        from xlvision.stages.runner import run_stage
-
-        stage_fn = load_stage(stage)
+        stage_fn = load_stage(self.stage)
         quiet_libraries()  # again: importing Lightning resets its loggers to INFO
         try:
+            if not self.records:
+                stage_fn(cfg)
+                return {}
+            from xlvision.stages.runner import run_stage
+
             with job_environment(cfg):
                 metrics, _ = run_stage(stage_fn, cfg)
-        except ConfigError as err:
-            print(f"{prog}: config error: {err}", file=sys.stderr)
-            if in_sweep():
-                return sweep_job_failed(cfg, f"ConfigError: {err}")
-            sys.exit(2)
         except USER_ERRORS as err:
-            if verbose() and not in_sweep():
-                raise
-            print(f"{prog}: {one_line(err)}", file=sys.stderr)
-            if in_sweep():
-                if verbose():
-                    traceback.print_exc()
-                return sweep_job_failed(cfg, f"{type(err).__name__}: {one_line(err)}")
-            sys.exit(1)
+            if not in_sweep():
+                if verbose() and not isinstance(err, ConfigError):
+                    raise
+                fail(self.prog, err)
+            print(f"{self.prog}: {getattr(err, 'prefix', '')}{one_line(err)}", file=sys.stderr)
+            if verbose():
+                traceback.print_exc()
+            return sweep_job_failed(cfg, f"{type(err).__name__}: {one_line(err)}")
         except Exception as err:  # a fault of xlvision: its traceback; a sweep goes on
             if not in_sweep():
                 raise
@@ -305,61 +331,54 @@ def console_main(
             return sweep_job_failed(cfg, f"{type(err).__name__}: {one_line(err)}")
         return metrics
 
-    @hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")
-    def job(cfg: DictConfig) -> float | None:
-        return sweep_value(cfg, run_guarded(cfg))
+    def _run_job(self) -> None:
+        register_resolvers()
+        register_schemas()
 
-    def main() -> None:
-        quiet_libraries()
+        @hydra.main(config_path=str(config_dir()), config_name=self.config_name, version_base="1.3")
+        def job(cfg: DictConfig) -> float | None:
+            return sweep_value(cfg, self.run_guarded(cfg))
+
         if {"-h", "--help"} & set(sys.argv[1:]):
-            sys.argv += help_overrides(prog, summary or prog)
+            sys.argv += help_overrides(self.prog, self.summary or self.prog)
         rank_cfg = ddp_rank_config()
         if rank_cfg is not None:  # a DDP rank of a job that rank 0 started: its console to a file
             log = Path(rank_cfg.paths.output_dir) / f"rank{os.environ['LOCAL_RANK']}.log"
             with log.open("a") as out, redirect_stdout(out), redirect_stderr(out):
-                run_guarded(rank_cfg)
+                self.run_guarded(rank_cfg)
             return
-        resume = [a for a in sys.argv[1:] if a.startswith("resume=")]
-        multirun = "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]
+        args = sys.argv[1:]
+        resume = [a for a in args if a.startswith("resume=")] if self.records else []
+        multirun = "-m" in args or "--multirun" in args
         if resume and multirun:  # the same sweep into its dir: only unfinished jobs run
             sweep = resume[0].partition("=")[2]
             if not Path(sweep).expanduser().is_dir():
-                print(f"{prog}: resume={sweep}: no such sweep dir", file=sys.stderr)
-                sys.exit(2)
+                fail(self.prog, ResumeError(f"resume={sweep}: no such sweep dir"))
             sys.argv.append(f"hydra.sweep.dir={sweep}")
         elif resume:
+            default = "pipeline" if self.config_name == "pipeline" else "train"
             try:
-                cfg = resume_config(sys.argv[1:], stage_name)
-            except ResumeError as err:
-                print(f"{prog}: {err}", file=sys.stderr)
-                sys.exit(2)
-            except RunDirError as err:  # another process writes into that run
-                print(f"{prog}: {err}", file=sys.stderr)
-                sys.exit(1)
-            run_guarded(cfg)
+                cfg = resume_config(args, self.implied(args).get("stage", default))
+            except XlvisionError as err:  # ResumeError; RunDirError: another process writes there
+                fail(self.prog, err)
+            self.run_guarded(cfg)
             return
-        searched = searched_keys(sys.argv[1:])
+        searched = searched_keys(args)
         if searched:  # Optuna's sweeper: imported now, so that its study banner stays off
             try:
                 importlib.import_module("optuna")
             except ImportError:
-                print(f"{prog}: hparams_search needs Optuna: make install", file=sys.stderr)
+                print(f"{self.prog}: hparams_search needs Optuna: make install", file=sys.stderr)
                 sys.exit(2)
             quiet_libraries()
-        implied = {k: v for k, v in (defaults or {}).items() if k not in searched}
-        sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], implied)]
+        implied = {k: v for k, v in self.implied(args).items() if k not in searched}
+        sys.argv = [sys.argv[0], *with_defaults(args, implied)]
         try:
-            check_command_line(sys.argv[1:], config_name)
-        except ConfigError as err:
-            print(f"{prog}: config error: {err}", file=sys.stderr)
-            sys.exit(2)
-        except XlvisionError as err:  # a run dir, an input file, a data file
-            print(f"{prog}: {one_line(err)}", file=sys.stderr)
-            sys.exit(1)
+            (self.check or partial(check_command_line, config_name=self.config_name))(sys.argv[1:])
+        except XlvisionError as err:  # a config value, a run dir, an input file, a data file
+            fail(self.prog, err)
         except Exception as err:  # a malformed override: Hydra's parser explains it
             detail = " ".join(str(err).split()) or traceback.format_exc(limit=1)
-            print(f"{prog}: bad command line: {detail}", file=sys.stderr)
+            print(f"{self.prog}: bad command line: {detail}", file=sys.stderr)
             sys.exit(2)
         job()
-
-    return main

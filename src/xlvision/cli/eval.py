@@ -1,8 +1,8 @@
 """xlv-eval: test a bundle per language, e.g. `xlv-eval bundle=model.safetensors language=[kn,ar]`."""
 
-from xlvision.cli.app import console_main
+from xlvision.cli.app import Command
 
-main = console_main("xlvision.stages.evaluate:evaluate", "eval", "xlv-eval", summary=__doc__)
+main = Command("xlv-eval", "eval", __doc__, stage="xlvision.stages.evaluate:evaluate")
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xlvision.cli.app import check_writable, simple_main
+from xlvision.cli.app import Command, check_writable
 from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
 from xlvision.rundir import RunDirError
@@ -81,7 +81,7 @@ def run(overrides: list[str]) -> None:
         print(f"{PROG}: serve it with: python -m http.server -d {path}", file=sys.stderr)
 
 
-main = simple_main(PROG, "export", run)
+main = Command(PROG, "export", __doc__, tool=run)
 """Console script `xlv-export`; every user mistake ends with one line."""
 
 

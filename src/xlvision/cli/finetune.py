@@ -1,13 +1,13 @@
 """xlv-finetune: `xlv-finetune base=<checkpoint> language=kn finetune=linear_probe`."""
 
-from xlvision.cli.app import console_main
+from xlvision.cli.app import Command
 
-main = console_main(
-    "xlvision.stages.finetune:finetune",
-    "config",
+main = Command(
     "xlv-finetune",
+    "config",
+    __doc__,
+    stage="xlvision.stages.finetune:finetune",
     defaults={"stage": "finetune", "finetune": "full"},
-    summary=__doc__,
 )
 
 if __name__ == "__main__":

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import re
-import sys
 
-from xlvision.cli.app import console_main
+from xlvision.cli.app import Command
 
 _PAIRS = re.compile(r"^(\+?models)=\[(.*)\]$")
 
@@ -21,20 +20,21 @@ def models_as_mapping(arg: str) -> str:
     return f"{match.group(1)}={{{','.join(f'{k.strip()}:{v.strip()}' for k, v in pairs)}}}"
 
 
-def main() -> None:
-    """Console script `xlv-integrate`; `integrate=routed` unless an experiment preset says."""
-    sys.argv = [sys.argv[0], *map(models_as_mapping, sys.argv[1:])]
-    defaults = {"stage": "integrate"}
-    if not any(arg.startswith("experiment=") for arg in sys.argv[1:]):
-        defaults["integrate"] = "routed"
-    console_main(
-        "xlvision.stages.integrate:integrate",
-        "config",
-        "xlv-integrate",
-        defaults=defaults,
-        summary=__doc__,
-    )()
+def implied(argv: list[str]) -> dict[str, str]:
+    """`stage=integrate`, and `integrate=routed` unless an experiment preset says."""
+    if any(arg.startswith("experiment=") for arg in argv):
+        return {"stage": "integrate"}
+    return {"stage": "integrate", "integrate": "routed"}
 
+
+main = Command(
+    "xlv-integrate",
+    "config",
+    __doc__,
+    stage="xlvision.stages.integrate:integrate",
+    defaults=implied,
+    rewrite=models_as_mapping,
+)
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,8 @@
 """xlv-pipeline: pretrain → fine-tune per target → report, e.g. `pipeline.targets=[kn,th]`."""
 
-from xlvision.cli.app import console_main
+from xlvision.cli.app import Command
 
-main = console_main(
-    "xlvision.stages.pipeline:pipeline", "pipeline", "xlv-pipeline", summary=__doc__
-)
+main = Command("xlv-pipeline", "pipeline", __doc__, stage="xlvision.stages.pipeline:pipeline")
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xlvision.cli.app import check_writable, simple_main
+from xlvision.cli.app import Command, check_writable
 from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
 
@@ -94,7 +94,7 @@ def script_summary(predictions, one_script: str) -> list[str]:
     ]
 
 
-main = simple_main(PROG, "predict", run)
+main = Command(PROG, "predict", __doc__, tool=run)
 """Console script `xlv-predict`; every user mistake ends with one line."""
 
 

@@ -1,10 +1,8 @@
 """xlv-train: train and test one model, e.g. `xlv-train language=[en,kn] model=resnet18`."""
 
-from xlvision.cli.app import console_main
+from xlvision.cli.app import Command
 
-main = console_main(
-    "xlvision.stages.train:train", config_name="config", prog="xlv-train", summary=__doc__
-)
+main = Command("xlv-train", "config", __doc__, stage="xlvision.stages.train:train")
 
 if __name__ == "__main__":
     main()

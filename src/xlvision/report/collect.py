@@ -23,7 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from xlvision.records import CONFIG_FILE, METRICS_FILE
-from xlvision.report.options import ReportError
+from xlvision.report.options import NoRunsError
 from xlvision.rundir import HYDRA_DIR, RunDir
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def find_run_dirs(patterns: Sequence[str], base: Path | None = None) -> list[Pat
                 found[match.parent.resolve()] = None
     if not found:
         shown = ", ".join(repr(p) for p in patterns)
-        raise ReportError(
+        raise NoRunsError(
             f"runs= matched no run dirs (none holds {' or '.join(RUN_MARKERS)}): {shown}"
         )
     return sorted(found, key=natural_key)

@@ -20,7 +20,15 @@ LANG_PLACEHOLDER = "{lang}"
 
 
 class ReportError(XlvisionError, ValueError):
-    """A user's mistake in the report's config or inputs; its message is one line for people."""
+    """A user's mistake in the report's options; its message is one line for people."""
+
+    exit_status = 2
+
+
+class NoRunsError(ReportError):
+    """`runs=` names nothing that holds a run: an input that is not there, like a missing file."""
+
+    exit_status = 1
 
 
 @dataclass(frozen=True)
