@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SCRIPTS, run_cli
+from conftest import SCRIPTS, run_cli, run_in_process
 
 from xlvision.training.callbacks import CheckpointsFollowRunDir
 from xlvision.training.fit import restore_csv_history
@@ -283,7 +283,7 @@ def test_resume_mistakes_are_one_line(tmp_path, setup, message):
         (run_dir / "checkpoints").mkdir()
         (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
         extra = ["trainer.max_epochs=9"]
-    result = run_cli("xlv-train", f"resume={run_dir}", *extra, cwd=tmp_path)
+    result = run_in_process("xlv-train", f"resume={run_dir}", *extra, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("xlv-train: ") and message in lines[0]
