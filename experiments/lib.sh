@@ -60,6 +60,31 @@ dev_pairs() {
   done
 }
 
+# out dir, records dir, run dir globs under out → each completed run's record (config.yaml,
+# metrics.json, and the .hydra/overrides.yaml of the job above it) copied to the same path under
+# records, with out's machine.txt. The records dir is kept in the repository: outputs/ is not,
+# so a page rebuilt on another machine, or after outputs/ was cleared, still holds every run.
+keep_records() {
+  local out=$1 records=$2 pattern dir rel up
+  shift 2
+  [ ! -f "$out/machine.txt" ] || { mkdir -p "$records" && cp "$out/machine.txt" "$records/"; }
+  for pattern in "$@"; do
+    for dir in "$out"/$pattern; do
+      [ -f "$dir/metrics.json" ] && grep -q '"status": "completed"' "$dir/metrics.json" || continue
+      rel=${dir#"$out"/}
+      mkdir -p "$records/$rel"
+      cp "$dir/metrics.json" "$records/$rel/"
+      [ ! -f "$dir/config.yaml" ] || cp "$dir/config.yaml" "$records/$rel/"
+      up=$dir  # the nearest job dir above (or at) the run: its Hydra overrides name the choices
+      while [ "$up" != "$out" ] && [ ! -f "$up/.hydra/overrides.yaml" ]; do up=$(dirname "$up"); done
+      if [ -f "$up/.hydra/overrides.yaml" ]; then
+        mkdir -p "$records/${up#"$out"/}/.hydra"
+        cp "$up/.hydra/overrides.yaml" "$records/${up#"$out"/}/.hydra/"
+      fi
+    done
+  done
+}
+
 section() {  # title, table files → a blank line, the title, a blank line, the tables
   echo
   echo "$1"

@@ -13,6 +13,7 @@ source experiments/lib.sh
 here=experiments/unified_real
 out=outputs/experiments/unified_real
 report=outputs/experiments/unified_real_report
+records=$here/records  # every finished run's record, kept in the repository (keep_records)
 pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/), as unified.yaml trains on
 parts=(unified glyphs_only per_language)
 seeds=${SEEDS:-0,1,2}
@@ -50,22 +51,24 @@ if [ "${1:-}" != "--report-only" ]; then
   run=("${@:-${parts[@]}}")
   record_machine "$out"
   for part in "${run[@]}"; do
-    [ -n "${SEEDS:-}" ] || rm -rf "${out:?}/$part"  # SEEDS adds runs to the finished ones
+    [ -n "${SEEDS:-}" ] || rm -rf "${out:?}/$part" "${records:?}/$part"  # SEEDS adds runs
     run_part "$part"
   done
 fi
 
+keep_records "$out" "$records" 'unified/*/eval' 'unified/*/integrate' 'glyphs_only/*/eval' \
+  'glyphs_only/*/integrate' 'per_language/*/*'
 rm -rf "$report"
 # Row `mean_dev`: the nine dev sets of ../shared/data (Odia's 44 digits, a visual check, left out).
 dev="lang_means={dev: [$(for p in $pairs; do echo "${p%%:*}"; done | paste -sd, -)]}"
 for part in unified glyphs_only; do
-  [ -d "$out/$part" ] || { echo "$out/$part missing: run this script with '$part' first" >&2; exit 1; }
-  .venv/bin/xlv-report "runs=[$out/$part/*/eval]" rows=lang 'cols=[]' \
+  [ -d "$records/$part" ] || { echo "$records/$part missing: run this script with '$part' first" >&2; exit 1; }
+  .venv/bin/xlv-report "runs=[$records/$part/*/eval]" rows=lang 'cols=[]' \
     'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/lid_acc,test/{lang}/lid_group_acc,test/{lang}/page_routed_acc,test/{lang}/page_lid_acc,test/{lang}/page_lid_group_acc,test/{lang}/answer_routed_acc,test/{lang}/answer_shared_acc,test/{lang}/answer_marginal_acc]' \
     "$dev" "report.out_dir=$report/$part"
 done
-[ -d "$out/per_language" ] || { echo "$out/per_language missing: run this script with 'per_language' first" >&2; exit 1; }
-.venv/bin/xlv-report "runs=[$out/per_language]" rows=lang 'cols=[]' 'metric=[test/{lang}/acc]' \
+[ -d "$records/per_language" ] || { echo "$records/per_language missing: run this script with 'per_language' first" >&2; exit 1; }
+.venv/bin/xlv-report "runs=[$records/per_language]" rows=lang 'cols=[]' 'metric=[test/{lang}/acc]' \
   "report.out_dir=$report/per_language"
 
 table() {  # part, metric → the report's markdown table of that metric
@@ -74,12 +77,12 @@ table() {  # part, metric → the report's markdown table of that metric
 tables() {
   local seeds
   for part in unified glyphs_only per_language; do
-    seeds=$(find "$out/$part" -name metrics.json -path '*/eval/*' -o -name metrics.json -path '*/per_language/*' \
+    seeds=$(find "$records/$part" -name metrics.json -path '*/eval/*' -o -name metrics.json -path '*/per_language/*' \
       | xargs -r grep -l '"status": "completed"' | sed -E "s#.*/([0-9]+)/(eval/)?metrics.json#\1#" | sort -u | paste -sd, - || true)
     echo "- $part: seeds ${seeds:-none}."
   done
   echo
-  echo "Answer chosen on validation data per seed (unified): $(grep -ho '"answer": "[a-z]*"' $out/unified/*/integrate/metrics.json 2>/dev/null | cut -d'"' -f4 | paste -sd, -)."
+  echo "Answer chosen on validation data per seed (unified): $(grep -ho '"answer": "[a-z]*"' $records/unified/*/integrate/metrics.json 2>/dev/null | cut -d'"' -f4 | paste -sd, -)."
   for part in unified glyphs_only; do
     echo
     echo "## $part: one bundle over 21 languages"
@@ -94,4 +97,4 @@ tables() {
   echo
   table per_language acc
 }
-write_results "$here" "$out" "mean ± sample std over the seeds that finished:" tables
+write_results "$here" "$records" "mean ± sample std over the seeds that finished:" tables

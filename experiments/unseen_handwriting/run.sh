@@ -17,6 +17,7 @@ source experiments/lib.sh
 here=experiments/unseen_handwriting
 out=outputs/experiments/unseen_handwriting
 report=outputs/experiments/unseen_handwriting_report
+records=$here/records  # every finished evaluation's record, kept in the repository (keep_records)
 # Fixed before any result (header.md says how): one hard, one middle, one easy set each.
 declare -A folds=([A]="bn,fa,zh" [B]="bo,hi,pa" [C]="en,kn,te")
 # A fold's scripts with their group mates (same digits): what an `_outside` run leaves out.
@@ -99,34 +100,36 @@ if [ "${1:-}" != "--report-only" ]; then
 fi
 
 # Two parts that finish together would both rewrite the report: one at a time.
+mkdir -p "$out"
 exec 9>"$out/.report.lock"
 flock 9
+keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt'
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
 # The metrics of `xlv-eval reject=auto` on each finished bundle: per part over every fold, and
 # per part and fold.
 for part in "${recipes[@]}"; do
-  ls -d "$out/$part"/*/*/eval_reject >/dev/null 2>&1 || continue
-  .venv/bin/xlv-report "runs=[$out/$part/*/*/eval_reject]" rows=lang 'cols=[]' \
+  ls -d "$records/$part"/*/*/eval_reject >/dev/null 2>&1 || continue
+  .venv/bin/xlv-report "runs=[$records/$part/*/*/eval_reject]" rows=lang 'cols=[]' \
     "metric=[${metric_list%,}]" "report.out_dir=$report/$part"
   for fold in A B C; do
-    ls -d "$out/$part/$fold"/*/eval_reject >/dev/null 2>&1 || continue
-    .venv/bin/xlv-report "runs=[$out/$part/$fold/*/eval_reject]" rows=lang 'cols=[]' \
+    ls -d "$records/$part/$fold"/*/eval_reject >/dev/null 2>&1 || continue
+    .venv/bin/xlv-report "runs=[$records/$part/$fold/*/eval_reject]" rows=lang 'cols=[]' \
       "metric=[${metric_list%,}]" "report.out_dir=$report/${part}_$fold"
   done
 done
 adapt_report=false
-if ls -d "$out"/domain_prior/*/*/eval_adapt >/dev/null 2>&1; then
+if ls -d "$records"/domain_prior/*/*/eval_adapt >/dev/null 2>&1; then
   adapt_report=true
-  .venv/bin/xlv-report "runs=[$out/domain_prior/*/*/eval_adapt]" rows=lang 'cols=[]' \
+  .venv/bin/xlv-report "runs=[$records/domain_prior/*/*/eval_adapt]" rows=lang 'cols=[]' \
     'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/page_routed_acc,test/{lang}/adapt_bn,test/{lang}/adapt_self_train,test/{lang}/adapt_kept,test/{lang}/adapt_lid_acc]' \
     "report.out_dir=$report/adapt"
 fi
 outside_report=false
-if ls -d "$out"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
+if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
-  .venv/bin/xlv-report "runs=[$out/domain_prior_outside/*/*/eval_reject]" rows=outside 'cols=[]' \
+  .venv/bin/xlv-report "runs=[$records/domain_prior_outside/*/*/eval_reject]" rows=outside 'cols=[]' \
     'metric=[test/outside/auroc,test/outside/auroc_page,test/outside/auroc_script_prob,test/outside/unknown_rate,test/mean_real/unknown_rate]' \
     mean_row=true "report.out_dir=$report/outside"
 fi
@@ -150,8 +153,8 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
 }
 tables() {
   for part in "${parts[@]}"; do
-    done_runs=$(find "$out/$part" -path '*/eval_reject/metrics.json' 2>/dev/null | xargs -r grep -l '"status": "completed"' \
-      | sed -E "s#$out/$part/([A-C])/([0-9]+)/eval_reject/metrics.json#\1\2#" | sort | paste -sd' ' - || true)
+    done_runs=$(find "$records/$part" -path '*/eval_reject/metrics.json' 2>/dev/null | xargs -r grep -l '"status": "completed"' \
+      | sed -E "s#$records/$part/([A-C])/([0-9]+)/eval_reject/metrics.json#\1\2#" | sort | paste -sd' ' - || true)
     echo "- $part: ${done_runs:-none} (fold and seed)."
   done
   echo
@@ -204,4 +207,4 @@ tables() {
     done
   done
 }
-write_results "$here" "$out" "mean ± sample std over the runs that finished:" tables
+write_results "$here" "$records" "mean ± sample std over the runs that finished:" tables
