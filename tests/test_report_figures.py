@@ -48,6 +48,17 @@ def test_a_single_run_per_cell_draws_no_error_bar(drawn, tmp_path: Path) -> None
     assert not [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
 
 
+def test_an_axis_and_a_title_name_the_metric_in_words(drawn, tmp_path: Path) -> None:
+    runs = collect_runs([str(make_sweep(tmp_path))])
+    pivot = build_pivot(runs, ["language"], ["model"], "test/{lang}/acc")
+    plots.plot_bars(pivot, tmp_path / "bars")
+    plots.plot_kshot(build_pivot(runs, ["language"], ["seed"], "test/{lang}/acc"), tmp_path / "k")
+    bars, kshot = (fig.axes[0] for fig in drawn)
+    assert bars.get_ylabel() == kshot.get_ylabel() == "Test accuracy, script given"
+    assert bars.get_title() == "Test accuracy, script given"
+    assert kshot.get_title() == "Test accuracy, script given vs shots per class"
+
+
 def test_each_stage_of_the_training_curves_is_named(drawn, tmp_path: Path) -> None:
     def log(language: str) -> dict:
         return {"train/loss": ([0, 1], [2.0, 1.0]), f"val/{language}/acc": ([0, 1], [0.5, 0.9])}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from xlvision.report.names import metric_title
 from xlvision.report.pivot import Pivot, label_text
 
 FORMATS = ("png", "svg")
@@ -55,7 +56,7 @@ def plot_heatmap(
     ax.set_yticks(range(n_rows), [label_text(r) for r in pivot.rows])
     ax.set_xlabel(" / ".join(pivot.col_keys))
     ax.set_ylabel(" / ".join(pivot.row_keys))
-    ax.set_title(title or pivot.metric)
+    ax.set_title(title or metric_title(pivot.metric))
     return save_figure(fig, stem)
 
 
@@ -79,8 +80,8 @@ def plot_kshot(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, 
         ax.set_xscale("log", base=2)
         ax.set_xticks(xs_all, [f"{x:g}" for x in xs_all])
     ax.set_xlabel(" / ".join(pivot.col_keys))
-    ax.set_ylabel(pivot.metric)
-    ax.set_title(title or f"{pivot.metric} vs shots per class")
+    ax.set_ylabel(metric_title(pivot.metric))
+    ax.set_title(title or f"{metric_title(pivot.metric)} vs shots per class")
     ax.grid(alpha=0.3)
     if ax.lines:
         legend_outside(ax, title=" / ".join(pivot.row_keys) or None)
@@ -119,8 +120,8 @@ def plot_bars(pivot: Pivot, stem: Path, title: str | None = None) -> dict[str, P
                 )
     ax.set_xticks(x, [label_text(r) for r in pivot.rows])
     ax.set_xlabel(" / ".join(pivot.row_keys))
-    ax.set_ylabel(pivot.metric)
-    ax.set_title(title or pivot.metric)
+    ax.set_ylabel(metric_title(pivot.metric))
+    ax.set_title(title or metric_title(pivot.metric))
     ax.grid(axis="y", alpha=0.3)
     if pivot.col_keys:
         legend_outside(ax, title=" / ".join(pivot.col_keys))
