@@ -354,7 +354,7 @@ class Command:
             sweep = resume[0].partition("=")[2]
             if not Path(sweep).expanduser().is_dir():
                 fail(self.prog, ResumeError(f"resume={sweep}: no such sweep dir"))
-            sys.argv.append(f"hydra.sweep.dir={sweep}")
+            args.append(f"hydra.sweep.dir={sweep}")
         elif resume:
             default = "pipeline" if self.config_name == "pipeline" else "train"
             try:
