@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # `make test` runs the suite's files on this many workers; a file's tests stay on one worker, so
-# its module fixtures (trained models) are built once.
+# its module fixtures (trained models) are built once. The long files are handed out first, in
+# the order tests/conftest.py gives them (LONG_FILES), so no worker ends long after the other.
 TEST_WORKERS ?= 2
 # onnxruntime-web for `xlv-export format=web`, from the npm registry, inside the venv.
 WEB := $(VENV)/share/xlvision/web
@@ -34,7 +35,7 @@ demo: $(STAMP)
 test: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow

@@ -35,7 +35,8 @@ def test_resnet50_features():
 
 
 def test_rgb_filters_are_summed_into_one_channel():
-    rgb = torch.randn(64, 3, 7, 7)
+    # Double precision and a fixed draw: a float32 sum of 147 values can round past atol.
+    rgb = torch.randn(64, 3, 7, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     same = adapt_stem(rgb, 1, 7)
     assert torch.allclose(same, rgb.sum(1, keepdim=True))
     small = adapt_stem(rgb, 1, 3)
