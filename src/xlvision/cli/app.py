@@ -254,7 +254,9 @@ class Command:
       (xlv-predict, -export, -adapt). `--help` prints its config file, which documents it.
 
     `defaults` are overrides the command implies (xlv-finetune means `stage=finetune`), or a
-    function of the command line that gives them; `rewrite` turns each argument into Hydra's
+    function of the command line that gives them. They go on the command line, not into a
+    primary config's defaults list: an `override integrate: routed` there would beat an
+    `experiment=` preset's own `override /integrate: unified`. `rewrite` turns each argument into Hydra's
     grammar first (`models=[kn=a.ckpt]`); `check` is what runs before Hydra makes a dir
     (`check_command_line`, every configuration the command line asks for, unless given).
 
