@@ -404,3 +404,30 @@ def test_the_dev_sets_reach_the_commands_in_order(tmp_path):
     assert any(f"language=[{codes}]" in call for call in calls)  # one model, heads in this order
     evaluated = [c.split("data=")[1].split()[0] for c in calls if c.startswith("xlv-eval")]
     assert evaluated == [p.split(":")[1] for p in dev for _ in range(2)]
+
+
+def test_keep_records_copies_each_finished_run_with_its_job_overrides(tmp_path):
+    out, records = tmp_path / "out", tmp_path / "records"
+    for seed, status in (("0", "completed"), ("1", "running")):
+        job = out / "part" / seed
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra/overrides.yaml").write_text(f"- seed={seed}\n")
+        (job / "eval").mkdir()
+        (job / "eval/config.yaml").write_text(f"seed: {seed}\n")
+        (job / "eval/metrics.json").write_text(json.dumps({"status": status}))
+        (job / "eval/bundle.safetensors").write_bytes(b"large")
+    (out / "machine.txt").write_text(RECORDED + "\n")
+    bash(f"source experiments/lib.sh; keep_records {out} {records} 'part/*/eval'", REPO)
+    kept = sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file())
+    # The finished run only, and only its record: no model, nothing of the one still running.
+    assert kept == [
+        "machine.txt",
+        "part/0/.hydra/overrides.yaml",
+        "part/0/eval/config.yaml",
+        "part/0/eval/metrics.json",
+    ]
+    assert (records / "part/0/eval/config.yaml").read_text() == "seed: 0\n"
+    # Kept again after the run dir is gone: what was kept stays.
+    shutil.rmtree(out / "part")
+    bash(f"source experiments/lib.sh; keep_records {out} {records} 'part/*/eval'", REPO)
+    assert (records / "part/0/eval/metrics.json").is_file()
