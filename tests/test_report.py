@@ -260,6 +260,18 @@ def test_n_is_said_once_when_every_cell_has_the_same(tmp_path: Path) -> None:
     assert "**" not in text.split("\n", 1)[1] and "in bold" not in text
 
 
+def test_counts_print_as_whole_numbers_without_a_zero_spread(tmp_path: Path) -> None:
+    # trainable_params is the same in every seed: `6,154`, not `6154.000 ± 0.000`.
+    index = 0
+    for model, params in (("net", [6154, 6154]), ("resnet18", [148270, 148272])):
+        for seed, count in enumerate(params):
+            write_run(tmp_path / str(index), ["kn"], model, seed, {"trainable_params": count})
+            index += 1
+    runs = collect_runs([str(tmp_path)])
+    pivot = build_pivot(runs, ["language"], ["model"], "trainable_params", lower_is_better=True)
+    assert "| kn | **6,154** | 148,271 ± 1.4 |" in markdown_table(pivot, 3)
+
+
 def test_markdown_table(runs) -> None:
     text = markdown_table(build_pivot(runs, ["language"], ["model"], ACC), 3)
     lines = text.splitlines()
@@ -577,9 +589,14 @@ def test_a_key_without_a_name_is_its_own_caption(runs) -> None:
     assert r"\texttt" not in latex_table(pivot, 3).splitlines()[3]
 
 
-def test_lower_is_better_by_default_for_calibration_error_and_unknowns(tmp_path: Path) -> None:
+def test_lower_is_better_by_default_for_calibration_error_unknowns_and_costs(
+    tmp_path: Path,
+) -> None:
     options = ReportOptions.from_config(report_config(tmp_path, "runs=x"))
-    for metric in ("test/{lang}/ece", "test/kn/ece_given", "test/outside/unknown_rate"):
+    for metric in ("test/{lang}/ece", "test/kn/ece_given", "test/outside/unknown_rate") + (
+        "trainable_params",
+        "train_time_s",
+    ):
         assert options.is_lower_better(metric), metric
     assert not options.is_lower_better("test/{lang}/acc_answered")
 

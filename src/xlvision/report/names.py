@@ -6,6 +6,8 @@ printed beside every name anyway.
 
 from __future__ import annotations
 
+import fnmatch
+
 from xlvision.languages.registry import available_languages, load_language
 from xlvision.report.options import LANG_PLACEHOLDER
 
@@ -87,3 +89,12 @@ def _metric_name(name: str) -> str | None:
 
 def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+COUNTS = ("*params*", "*_count")
+"""fnmatch patterns of metrics that count things (parameters): printed as whole numbers."""
+
+
+def is_count(metric: str) -> bool:
+    """Whether `metric` counts things (`trainable_params`), so its cells are whole numbers."""
+    return any(fnmatch.fnmatchcase(metric, pattern) for pattern in COUNTS)

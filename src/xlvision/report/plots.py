@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from xlvision.report.names import metric_title
+from xlvision.report.names import is_count, metric_title
 from xlvision.report.pivot import Pivot, label_text
 
 FORMATS = ("png", "svg")
@@ -46,7 +46,9 @@ def plot_heatmap(
         for j, col in enumerate(pivot.cols):
             cell = pivot.cell(row, col)
             if cell.n:
-                text = f"{cell.mean:.{precision}f}"
+                text = (
+                    f"{cell.mean:,.0f}" if is_count(pivot.metric) else f"{cell.mean:.{precision}f}"
+                )
                 bright = (means[i, j] < middle) != pivot.lower_is_better
                 color = "white" if bright else "black"
             else:

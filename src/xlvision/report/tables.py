@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from xlvision.report.names import metric_title
+from xlvision.report.names import is_count, metric_title
 from xlvision.report.pivot import Cell, Label, Pivot, is_summary, label_text, varying_keys
 
 MISSING = "—"
@@ -81,9 +81,12 @@ def metric_slug(metric: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", metric).strip("-").lower() or "metric"
 
 
-def cell_parts(cell: Cell, precision: int, n_said: int | None = None) -> tuple[str, str]:
+def cell_parts(
+    cell: Cell, precision: int, n_said: int | None = None, count: bool = False
+) -> tuple[str, str]:
     """(value, note): `0.920 ± 0.020` and `n=3, 1 failed`, or no value and why. `n=` is left
-    out where the caption says it (`n_said`); a mean row's note counts its rows instead."""
+    out where the caption says it (`n_said`); a mean row's note counts its rows instead. A
+    `count` that is whole in every run prints as one (`148,270`), with no zero spread."""
     without = [
         (what, len(runs))
         for what, runs in (
@@ -96,9 +99,14 @@ def cell_parts(cell: Cell, precision: int, n_said: int | None = None) -> tuple[s
     ]
     if not cell.n:
         return "", ", ".join(f"{what} (n={count})" for what, count in without)
-    value = f"{cell.mean:.{precision}f}"
-    if not math.isnan(cell.std):
-        value += f" ± {cell.std:.{precision}f}"
+    if count and all(float(v).is_integer() for v in cell.values):
+        value = f"{cell.mean:,.0f}" if float(cell.mean).is_integer() else f"{cell.mean:,.1f}"
+        if not math.isnan(cell.std) and cell.std > 0:
+            value += f" ± {cell.std:,.1f}"
+    else:
+        value = f"{cell.mean:.{precision}f}"
+        if not math.isnan(cell.std):
+            value += f" ± {cell.std:.{precision}f}"
     if cell.over_rows:
         return value, ""
     said = [] if cell.n == n_said else [f"n={cell.n}"]
@@ -120,7 +128,7 @@ def _shown(pivot: Pivot, row: Label, col: Label, precision: int, n: int | None) 
     """(value, note) as a table prints them: without a value the note says why (`—`: no run
     was there); a mean row's note counts its rows where fewer than all have a value."""
     cell = pivot.cell(row, col)
-    value, note = cell_parts(cell, precision, n)
+    value, note = cell_parts(cell, precision, n, count=is_count(pivot.metric))
     rows = len(pivot.data_rows())
     if cell.over_rows and cell.over_rows < rows:
         note = f"{cell.over_rows} of {rows} rows"
