@@ -21,7 +21,7 @@ shoot() {  # report.html, png, window height
   trainer.max_epochs=3 trainer.enable_progress_bar=false "hydra.sweep.dir=$out/sweep" >/dev/null 2>&1
 .venv/bin/xlv-report "runs=[$out/sweep]" rows=language cols=optimizer \
   'metric=[test/{lang}/acc,test/{lang}/f1]' mean_row=true "report.out_dir=$out/sweep_report" >/dev/null
-shoot "$out/sweep_report/report.html" docs/sweep_report.png 1100
+shoot "$out/sweep_report/report.html" docs/sweep_report.png 1300
 
 .venv/bin/xlv-pipeline "hydra.run.dir=$out/demo" trainer.enable_progress_bar=false >/dev/null 2>&1
 shoot "$out/demo/report/report.html" docs/demo_report.png 1000

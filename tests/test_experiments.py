@@ -341,6 +341,8 @@ def test_every_run_script_uses_lib_sh_and_parses(name):
 
 # What a report of every part needs to find: the parts' dirs, and the runs a page counts.
 REPORT_FIXTURES = {
+    "kshot_curve": ["pretrained/0/finetune_kn"],
+    "strategy_ablation": ["net/0/finetune_kn"],
     "merge_ablation": ["en", "all"],
     "real_kshot": ["recipe", "no_replay", "self_train"],
     "unified_real": ["unified/0/eval", "glyphs_only/0/eval", "per_language/kn/0"],

@@ -216,10 +216,16 @@ def test_bold_follows_the_compared_axis_and_the_metric_direction(runs) -> None:
     # Without cols, the best row.
     by_model = build_pivot(runs, ["model"], [], "train_time_s", lower_is_better=True)
     assert by_model.bold_axis == "column" and by_model.best_cells(3) == {(("net",), ())}
+    # Languages alone, one column: nothing is compared, so nothing is bold.
+    by_language = build_pivot(runs, ["language"], [], ACC)
+    assert by_language.bold_axis == "none" and by_language.best_cells(3) == set()
+    assert "in bold" not in markdown_table(by_language, 3)
     tied = build_pivot(runs, ["model"], [], "trainable_params")
     assert tied.best_cells(3) == {(("net",), ()), (("resnet18",), ())}
     # A mean row is not one of the rows compared.
-    assert build_pivot(runs, ["language"], [], ACC).with_mean_row().best_cells(3) == {(("kn",), ())}
+    assert build_pivot(runs, ["model"], [], ACC).with_mean_row().best_cells(3) == {
+        (("resnet18",), ())
+    }
 
 
 def _grid(root: Path, table: dict[tuple[str, str], list[float]]) -> list:

@@ -17,9 +17,9 @@ if [ "${1:-}" != "--report-only" ]; then
   .venv/bin/xlv-pipeline -m experiment=kshot_curve '~integrate' "hydra.sweep.dir=$sweep/pretrained"
   .venv/bin/xlv-pipeline -m experiment=kshot_curve '~integrate' pipeline.pretrain=false \
     hydra.sweeper.params.finetune=full "hydra.sweep.dir=$sweep/scratch"
-  rm -rf "$records"
-  keep_records "$sweep" "$records" '*/*/finetune_*'
+  rm -rf "$records"  # a new run replaces every kept record
 fi
+keep_records "$sweep" "$records" '*/*/finetune_*'
 [ -d "$records" ] || { echo "$records missing: run this script first" >&2; exit 1; }
 rm -rf "$report" "${report}_mean"
 .venv/bin/xlv-report "runs=[$records/*/*/finetune_*]" 'rows=[language,data.shots_per_class]' \

@@ -27,9 +27,9 @@ if [ "${1:-}" != "--report-only" ]; then
     [ -d "$out/$part" ] && again=("resume=$out/$part")
     .venv/bin/xlv-pipeline -m experiment=strategy_ablation '~integrate' "model=$part" \
       "hydra.sweeper.params.seed=$seeds" "${again[@]}" "hydra.sweep.dir=$out/$part"
-    keep_records "$out" "$records" "$part/*/finetune_*"
   done
 fi
+keep_records "$out" "$records" '*/*/finetune_*'
 rm -rf "$report" "${report}_cost"
 for part in "${parts[@]}"; do
   ls -d "$records/$part"/*/finetune_* >/dev/null 2>&1 || continue

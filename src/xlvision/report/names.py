@@ -30,6 +30,12 @@ METRIC_NAMES = {
     "auroc_script_prob": "AUROC of the script probability, own test images against others'",
     "auroc_page": "AUROC of the familiarity per page, own test images against others'",
     "loss": "loss",
+    "adapt_bn": "share of adaptations that kept the batch-norm step",
+    "adapt_self_train": "share of adaptations that kept self-training",
+    "adapt_kept": "share of the scans confident enough to self-train on",
+    "adapt_lid_acc": "script pooled over the scans named right",
+    "adapt_agreement": "agreement of the adapted copy on held-out scans",
+    "adapt_images": "scans adapted to",
 }
 """The last part of `stage/language/metric`."""
 

@@ -91,8 +91,13 @@ class Pivot:
     @property
     def bold_axis(self) -> str:
         """What bold compares: `row` (the best col of each row) when the table has cols to
-        compare, e.g. the best model per language, else `column` (the best row)."""
-        return "row" if self.col_keys else "column"
+        compare, e.g. the best model per language, else `column` (the best row), or `none`
+        when the rows are only languages: the easiest script is not a finding to set in bold."""
+        if self.col_keys:
+            return "row"
+        if self.row_keys and all(key in LANGUAGE_KEYS for key in self.row_keys):
+            return "none"
+        return "column"
 
     def best_cells(self, precision: int) -> set[tuple[Label, Label]]:
         """The best cells as printed along `bold_axis`, printed ties all bold; a comparison of
@@ -100,6 +105,8 @@ class Pivot:
         (they are not one of the things compared), and in the mean row of `with_mean_row` only
         means over every row are (a mean over fewer rows is over other things)."""
         every_row = len(self.data_rows())
+        if self.bold_axis == "none":
+            return set()
         if self.bold_axis == "row":
             groups = [[(row, col) for col in self.cols] for row in self.rows]
         else:
