@@ -26,7 +26,7 @@ if [ "${1:-}" != "--report-only" ]; then
     again=()
     [ -d "$out/$part" ] && again=("resume=$out/$part")
     .venv/bin/xlv-pipeline -m experiment=strategy_ablation '~integrate' "model=$part" \
-      "hydra.sweeper.params.seed=$seeds" "${again[@]}" "hydra.sweep.dir=$out/$part"
+      "seed=$seeds" "${again[@]}" "hydra.sweep.dir=$out/$part"
   done
 fi
 keep_records "$out" "$records" '*/*/finetune_*'
