@@ -139,11 +139,13 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
   shift 2
   echo "**test/{lang}/$metric** — mean ± sample std over the runs (n); columns: the recipe"
   echo
-  echo "| lang |$(for part in "${recipes[@]}"; do printf ' %s |' "${part//_/ }"; done)"
-  echo "|:---|$(for _ in "${recipes[@]}"; do printf ':---:|'; done)"
+  local shown=() part
+  for part in "${recipes[@]}"; do [ ! -d "$report/$part" ] || shown+=("$part"); done  # kept runs only
+  echo "| lang |$(for part in "${shown[@]}"; do printf ' %s |' "${part//_/ }"; done)"
+  echo "|:---|$(for _ in "${shown[@]}"; do printf ':---:|'; done)"
   for row in "$@"; do
     local line="| $row |"
-    for part in "${recipes[@]}"; do
+    for part in "${shown[@]}"; do
       local file="$report/$part$suffix/table_test-lang-${metric//_/-}.md" cell=""
       [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
       line+=" ${cell:-—} |"
