@@ -83,3 +83,22 @@ def test_a_header_names_the_languages_of_the_stage_not_the_default_language():
     assert stage_header(merge) == "integrate · kn+th+zh"
     train = compose_config(["language=[kn,ar]"])
     assert stage_header(train).startswith("train · kn+ar · ")
+
+
+def test_quiet_libraries_hides_lightnings_notices_that_a_user_cannot_act_on():
+    import warnings
+
+    from xlvision.cli.app import quiet_libraries
+
+    notices = [
+        "The number of training batches (5) is smaller than the logging interval "
+        "Trainer(log_every_n_steps=20).",
+        "You have overridden `transfer_batch_to_device` in `LightningModule`",
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_libraries()
+        for notice in notices:
+            warnings.warn(notice, UserWarning, stacklevel=1)
+        warnings.warn("a warning of our own", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a warning of our own"]

@@ -224,6 +224,8 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*overridden `transfer_batch_to_device`.*")
     # A resumed run writes into its own dir on purpose.
     warnings.filterwarnings("ignore", message=r".*directory .* exists and is not empty.*")
+    # A k-shot epoch of a few batches logs once an epoch instead, which is what it needs.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
 def fail(prog: str, err: XlvisionError | OSError) -> NoReturn:
