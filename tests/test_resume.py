@@ -347,3 +347,29 @@ def test_a_resumed_sweep_reruns_only_its_unfinished_jobs(tmp_path):
     assert (sweep / "0" / "metrics.json").read_text() == finished  # kept, not rerun
     assert json.loads((sweep / "1" / "metrics.json").read_text())["status"] == "completed"
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+
+
+def test_a_sweep_resumed_with_other_values_leaves_every_run_as_it_was(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "debug=fast", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    assert run_cli("xlv-train", *args, cwd=tmp_path).returncode == 0
+    files = ("metrics.json", ".hydra/overrides.yaml", ".hydra/config.yaml", "config.yaml")
+    before = {(job, f): (sweep / job / f).read_bytes() for job in ("0", "1") for f in files}
+
+    # seed=1,2 numbers its jobs 0 (seed 1) and 1 (seed 2): both dirs hold other seeds' runs.
+    result = run_cli("xlv-train", "-m", "debug=fast", "seed=1,2", f"resume={sweep}", cwd=tmp_path)
+    assert result.returncode == 1
+    refusals = [line for line in result.stderr.splitlines() if "launched with" in line]
+    assert len(refusals) == 3, result.stderr[-2000:]  # one per job, one at the end
+    assert "holds the run of seed=0, not seed=1" in refusals[0]
+    assert f"{sweep / '0'}, {sweep / '1'}" in refusals[-1]
+    after = {(job, f): (sweep / job / f).read_bytes() for job in ("0", "1") for f in files}
+    assert after == before
+    assert not list(sweep.rglob(".hydra.kept"))
+
+    # The same values again: every job is the one its dir holds, kept.
+    result = run_cli("xlv-train", "-m", "debug=fast", "seed=0,1", f"resume={sweep}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.count("completed before, kept") == 2
+    assert (sweep / "0" / "metrics.json").read_bytes() == before[("0", "metrics.json")]
+    assert not list(sweep.rglob(".hydra.kept"))

@@ -350,3 +350,30 @@ def test_a_sweep_job_refused_by_the_lock_records_nothing(tmp_path):
         assert not job.holds_run()
     record_failure(cfg, "DataError: no such file")
     assert job.status == "failed" and job.record()["error"] == "DataError: no such file"
+
+
+@pytest.mark.parametrize(
+    ("launched", "resumed", "same"),
+    [
+        (["seed=0", "model=net"], ["model=net", "seed=0", "resume=/x"], True),  # order, resume=
+        (["seed=0", "device.threads=1"], ["seed=0", "trainer.enable_progress_bar=false"], True),
+        (["seed=0", "finetune=lora"], ["seed=0", "finetune=partial"], False),
+        (["seed=0"], ["seed=0", "+data.real_per_class=5"], False),
+    ],
+)
+def test_a_resumed_sweep_job_must_be_the_one_its_dir_holds(tmp_path, launched, resumed, same):
+    from xlvision.rundir import KEPT_HYDRA_DIR, OtherJobError
+
+    job = RunDir(tmp_path / "3")
+    for folder, overrides in ((KEPT_HYDRA_DIR, launched), (".hydra", resumed)):
+        (job.path / folder).mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create(overrides), job.path / folder / "overrides.yaml")
+    if same:
+        job.check_same_job()
+        assert OmegaConf.load(job.hydra_file("overrides.yaml")) == resumed
+    else:
+        with pytest.raises(OtherJobError, match=r"3 holds the run of .*, not .*subdir"):
+            job.check_same_job()
+        assert list(OmegaConf.load(job.hydra_file("overrides.yaml"))) == launched  # put back
+    assert not (job.path / KEPT_HYDRA_DIR).exists()
+    job.check_same_job()  # nothing kept: nothing to judge

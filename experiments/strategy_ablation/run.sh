@@ -25,8 +25,9 @@ if [ "${1:-}" != "--report-only" ]; then
     record_machine "$out"
     again=()
     [ -d "$out/$part" ] && again=("resume=$out/$part")
+    # A job's dir is named by its strategy and seed, so seeds added later get dirs of their own.
     .venv/bin/xlv-pipeline -m experiment=strategy_ablation '~integrate' "model=$part" \
-      "seed=$seeds" "${again[@]}" "hydra.sweep.dir=$out/$part"
+      "seed=$seeds" "${again[@]}" "hydra.sweep.dir=$out/$part" 'hydra.sweep.subdir=${finetune.name}_${seed}'
   done
 fi
 keep_records "$out" "$records" '*/*/finetune_*'

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from xlvision.errors import XlvisionError
 from xlvision.records import (
@@ -44,6 +44,11 @@ CHECKPOINTS = "checkpoints"
 CSV_DIR = "csv"
 CSV_FILE = "metrics.csv"
 HYDRA_DIR = ".hydra"  # what Hydra writes for a job: config.yaml, overrides.yaml, hydra.yaml
+# A resumed sweep's copy of each job's `.hydra/`, made before Hydra writes the job's new one:
+# what the job was launched with, to compare with what it is resumed with (`check_same_job`).
+KEPT_HYDRA_DIR = ".hydra.kept"
+# Overrides a job may be resumed with other values of: where it runs, not what it computes.
+RESUME_FREE = ("resume", "hydra.", "device.", "trainer.enable_progress_bar", "logger")
 PRETRAIN, INTEGRATE, EVAL, REPORT = "pretrain", "integrate", "eval", "report"
 FINETUNE_PREFIX = "finetune_"
 # Artifacts recorded as paths (relative to the run dir when inside it).
@@ -62,6 +67,27 @@ class ResumeError(XlvisionError, RuntimeError):
     """`resume=` names a run that cannot be continued."""
 
     exit_status = 2
+
+
+class OtherJobError(ResumeError):
+    """A resumed sweep's job would land in a dir that holds another job's run."""
+
+
+def job_overrides(path: Path) -> list[str]:
+    """The overrides in a job's `overrides.yaml` that say what it computes (`RESUME_FREE`
+    left out), sorted; [] when the file is missing or unreadable."""
+    try:
+        listed = OmegaConf.load(path)
+    except Exception:
+        return []
+    if not isinstance(listed, ListConfig):
+        return []
+    kept = []
+    for item in map(str, listed):
+        key = item.partition("=")[0].lstrip("+~")
+        if not any(key == free or key.startswith(free) for free in RESUME_FREE):
+            kept.append(item)
+    return sorted(kept)
 
 
 @dataclass(frozen=True)
@@ -311,6 +337,29 @@ class RunDir:
         )
 
     # Resuming.
+    def check_same_job(self) -> None:
+        """In a resumed sweep, refuse a dir whose run was launched with other overrides than
+        the job now resumed into it (a sweep with other values of its swept keys numbers its
+        jobs otherwise): the job's own `.hydra/` is put back, nothing else is touched, and
+        `OtherJobError` names both. The same job: the kept copy is dropped."""
+        kept = self.path / KEPT_HYDRA_DIR
+        if not kept.is_dir():
+            return
+        before = job_overrides(kept / "overrides.yaml")
+        now = job_overrides(self.hydra_file("overrides.yaml"))
+        if before == now:
+            shutil.rmtree(kept)
+            return
+        shutil.rmtree(self.path / HYDRA_DIR, ignore_errors=True)
+        kept.rename(self.path / HYDRA_DIR)
+        held = [o for o in before if o not in now] or ["no such override"]
+        asked = [o for o in now if o not in before] or ["no such override"]
+        raise OtherJobError(
+            f"{self.path} holds the run of {' '.join(held)}, not {' '.join(asked)}: a sweep "
+            "resumes with the values it was launched with (a new job needs its own "
+            "hydra.sweep.subdir)"
+        )
+
     def resume_plan(self, stage: str | None) -> ResumePlan:
         """What resuming this dir as a `stage` run does. The one place it is decided: the
         `resume=` command line, a resumed sweep's jobs, a resumed pipeline's stages and the

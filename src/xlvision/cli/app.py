@@ -28,7 +28,7 @@ from xlvision.cli.search import (
     searched_keys,
     sweep_value,
 )
-from xlvision.cli.sweep_jobs import in_sweep, sweep_job_failed
+from xlvision.cli.sweep_jobs import in_sweep, keep_launch_records, refused, sweep_job_failed
 from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
 from xlvision.config.resolvers import register_resolvers
@@ -36,7 +36,7 @@ from xlvision.config.schema import register_schemas
 from xlvision.errors import XlvisionError, one_line
 from xlvision.paths import config_dir
 from xlvision.records import InputFileError
-from xlvision.rundir import ResumeError, RunDir, RunDirError
+from xlvision.rundir import OtherJobError, ResumeError, RunDir, RunDirError
 
 Stage = Callable[[DictConfig], tuple[dict, dict]]
 StageRef = Stage | str  # a stage, or "module:name" imported on first use
@@ -327,6 +327,9 @@ class Command:
             print(f"{self.prog}: {getattr(err, 'prefix', '')}{one_line(err)}", file=sys.stderr)
             if verbose():
                 traceback.print_exc()
+            if isinstance(err, OtherJobError):  # its dir holds another job's run: untouched
+                refused.append(str(cfg.paths.output_dir))
+                return {}
             return sweep_job_failed(cfg, f"{type(err).__name__}: {one_line(err)}")
         except Exception as err:  # a fault of xlvision: its traceback; a sweep goes on
             if not in_sweep():
@@ -358,6 +361,7 @@ class Command:
             sweep = resume[0].partition("=")[2]
             if not Path(sweep).expanduser().is_dir():
                 fail(self.prog, ResumeError(f"resume={sweep}: no such sweep dir"))
+            keep_launch_records(Path(sweep).expanduser())
             args.append(f"hydra.sweep.dir={sweep}")
         elif resume:
             default = "pipeline" if self.config_name == "pipeline" else "train"

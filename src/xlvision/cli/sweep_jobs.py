@@ -9,17 +9,23 @@ trial by an exception (`search.TrialFailed`), a grid sweeper by the job's record
 
 from __future__ import annotations
 
+import filecmp
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from xlvision.records import read_metrics
-from xlvision.rundir import RunDir
+from xlvision.rundir import HYDRA_DIR, KEPT_HYDRA_DIR, RunDir
 
 MAX_REASON = 80
 """Characters of a failed job's error in the sweep's closing line (its record has all)."""
+
+refused: list[str] = []
+"""Dirs of this process's resumed sweep whose run is another job's (`OtherJobError`): kept as
+they were, named again at the sweep's end."""
 
 
 def in_sweep() -> bool:
@@ -82,15 +88,46 @@ def shorten(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
+def keep_launch_records(sweep_dir: Path) -> None:
+    """Before a sweep resumes: a copy of each job's `.hydra/` (what it was launched with), which
+    Hydra overwrites when it starts the job now given that dir (`RunDir.check_same_job`). An
+    older copy, of a resumed sweep that was killed, is the launch's own and stays."""
+    for job in job_dirs(sweep_dir):
+        kept = job / KEPT_HYDRA_DIR
+        if not kept.exists():
+            shutil.copytree(job / HYDRA_DIR, kept)
+
+
+def drop_launch_records(sweep_dir: Path) -> None:
+    """After a resumed sweep: the copies of jobs it did not start again (their `.hydra/` as it
+    was) are dropped; one whose `.hydra/` differs stays, for the next resume to judge."""
+    for job in job_dirs(sweep_dir):
+        kept = job / KEPT_HYDRA_DIR
+        if kept.is_dir():
+            names = sorted(p.name for p in kept.iterdir())
+            same, _, _ = filecmp.cmpfiles(kept, job / HYDRA_DIR, names, shallow=False)
+            if len(same) == len(names):
+                shutil.rmtree(kept)
+
+
 def end_sweep(config: DictConfig, sweep_dir: Path) -> None:
-    """At a sweep's end, name the jobs that did not complete; a grid sweep with any exits 1
-    (a search's failed trials are part of its result: the study's best still stands)."""
+    """At a sweep's end, name the jobs that did not complete, and those refused because their
+    dir holds another job's run; a grid sweep with any exits 1 (a search's failed trials are
+    part of its result: the study's best still stands)."""
     search = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
     prog = Path(sys.argv[0]).name or "xlvision"
+    drop_launch_records(sweep_dir)
     line = failed_jobs_line(prog, sweep_dir, "trials" if search else "jobs")
-    if line is None:
+    lines = [] if line is None else [line]
+    if refused:
+        lines.append(
+            f"{prog}: {len(refused)} job(s) not run, their dirs hold runs launched with other "
+            f"values: {', '.join(refused)}"
+        )
+        refused.clear()
+    if not lines:
         return
-    print(line, file=sys.stderr, flush=True)
+    print("\n".join(lines), file=sys.stderr, flush=True)
     if not search:
         raise SystemExit(1)
 

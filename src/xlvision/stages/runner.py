@@ -117,6 +117,8 @@ def run_stage(stage: Stage, cfg: DictConfig, header: bool = True) -> tuple[dict,
         run_dir.check_unused()  # before the lock, so that a refused run writes nothing
     with run_dir.lock() if main else nullcontext():
         if cfg.get("resume"):
+            if main:
+                run_dir.check_same_job()  # a resumed sweep's job, in its own dir only
             plan = run_dir.resume_plan(cfg.get("stage"))
             console = Console(stderr=True, soft_wrap=True)  # a path must stay copyable
             if plan.action == KEEP:
