@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 from test_predict import MILD, cli_run, eval_config, router_less, shared_bundle
 
-from xlvision.bundle.adapt import reestimate_scan_statistics
+from xlvision.bundle.adapt import PRIOR_MIN_SHARE, align_prior, reestimate_scan_statistics
 from xlvision.bundle.file import load_bundle
 from xlvision.bundle.manifest import digit_preprocessing, model_input
 from xlvision.bundle.predict import TorchReader, predict_images
@@ -84,7 +84,8 @@ def test_adapting_to_a_shift_does_not_lower_accuracy(bundle, scans, tmp_path):
     folder, labels = scans
     output = tmp_path / "adapted.safetensors"
     metrics, artifacts = adapt(
-        adapt_config(bundle, folder, output, "language=kn", "adapt.epochs=3"), progress=False
+        adapt_config(bundle, folder, output, "language=kn", "adapt=self_train", "adapt.epochs=3"),
+        progress=False,
     )
     source, adapted = accuracy(bundle, folder, labels), accuracy(output, folder, labels)
     assert adapted >= source, (source, adapted, artifacts["adaptation"])
@@ -194,13 +195,64 @@ def test_eval_adapts_a_copy_per_language_on_its_unlabeled_training_images(bundle
     assert metrics["test/mean/adapt_kept"] == metrics["test/kn/adapt_kept"]
     for key in ("acc", "routed_acc", "lid_acc", "page_routed_acc"):
         assert f"test/kn/{key}" in metrics
-    if not metrics["test/kn/adapt_bn"] and not metrics["test/kn/adapt_self_train"]:
+    kept = ("adapt_bn", "adapt_prior", "adapt_self_train")
+    if not any(metrics[f"test/kn/{step}"] for step in kept):
         assert metrics["test/kn/acc"] == plain["test/kn/acc"]  # nothing kept: the same bundle
 
 
-@pytest.mark.parametrize("option", ["none", "bn", "self_train"])
+@pytest.mark.parametrize("option", ["none", "bn", "prior", "self_train"])
 def test_every_adapt_option_composes_for_both_commands(option, tmp_path):
     cfg = adapt_config("b.safetensors", "scans", "o.safetensors", f"adapt={option}")
     assert cfg.adapt.method == option and cfg.adapt.threshold == 0.9
     assert eval_config(tmp_path, f"adapt={option}").adapt.method == option
     assert eval_config(tmp_path).adapt is None  # xlv-eval adapts only when asked
+
+
+def readings(model, code: str, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x, code).softmax(dim=1)
+
+
+def test_the_prior_gives_every_digit_its_share_of_the_readings(bundle, scans):
+    folder, labels = scans
+    model, manifest = load_bundle(bundle)
+    original, _ = load_bundle(bundle)
+    x = model_input(
+        thicker_and_blurred(generate_glyph_digits(load_language("kn"), "test", 30, MILD, 7).images),
+        manifest["preprocessing"],
+    )
+    head = model.members["shared"].heads["kn"]
+    before = head.bias.clone()
+    shift = align_prior(model, "kn", x, batch_size=64)
+    assert shift is not None and len(shift) == 10
+    assert torch.allclose(head.bias - before, torch.tensor(shift), atol=1e-5)
+    mean = readings(model, "kn", x).mean(dim=0)
+    assert torch.allclose(mean, torch.full((10,), 0.1), atol=2e-3), mean  # uniform
+    assert torch.equal(head.weight, original.members["shared"].heads["kn"].weight)
+    for other in ("zh", "hi", "_lid"):
+        for name, value in model.members["shared"].heads[other].state_dict().items():
+            assert torch.equal(value, original.members["shared"].heads[other].state_dict()[name])
+
+
+def test_the_prior_leaves_scans_of_a_few_digits_alone(bundle):
+    model, manifest = load_bundle(bundle)
+    test = generate_glyph_digits(load_language("kn"), "test", 30, MILD, 7)
+    sevens = model_input(test.images[test.labels == 7], manifest["preprocessing"])
+    read = readings(model, "kn", sevens).argmax(dim=1)
+    assert torch.bincount(read, minlength=10).min() < PRIOR_MIN_SHARE / 10 * len(read)
+    before = model.members["shared"].heads["kn"].bias.clone()
+    assert align_prior(model, "kn", sevens, batch_size=64) is None
+    assert torch.equal(model.members["shared"].heads["kn"].bias, before)
+
+
+def test_the_default_adaptation_keeps_the_prior_and_does_not_lower_accuracy(
+    bundle, scans, tmp_path
+):
+    folder, labels = scans
+    output = tmp_path / "prior.safetensors"
+    metrics, artifacts = adapt(adapt_config(bundle, folder, output, "language=kn"), progress=False)
+    record = artifacts["adaptation"]
+    assert record["method"] == "prior" and "prior" in record["kept"], record
+    assert len(record["prior_shift"]) == 10 and record["kept_per_epoch"] == []
+    assert metrics["adapt_prior"] == 1.0 and "self_train" not in record["agreement"]
+    assert accuracy(output, folder, labels) >= accuracy(bundle, folder, labels)

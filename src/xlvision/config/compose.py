@@ -88,7 +88,7 @@ def _fraction_or_count(v: Any) -> bool:
     return isinstance(v, float) and 0 < v <= 1.0
 
 
-ADAPT_METHODS = ("none", "bn", "self_train")
+ADAPT_METHODS = ("none", "bn", "prior", "self_train")
 
 # (key, check, what is allowed). Keys absent from a config are skipped.
 RULES: list[tuple[str, Callable[[Any], bool], str]] = [

@@ -241,8 +241,9 @@ class PredictConfig:
 class AdaptConf:
     """Test-time adaptation on unlabeled scans of one script (`bundle.adapt`)."""
 
-    # none | bn (batch-norm statistics) | self_train (statistics, then confident readings)
-    method: str = "self_train"
+    # none | bn (batch-norm statistics) | prior (statistics, then every digit given its share
+    # of the readings) | self_train (statistics, then training on confident readings)
+    method: str = "prior"
     # xlv-eval: the script of each language's scans is the one evaluated (given), or the one
     # the router names for all of them at once (pooled). xlv-adapt: `language=` or pooled.
     script: str = "given"
