@@ -102,3 +102,15 @@ def test_quiet_libraries_hides_lightnings_notices_that_a_user_cannot_act_on():
             warnings.warn(notice, UserWarning, stacklevel=1)
         warnings.warn("a warning of our own", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["a warning of our own"]
+
+
+def test_quiet_libraries_hides_library_info_logs_but_not_their_warnings():
+    import logging
+
+    from xlvision.cli.app import quiet_libraries
+
+    quiet_libraries()
+    for name in ("matplotlib.font_manager", "lightning.pytorch.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        assert not logger.isEnabledFor(logging.INFO), name  # "generated new fontManager"
+        assert logger.isEnabledFor(logging.WARNING), name

@@ -208,6 +208,7 @@ def quiet_libraries() -> None:
         "lightning.fabric",
         "pytorch_lightning",
         "alembic",
+        "matplotlib",  # "generated new fontManager", once on a fresh machine
     ):
         logging.getLogger(name).setLevel(logging.WARNING)
     if "optuna" in sys.modules:  # it sets its own level when imported
