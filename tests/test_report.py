@@ -220,6 +220,11 @@ def test_bold_follows_the_compared_axis_and_the_metric_direction(runs) -> None:
     by_language = build_pivot(runs, ["language"], [], ACC)
     assert by_language.bold_axis == "none" and by_language.best_cells(3) == set()
     assert "in bold" not in markdown_table(by_language, 3)
+    # Nor sets of scripts left out of a bundle (`xlv-eval outside=[…]`): data, not a choice.
+    from xlvision.report.pivot import Pivot
+
+    folds = Pivot("test/outside/auroc", ("outside",), (), [("bn,fa",), ("kn,te",)], [()], {})
+    assert folds.bold_axis == "none"
     tied = build_pivot(runs, ["model"], [], "trainable_params")
     assert tied.best_cells(3) == {(("net",), ()), (("resnet18",), ())}
     # A mean row is not one of the rows compared.

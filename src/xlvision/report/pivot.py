@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 Label = tuple[str, ...]
 LANGUAGE_KEYS = ("language", LANG, "source", "target")
 """Keys whose values are language codes: a pivot with one on each axis is a transfer matrix."""
+SUBSET_KEYS = (*LANGUAGE_KEYS, "outside")
+"""Keys that name the data a number was measured on, not a choice to compare: rows of these
+alone are not set in bold (`xlv-eval outside=[…]` names a set of scripts, as a language does)."""
 
 _LAST = ("mean", "mean_real", "none")
 
@@ -92,10 +95,11 @@ class Pivot:
     def bold_axis(self) -> str:
         """What bold compares: `row` (the best col of each row) when the table has cols to
         compare, e.g. the best model per language, else `column` (the best row), or `none`
-        when the rows are only languages: the easiest script is not a finding to set in bold."""
+        when the rows are only languages (or other data, `SUBSET_KEYS`): the easiest script is
+        not a finding to set in bold."""
         if self.col_keys:
             return "row"
-        if self.row_keys and all(key in LANGUAGE_KEYS for key in self.row_keys):
+        if self.row_keys and all(key in SUBSET_KEYS for key in self.row_keys):
             return "none"
         return "column"
 
