@@ -12,7 +12,12 @@ import torch.nn.functional as F
 from PIL import Image
 from test_predict import MILD, cli_run, eval_config, router_less, shared_bundle
 
-from xlvision.bundle.adapt import PRIOR_MIN_SHARE, align_prior, reestimate_scan_statistics
+from xlvision.bundle.adapt import (
+    PRIOR_MIN_SHARE,
+    PRIOR_STRENGTH,
+    align_prior,
+    reestimate_scan_statistics,
+)
 from xlvision.bundle.file import load_bundle
 from xlvision.bundle.manifest import digit_preprocessing, model_input
 from xlvision.bundle.predict import TorchReader, predict_images
@@ -226,6 +231,10 @@ def test_the_prior_gives_every_digit_its_share_of_the_readings(bundle, scans):
     shift = align_prior(model, "kn", x, batch_size=64)
     assert shift is not None and len(shift) == 10
     assert torch.allclose(head.bias - before, torch.tensor(shift), atol=1e-5)
+    # Half of the shift that makes the mean reading uniform: the whole one makes it uniform.
+    full = torch.tensor(shift) / PRIOR_STRENGTH
+    with torch.no_grad():
+        head.bias += full - torch.tensor(shift)
     mean = readings(model, "kn", x).mean(dim=0)
     assert torch.allclose(mean, torch.full((10,), 0.1), atol=2e-3), mean  # uniform
     assert torch.equal(head.weight, original.members["shared"].heads["kn"].weight)
