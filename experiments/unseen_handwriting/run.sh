@@ -142,6 +142,12 @@ if [ -n "$prior_runs" ]; then
     .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' "$adapt_metrics" \
       "report.out_dir=$report/same_runs_$kind"
   done
+  # Unadapted, a set's rows come from the runs that left it out only (the others trained on it).
+  for fold in A B C; do
+    list=$(for r in $prior_runs; do [[ $r != */$fold/* ]] || printf '%s/eval_reject,' "$r"; done)
+    [ -z "$list" ] || .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' "$adapt_metrics" \
+      "report.out_dir=$report/same_runs_reject_$fold"
+  done
 fi
 outside_report=false
 if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
@@ -235,9 +241,12 @@ tables() {
       echo "| lang | none | self_train | prior |"
       echo "|:---|:---:|:---:|:---:|"
       for row in bn fa zh bo hi pa en kn te mean_left_out; do
-        line="| $row |" found=false
+        line="| $row |" found=false own=""
+        for fold in A B C; do [[ ",${folds[$fold]}," != *",$row,"* ]] || own=_$fold; done
         for kind in reject adapt adapt_prior; do
-          file="$report/same_runs_$kind/table_test-lang-${m//_/-}.md" cell=""
+          suffix=""
+          [ "$kind" != reject ] || suffix=$own
+          file="$report/same_runs_$kind$suffix/table_test-lang-${m//_/-}.md" cell=""
           [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
           [ -z "$cell" ] || found=true
           line+=" ${cell:-—} |"
