@@ -224,6 +224,11 @@ CASES = [
         "xlv-pipeline: config error: integrate.lam=-1.0 is not allowed: null (picked on val) or a number >= 0",
     ),
     (
+        ["xlv-pipeline", "integrate.evidence=-0.5"],
+        2,
+        "xlv-pipeline: config error: integrate.evidence=-0.5 is not allowed: auto (picked on val) or a number >= 0 (0: the router alone)",
+    ),
+    (
         ["xlv-pipeline", "integrate.topk=0"],
         2,
         "xlv-pipeline: config error: config=['integrate.topk=0'] is not allowed: integrate.topk: Key 'topk' not in 'IntegrateConf'",

@@ -45,7 +45,12 @@ from xlvision.config.errors import ConfigError
 from xlvision.data.datamodule import DigitDataModule, glyph_splits
 from xlvision.evaluation.calibration import auroc, expected_calibration_error
 from xlvision.evaluation.unified import outside_aurocs, page_means
-from xlvision.integrate.calibrate import fit_calibration
+from xlvision.integrate.calibrate import (
+    EVIDENCE_GRID,
+    digit_evidence,
+    fit_calibration,
+    fit_evidence,
+)
 from xlvision.languages import load_language
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.runner import run_stage
@@ -173,6 +178,30 @@ def test_outside_aurocs_by_hand_per_image_and_per_page_of_one_language():
 
 
 # ------------------------------------------------------------------ a calibrated bundle
+def test_fit_evidence_takes_lambda_where_the_heads_know_more_than_the_router():
+    """A router that barely tells languages 0 and 1 apart and heads whose logsumexp can:
+    λ > 0 lowers the NLL and is chosen. Evidence that is noise: λ = 0."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 2000)
+    script = 0.5 * np.eye(2)[labels] + rng.normal(0, 1, (2000, 2))
+    heads = rng.normal(0, 1, (2000, 2, 10))
+    heads[np.arange(2000), labels, 0] += 3.0  # the right language's head reads a digit surely
+    evidence = digit_evidence(heads, 1.0)
+    by_hand = np.log(np.exp(heads).sum(axis=2))
+    np.testing.assert_allclose(evidence, by_hand)
+    lam, temperature, losses = fit_evidence(script, evidence, labels)
+    assert lam > 0 and set(losses) == {str(float(v)) for v in EVIDENCE_GRID}
+    assert losses[str(lam)] == pytest.approx(min(losses.values()))
+    assert losses[str(lam)] < losses["0.0"] - 0.1
+    assert nll(script + lam * evidence, labels, temperature) == pytest.approx(losses[str(lam)])
+    noise = digit_evidence(rng.normal(0, 1, (2000, 2, 10)), 1.0)
+    informative = 3.0 * np.eye(2)[labels]  # a router that knows
+    assert fit_evidence(informative, noise, labels)[0] == 0.0
+    # A padded class (a head with fewer digits) adds nothing to its language's evidence.
+    padded = np.concatenate([heads, np.full((2000, 2, 1), -1e9)], axis=2)
+    np.testing.assert_allclose(digit_evidence(padded, 0.5), digit_evidence(heads, 0.5))
+
+
 def save(path, model: UnifiedModel, calibration: dict | None):
     return save_bundle(
         path,
@@ -249,6 +278,38 @@ def test_calibration_is_fitted_on_validation_data_and_stored(calibrated, data):
     model, manifest = load_bundle(bare)
     assert "calibration" not in manifest and model.temperatures == {"script": 1.0, "digit": 1.0}
     assert model.prototypes is None
+
+
+def test_evidence_auto_is_fitted_on_validation_data_and_read_back(calibrated, data, tmp_path):
+    _, record, plain = calibrated
+    assert record["evidence"] == 0.0 and "evidence_nll" not in record  # integrate's default
+    model = UnifiedModel(dict(plain.members), plain.routes, plain.languages, plain.router)
+    fitted = fit_calibration(model, data.val_dataloader(), 0.02, "auto")
+    losses = fitted["evidence_nll"]
+    assert set(losses) == {str(v) for v in EVIDENCE_GRID}
+    assert model.evidence == fitted["evidence"]
+    assert losses[str(model.evidence)] == pytest.approx(min(losses.values()))
+    assert fitted["nll"]["script"]["after"] == losses[str(model.evidence)] <= losses["0.0"]
+    fixed = UnifiedModel(dict(plain.members), plain.routes, plain.languages, plain.router)
+    assert fit_calibration(fixed, data.val_dataloader(), 0.02, 0.3)["evidence"] == 0.3
+    # The router with the evidence: what script_probs gives, and what predict names.
+    x, _, _ = next(iter(data.val_dataloader()))
+    with torch.no_grad():
+        router = fixed.members["shared"]
+        lid = router.heads["_lid"](router.backbone(x))
+        t = fixed.temperatures
+        heads = torch.stack([fixed(x, c) / t["digit"] for c in fixed.languages], dim=1)
+        by_hand = ((lid + 0.3 * heads.logsumexp(dim=2)) / t["script"]).softmax(1)
+        torch.testing.assert_close(fixed.script_probs(x), by_hand)
+        read = fixed.predict(x)
+    torch.testing.assert_close(read["language"], by_hand.argmax(1))
+    torch.testing.assert_close(read["language_prob"], by_hand.max(1).values)
+    loaded, manifest = load_bundle(save(tmp_path / "evidence.safetensors", fixed, fitted))
+    assert loaded.evidence == 0.3 == manifest["calibration"]["evidence"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.script_probs(x), by_hand)
+    with pytest.raises(ValueError, match="evidence must be"):
+        UnifiedModel(dict(plain.members), plain.routes, plain.languages, plain.router, evidence=-1)
 
 
 def test_eval_unknown_rate_and_acc_answered_recomputed_by_hand(calibrated, tmp_path):
@@ -506,6 +567,41 @@ def test_onnx_export_is_calibrated_and_reads_as_pytorch(strongly_calibrated, tmp
                 "script" if f < half.familiar else None for f in shown
             ]
             assert [r for r, _ in said["torch"]].count("script") == 3
+
+
+def test_onnx_export_reads_the_script_with_the_digit_evidence(calibrated, tmp_path):
+    """λ > 0 in the graph: its script probabilities are (router + λ·logsumexp of each
+    language's calibrated digit logits) ÷ T, as PyTorch's; λ = 0 gives the router's alone."""
+    path, _, plain = calibrated
+    temperatures = {"script": 1.5, "digit": 0.8}
+    lam = 0.05
+    model = UnifiedModel(
+        dict(plain.members),
+        plain.routes,
+        plain.languages,
+        plain.router,
+        "marginal",
+        temperatures,
+        evidence=lam,
+    )
+    bundle = save(tmp_path / "evidence.safetensors", model, {"fit_on": "validation"})
+    model, manifest = load_bundle(bundle)
+    assert model.evidence == lam and manifest["calibration"]["evidence"] == lam
+    out, parity = checked_export(model, manifest, bundle, "onnx", tmp_path / "e.onnx", check=100)
+    assert parity.ok, parity.line()
+    image = check_images(CODES, 100)
+    exported = run_onnx(out)(image)
+    x = model_input(
+        torch.from_numpy(np.round(image[:, 0] * 255).astype(np.uint8)), manifest["preprocessing"]
+    )
+    with torch.no_grad():
+        router = model.members["shared"]
+        lid = router.heads["_lid"](router.backbone(x))
+        heads = torch.stack([model(x, c) / 0.8 for c in model.languages], dim=1)
+        by_hand = ((lid + lam * heads.logsumexp(dim=2)) / 1.5).softmax(1).numpy()
+        router_alone = (lid / 1.5).softmax(1).numpy()
+    np.testing.assert_allclose(exported["script_probs"], by_hand, atol=1e-4)
+    assert np.abs(by_hand - router_alone).max() > 0.01
 
 
 def run_page_logic(calls: list[str]) -> list:

@@ -55,7 +55,8 @@ class ReadEverything(nn.Module):
     router names; `shared` the router member's shared digit head; `marginal` weighs every
     language's digit probabilities by that language's probability. Computing every head for
     every image gives the numbers of `UnifiedModel.predict`, which runs only the chosen ones.
-    The bundle's temperatures are constants of the graph: its probabilities are calibrated.
+    The bundle's temperatures and digit evidence are constants of the graph: its probabilities
+    are calibrated and its script read as `UnifiedModel.script_logits` reads it.
     So are its prototypes, if any: the graph then also outputs the familiarity (`outputs`).
     """
 
@@ -76,6 +77,7 @@ class ReadEverything(nn.Module):
         self.register_buffer("std", torch.tensor(float(std)))
         self.register_buffer("script_t", torch.tensor(float(model.temperatures["script"])))
         self.register_buffer("digit_t", torch.tensor(float(model.temperatures["digit"])))
+        self.register_buffer("evidence", torch.tensor(float(model.evidence)))
         self.register_buffer("prototypes", None)
         self.outputs = OUTPUTS
         if model.prototypes is not None:
@@ -92,9 +94,9 @@ class ReadEverything(nn.Module):
             / self.digit_t
         )
         router = self.members[self.router]
-        script_probs = (router.heads[LID_HEAD](features[self.router]) / self.script_t).softmax(
-            dim=1
-        )
+        script_logits = router.heads[LID_HEAD](features[self.router])
+        script_logits = script_logits + self.evidence * torch.logsumexp(logits, dim=2)
+        script_probs = (script_logits / self.script_t).softmax(dim=1)
         script_prob, script = script_probs.max(dim=1)
         probs = logits.softmax(dim=2)
         if self.answer == "routed":

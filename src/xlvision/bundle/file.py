@@ -105,6 +105,9 @@ def save_bundle(
     given = calibration is not None
     calibration = dict(calibration or {})
     calibration.pop("prototypes", None)
+    calibration.pop("evidence", None)
+    if model.evidence:
+        calibration["evidence"] = model.evidence
     if model.prototypes is not None:
         tensors[PROTOTYPES_KEY] = model.prototypes.detach().cpu().contiguous().clone()
         calibration["prototypes"] = len(model.prototypes)
@@ -241,6 +244,7 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
             manifest.get("router"),
             answer,
             temperatures(manifest),
+            float((manifest.get("calibration") or {}).get("evidence") or 0.0),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path}: inconsistent manifest ({err})") from None

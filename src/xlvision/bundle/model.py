@@ -27,6 +27,10 @@ class UnifiedModel(nn.Module):
     the probabilities `predict` and `script_probs` give are calibrated. `forward` stays raw.
     `prototypes` (a buffer, None until `set_prototypes`) are unit directions of the router's
     features, one per (language, digit) of the validation data; `familiarity` compares with them.
+    `evidence` (λ ≥ 0, fitted on validation data with the temperatures; 0: none) adds to each
+    language's router logit λ times the logsumexp of that language's digit logits (calibrated):
+    how well the image reads as one of its digits, so a router that takes style for script is
+    checked by the heads that know each script's shapes (`script_logits`).
     """
 
     def __init__(
@@ -37,11 +41,15 @@ class UnifiedModel(nn.Module):
         router: str | None = None,
         answer: str = "routed",
         temperatures: dict[str, float] | None = None,
+        evidence: float = 0.0,
     ) -> None:
         super().__init__()
         self.temperatures = {"script": 1.0, "digit": 1.0, **(temperatures or {})}
         if not all(t > 0 for t in self.temperatures.values()):
             raise ValueError(f"temperatures must be > 0, got {self.temperatures}")
+        if not evidence >= 0:
+            raise ValueError(f"evidence must be ≥ 0, got {evidence}")
+        self.evidence = float(evidence)
         self.members = nn.ModuleDict(members)
         self.routes = dict(routes)
         self.languages = list(languages)
@@ -88,22 +96,47 @@ class UnifiedModel(nn.Module):
         return self.members[self.routes[language]](x, language)
 
     def script_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """p(language | image) [B, L] by the router, languages in `languages` order."""
-        if self.router is None:
-            raise ValueError("this model has no language-identification router")
-        router = self.members[self.router]
-        return self._script(router.heads[LID_HEAD](router.backbone(x)))
+        """p(language | image) [B, L] by the router (and the digit evidence), languages in
+        `languages` order."""
+        return self._script(self.script_logits(x))
 
     def script_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """`script_probs` [B, L] and, with prototypes, `familiarity` [B]: one router pass."""
+        features = {}
+        out = {"script_probs": self._script(self.script_logits(x, features))}
+        if self.prototypes is not None:
+            out["familiarity"] = self._familiarity(features[self.router])
+        return out
+
+    def script_logits(
+        self, x: torch.Tensor, features: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """[B, L] raw script logits: the router's, plus with `evidence` λ · logsumexp of each
+        language's calibrated digit logits. `features` (member → backbone output) are reused
+        and filled in."""
         if self.router is None:
             raise ValueError("this model has no language-identification router")
-        router = self.members[self.router]
-        features = router.backbone(x)
-        out = {"script_probs": self._script(router.heads[LID_HEAD](features))}
-        if self.prototypes is not None:
-            out["familiarity"] = self._familiarity(features)
-        return out
+        features = {} if features is None else features
+        if self.router not in features:
+            features[self.router] = self.members[self.router].backbone(x)
+        logits = self.members[self.router].heads[LID_HEAD](features[self.router])
+        if self.evidence == 0:
+            return logits
+        return logits + self.evidence * self.digit_evidence(x, features)
+
+    def digit_evidence(
+        self, x: torch.Tensor, features: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """[B, L]: logsumexp of each language's digit logits divided by the digit temperature."""
+        features = {} if features is None else features
+        columns = []
+        for code in self.languages:
+            key = self.routes[code]
+            if key not in features:
+                features[key] = self.members[key].backbone(x)
+            logits = self.members[key].heads[code](features[key])
+            columns.append(torch.logsumexp(logits / self.temperatures["digit"], dim=1))
+        return torch.stack(columns, dim=1)
 
     def familiarity(self, x: torch.Tensor) -> torch.Tensor:
         """[B]: the largest cosine similarity of an image's router features to a prototype. An
@@ -146,7 +179,7 @@ class UnifiedModel(nn.Module):
             raise ValueError("this model has no language-identification router")
         router = self.members[self.router]
         features = {self.router: router.backbone(x)}
-        probs = self._script(router.heads[LID_HEAD](features[self.router]))
+        probs = self._script(self.script_logits(x, features))
         language_prob, index = probs.max(dim=1)
         if answer == "routed":
             read = self._read_by_language(x, index, language_prob, features)

@@ -31,6 +31,9 @@ class IntegrateConf:
     answer: str = "auto"
     # reject=auto's thresholds: each rejects this share of the validation images on its own.
     reject_rate: float = 0.02
+    # With a router: λ of the digit evidence added to its script logits (UnifiedModel.evidence);
+    # auto picks it on validation data (script NLL), 0 leaves the router alone.
+    evidence: Any = 0.0
 
 
 RULES: list[Rule] = [
@@ -51,6 +54,11 @@ RULES: list[Rule] = [
     ("probe_lr", lambda v: is_number(v) and v > 0, "a number > 0"),
     ("answer", lambda v: v in ANSWER_CHOICES, f"one of {', '.join(ANSWER_CHOICES)}"),
     ("reject_rate", lambda v: is_number(v) and 0 <= v < 1, "a share in [0, 1)"),
+    (
+        "evidence",
+        lambda v: v == "auto" or (is_number(v) and v >= 0),
+        "auto (picked on val) or a number >= 0 (0: the router alone)",
+    ),
 ]
 
 

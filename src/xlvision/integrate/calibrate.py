@@ -15,18 +15,49 @@ from xlvision.progress import tracked
 PAD = -1e9
 """Logit of a class a language's head lacks, so heads of every size share one matrix."""
 
+EVIDENCE_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+"""The values of λ (`UnifiedModel.evidence`) that `evidence=auto` tries on validation data."""
+
+
+def digit_evidence(heads: np.ndarray, digit_t: float) -> np.ndarray:
+    """[N, L]: logsumexp over the digits of each language's logits [N, L, K] ÷ `digit_t`, as
+    `UnifiedModel.digit_evidence` computes it (a PAD class adds nothing)."""
+    scaled = heads / digit_t
+    top = scaled.max(axis=2, keepdims=True)
+    return (top + np.log(np.exp(scaled - top).sum(axis=2, keepdims=True)))[:, :, 0]
+
+
+def fit_evidence(
+    script: np.ndarray, evidence: np.ndarray, labels: np.ndarray, grid=EVIDENCE_GRID
+) -> tuple[float, float, dict[str, float]]:
+    """(λ, script temperature, {λ: NLL}) of the λ in `grid` whose script logits `script` +
+    λ·`evidence`, each at its own fitted temperature, have the lowest NLL of `labels`; a tie
+    goes to the smaller λ."""
+    losses, best = {}, None
+    for lam in grid:
+        combined = script + lam * evidence
+        temperature = fit_temperature(combined, labels)
+        losses[str(float(lam))] = nll(combined, labels, temperature)
+        if best is None or losses[str(float(lam))] < best[2] - 1e-9:
+            best = (float(lam), temperature, losses[str(float(lam))])
+    return best[0], best[1], losses
+
 
 @torch.no_grad()
-def validation_logits(model: UnifiedModel, batches: Iterable) -> dict[str, np.ndarray]:
+def validation_logits(
+    model: UnifiedModel, batches: Iterable, heads: bool = False
+) -> dict[str, np.ndarray]:
     """Raw logits on every validation image: the router's (`script`, against the language)
     and its own language's head (`digit`, the language given, against the digit); with a
-    router, its backbone's `features` too."""
+    router, its backbone's `features` too, and with `heads`, `heads` [N, L, K]: every
+    language's digit logits (PAD where a head has fewer classes), for the digit evidence."""
     parts: dict[str, list] = {
         "script": [],
         "digit": [],
         "language": [],
         "label": [],
         "features": [],
+        "heads": [],
     }
     width = max(model.members[model.routes[c]].heads[c].out_features for c in model.languages)
     for x, y, language in tracked(batches, "calibrating on validation data"):
@@ -44,6 +75,17 @@ def validation_logits(model: UnifiedModel, batches: Iterable) -> dict[str, np.nd
             features = router.backbone(x)
             parts["features"].append(features.cpu())
             parts["script"].append(router.heads[LID_HEAD](features).cpu())
+            if not heads:
+                continue
+            every = torch.full((len(y), len(model.languages), width), PAD)
+            computed = {model.router: features}
+            for i, code in enumerate(model.languages):
+                key = model.routes[code]
+                if key not in computed:
+                    computed[key] = model.members[key].backbone(x)
+                logits = model.members[key].heads[code](computed[key]).cpu()
+                every[:, i, : logits.shape[1]] = logits
+            parts["heads"].append(every)
     return {k: torch.cat(v).double().numpy() for k, v in parts.items() if v}
 
 
@@ -59,15 +101,22 @@ def class_prototypes(features: np.ndarray, language: np.ndarray, label: np.ndarr
 
 
 @torch.no_grad()
-def fit_calibration(model: UnifiedModel, batches: Iterable, rate: float = REJECT_RATE) -> dict:
+def fit_calibration(
+    model: UnifiedModel,
+    batches: Iterable,
+    rate: float = REJECT_RATE,
+    evidence: float | str = 0.0,
+) -> dict:
     """Fit the script and digit temperatures by NLL on `batches` (validation data), set them
-    on `model`, then, with a router, set its prototypes (`class_prototypes` of the router's
-    features) and choose reject thresholds: each one the `rate` quantile, on the same images,
+    on `model`, then, with a router, its digit evidence λ (`evidence`: a number, or `auto`:
+    the one of `EVIDENCE_GRID` whose script NLL, at its own fitted temperature, is lowest;
+    the script temperature is refitted with it), set its prototypes (`class_prototypes` of
+    the router's features) and choose reject thresholds: each one the `rate` quantile, on the same images,
     of the calibrated probabilities of the answer without the script (the script's, and the
     digit's by the bundle's rule) and of the familiarity. Returns the manifest's
     `calibration` record."""
     batches = list(batches)
-    found = validation_logits(model, batches)
+    found = validation_logits(model, batches, heads=evidence != 0)
     labels = {
         "script": found["language"].astype(np.int64),
         "digit": found["label"].astype(np.int64),
@@ -85,6 +134,16 @@ def fit_calibration(model: UnifiedModel, batches: Iterable, rate: float = REJECT
     record = {"fit_on": "validation", "images": len(labels["digit"]), "nll": losses}
     if model.router is None:
         return record
+    if evidence != 0:
+        found_evidence = digit_evidence(found["heads"], model.temperatures["digit"])
+        grid = EVIDENCE_GRID if evidence == "auto" else (float(evidence),)
+        evidence, script_t, record["evidence_nll"] = fit_evidence(
+            found["script"], found_evidence, labels["script"], grid
+        )
+        model.evidence = evidence
+        model.temperatures["script"] = script_t
+        losses["script"]["after"] = record["evidence_nll"][str(evidence)]
+    record["evidence"] = model.evidence
     prototypes = class_prototypes(found["features"], labels["script"], labels["digit"])
     model.set_prototypes(torch.from_numpy(prototypes))
     record["prototypes"] = len(prototypes)

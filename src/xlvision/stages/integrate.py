@@ -65,7 +65,8 @@ def test_unified(
 
 
 def temperature_line(model: UnifiedModel) -> str:
-    return ", ".join(f"{kind} temperature {t:.3f}" for kind, t in model.temperatures.items())
+    line = ", ".join(f"{kind} temperature {t:.3f}" for kind, t in model.temperatures.items())
+    return line + (f", digit evidence λ {model.evidence:g}" if model.evidence else "")
 
 
 def prediction_throughput(model: UnifiedModel, data: DigitDataModule, codes: list[str]) -> float:
@@ -105,7 +106,7 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     integrate_time = time.perf_counter() - start
     answer = result.params.get("answer", "routed")
     model = UnifiedModel(result.members, result.routes, codes, result.router, answer).eval()
-    calibration = fit_calibration(model, data.val_dataloader(), conf.reject_rate)
+    calibration = fit_calibration(model, data.val_dataloader(), conf.reject_rate, conf.evidence)
     console.print(
         f"  calibrated on {calibration['images']} validation images: {temperature_line(model)}"
     )
