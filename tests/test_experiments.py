@@ -346,7 +346,11 @@ REPORT_FIXTURES = {
     "merge_ablation": ["en", "all"],
     "real_kshot": ["recipe", "no_replay", "self_train"],
     "unified_real": ["unified/0/eval", "glyphs_only/0/eval", "per_language/kn/0"],
-    "unseen_handwriting": ["domain_prior/A/0/eval_reject", "domain_prior/A/0/eval_adapt"],
+    "unseen_handwriting": [
+        "domain_prior/A/0/eval_reject",
+        "domain_prior/A/0/eval_adapt",
+        "domain_prior/A/0/eval_evidence",
+    ],
 }
 
 

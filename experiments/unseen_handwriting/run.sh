@@ -3,7 +3,9 @@
 # `xlv-pipeline experiment=unified` with one fold's real training data left out
 # (`data.leave_real_out`: those sets are only tested), so its left-out test splits are read by a
 # model that had only the glyphs of those scripts, and the other six sets' real data. Each
-# bundle is then evaluated again with `xlv-eval reject=auto` (its calibrated thresholds).
+# bundle is then evaluated again with `xlv-eval reject=auto` (its calibrated thresholds); a
+# domain_prior run also adapted to each left-out set (`adapt=self_train`, `adapt=prior`) and
+# bundled again with the digit evidence in its script reading (`integrate.evidence=auto`).
 # Part `<recipe>_outside` leaves a fold's scripts (and their group mates) out altogether, glyphs
 # included, and scores how well the bundle tells their handwriting from its own scripts'.
 #   bash experiments/unseen_handwriting/run.sh                        # every part, fold, seed
@@ -50,16 +52,33 @@ kept() {  # fold → the languages an `_outside` run keeps, as a list
   echo "[$(for c in $all; do [[ $drop == *",$c,"* ]] || echo "$c"; done | paste -sd, -)]"
 }
 
-evaluate() {  # run dir, fold, outside? → <run>/eval_reject: the bundle with reject=auto
-  local run=$1 fold=$2 seed
+finished() { [ -f "$1/metrics.json" ] && grep -q '"status": "completed"' "$1/metrics.json"; }
+
+evaluate() {  # run dir, fold, outside?[, evidence] → <run>/eval_reject: the bundle with
+  # reject=auto (with `evidence`: <run>/eval_evidence, the bundle of <run>/integrate_evidence)
+  local run=$1 fold=$2 seed bundle=integrate dir=eval_reject
   seed=$(basename "$run")
-  [ -f "$run/eval_reject/metrics.json" ] && grep -q '"status": "completed"' "$run/eval_reject/metrics.json" && return
-  rm -rf "$run/eval_reject"
+  [ "${4:-}" != evidence ] || { bundle=integrate_evidence; dir=eval_evidence; }
+  finished "$run/$dir" && return
+  rm -rf "${run:?}/$dir"
   local extra=("data.leave_real_out=[${folds[$fold]}]")
   [ "$3" = outside ] && extra=("outside=[${folds[$fold]}]")
-  .venv/bin/xlv-eval "bundle=$run/integrate/bundle.safetensors" data=mix "data.sources=$sources" \
+  .venv/bin/xlv-eval "bundle=$run/$bundle/bundle.safetensors" data=mix "data.sources=$sources" \
     data.train_per_class=300 data.val_per_class=30 data.test_per_class=100 "seed=$seed" \
-    reject=auto "${extra[@]}" "hydra.run.dir=$run/eval_reject"
+    reject=auto "${extra[@]}" "hydra.run.dir=$run/$dir"
+}
+
+evidence() {  # run dir, fold → <run>/integrate_evidence: the run's model bundled again with
+  # the digit evidence λ fitted on the validation split (integrate.evidence=auto), then evaluated
+  local run=$1 fold=$2 seed
+  seed=$(basename "$run")
+  if ! finished "$run/integrate_evidence"; then
+    rm -rf "$run/integrate_evidence" "$run/eval_evidence"
+    .venv/bin/xlv-integrate "run=$run" experiment=unified "data.leave_real_out=[${folds[$fold]}]" \
+      "seed=$seed" $(recipe domain_prior) integrate.evidence=auto ${EXTRA:-} \
+      "hydra.run.dir=$run/integrate_evidence"
+  fi
+  evaluate "$run" "$fold" in evidence
 }
 
 adapt() {  # run dir, fold, method → the left-out sets, each read by a copy adapted to its own
@@ -98,6 +117,7 @@ if [ "${1:-}" != "--report-only" ]; then
         if [ "$part" = domain_prior ]; then
           adapt "$out/$part/$fold/$seed" "$fold" self_train
           adapt "$out/$part/$fold/$seed" "$fold" prior
+          evidence "$out/$part/$fold/$seed" "$fold"
         fi
       done
     done
@@ -108,7 +128,8 @@ fi
 mkdir -p "$out"
 exec 9>"$out/.report.lock"
 flock 9
-keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eval_adapt_prior'
+keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eval_adapt_prior' \
+  '*/*/*/eval_evidence'
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
@@ -147,6 +168,19 @@ if [ -n "$prior_runs" ]; then
     list=$(for r in $prior_runs; do [[ $r != */$fold/* ]] || printf '%s/eval_reject,' "$r"; done)
     [ -z "$list" ] || .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' "$adapt_metrics" \
       "report.out_dir=$report/same_runs_reject_$fold"
+  done
+fi
+# The digit evidence (integrate.evidence=auto) where it ran, beside the same runs' router alone.
+evidence_runs=$(ls -d "$records"/domain_prior/*/*/eval_evidence 2>/dev/null | sed 's#/eval_evidence$##' || true)
+evidence_report=false
+evidence_metrics=(routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate)
+if [ -n "$evidence_runs" ]; then
+  evidence_report=true
+  for kind in reject evidence; do
+    list=$(for r in $evidence_runs; do printf '%s/eval_%s,' "$r" "$kind"; done)
+    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+      "metric=[$(printf 'test/{lang}/%s,' "${evidence_metrics[@]}" | sed 's/,$//')]" \
+      "report.out_dir=$report/same_runs_evidence_$kind"
   done
 fi
 outside_report=false
@@ -252,6 +286,35 @@ tables() {
           line+=" ${cell:-—} |"
         done
         ! $found || echo "$line"
+      done
+    done
+  fi
+  if $evidence_report; then
+    echo
+    echo "## Digit evidence in the script reading"
+    echo
+    echo "Recipe domain prior, on the runs listed here (fold and seed): $(for r in $evidence_runs; do
+      basename "$(dirname "$r")"; basename "$r"; done | paste -sd'  ' - | sed 's/  / /g')."
+    echo "Each run's model bundled again (\`xlv-integrate run=… integrate.evidence=auto\`): the script"
+    echo "logits are the router's plus λ times the logsumexp of each language's calibrated digit"
+    echo "logits, λ the value of 0, 0.1, …, 2 with the lowest script NLL on the validation split"
+    echo "(the script temperature refitted with it; the weights, the answer rule and everything"
+    echo "else as before). Columns: the run's own bundle (router alone) and the one with the"
+    echo "evidence, both evaluated by \`xlv-eval reject=auto\` (thresholds refitted with it)."
+    for m in "${evidence_metrics[@]}"; do
+      echo
+      echo "**test/{lang}/$m** — mean ± sample std over the runs (n); columns: the script reading"
+      echo
+      echo "| lang | router alone | with evidence |"
+      echo "|:---|:---:|:---:|"
+      for row in mean_left_out mean_trained_real; do
+        line="| $row |"
+        for kind in reject evidence; do
+          file="$report/same_runs_evidence_$kind/table_test-lang-${m//_/-}.md" cell=""
+          [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
+          line+=" ${cell:-—} |"
+        done
+        echo "$line"
       done
     done
   fi
