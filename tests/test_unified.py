@@ -17,6 +17,7 @@ from xlvision.bundle.file import load_bundle
 from xlvision.bundle.model import UnifiedModel
 from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
+from xlvision.integrate.calibrate import EVIDENCE_GRID
 from xlvision.languages import load_language
 from xlvision.models.checkpoint import load_classifier
 from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
@@ -208,6 +209,42 @@ def test_integrate_calibrates_on_validation_data_and_eval_rejects_by_default(uni
         assert (
             metrics[f"test/{code}/routed_acc"] <= metrics.get(f"test/{code}/acc_answered", 1) + 1e-6
         )
+
+
+def test_integrate_evidence_auto_fits_lambda_on_val_and_the_bundle_reads_with_it(
+    unified_run, tmp_path
+):
+    root, _, checkpoint, _, bundle = unified_run
+    small = [f"paths.cache_dir={root / 'cache'}", "debug=fast", "trainer.limit_val_batches=1.0"]
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path}",
+            *small,
+            f"language=[{','.join(CODES)}]",
+            "stage=integrate",
+            "integrate=unified",
+            "integrate.evidence=auto",
+            f"base={checkpoint}",
+        ]
+    )
+    _, bundled = run_stage(integrate, cfg)
+    model, manifest = load_bundle(bundled["bundle"])
+    calibration = manifest["calibration"]
+    losses = calibration["evidence_nll"]
+    assert set(losses) == {str(v) for v in EVIDENCE_GRID}
+    lam = calibration.get("evidence", 0.0)  # stored when > 0
+    assert model.evidence == lam and losses[str(float(lam))] == pytest.approx(min(losses.values()))
+    assert calibration["nll"]["script"]["after"] == pytest.approx(losses[str(float(lam))])
+    plain, plain_manifest = load_bundle(bundle)  # the same weights, the default evidence 0
+    assert plain.evidence == 0.0 and "evidence" not in plain_manifest["calibration"]
+    assert plain_manifest["calibration"]["temperature"]["digit"] == model.temperatures["digit"]
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        member = model.members["shared"]
+        lid = member.heads[LID_HEAD](member.backbone(x))
+        heads = torch.stack([model(x, c) / model.temperatures["digit"] for c in CODES], dim=1)
+        by_hand = ((lid + lam * heads.logsumexp(2)) / model.temperatures["script"]).softmax(1)
+        torch.testing.assert_close(model.script_probs(x), by_hand)
 
 
 def test_unified_bundle_exports_with_its_answer_rule(unified_run, tmp_path):
