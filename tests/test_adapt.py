@@ -15,11 +15,14 @@ from test_predict import MILD, cli_run, eval_config, router_less, shared_bundle
 from xlvision.bundle.adapt import (
     PRIOR_MIN_SHARE,
     PRIOR_STRENGTH,
+    THICKEN_MAX,
     align_prior,
+    choose_stroke,
     reestimate_scan_statistics,
 )
+from xlvision.bundle.export import checked_export
 from xlvision.bundle.file import load_bundle
-from xlvision.bundle.manifest import digit_preprocessing, model_input
+from xlvision.bundle.manifest import digit_preprocessing, model_input, thickened
 from xlvision.bundle.predict import TorchReader, predict_images
 from xlvision.cli import adapt as adapt_cli
 from xlvision.config.compose import compose_config
@@ -265,3 +268,61 @@ def test_the_default_adaptation_keeps_the_prior_and_does_not_lower_accuracy(
     assert len(record["prior_shift"]) == 10 and record["kept_per_epoch"] == []
     assert metrics["adapt_prior"] == 1.0 and "self_train" not in record["agreement"]
     assert accuracy(output, folder, labels) >= accuracy(bundle, folder, labels)
+
+
+def thinner(images: torch.Tensor) -> torch.Tensor:
+    """A thin pen: strokes eroded by a 3×3 minimum filter."""
+    x = images.float().unsqueeze(1)
+    return (-F.max_pool2d(-x, 3, stride=1, padding=1)).squeeze(1).to(torch.uint8)
+
+
+def test_thickened_grows_strokes_by_a_3x3_maximum_and_model_input_applies_it():
+    dot = torch.zeros(1, 9, 9, dtype=torch.uint8)
+    dot[0, 4, 4] = 200
+    assert thickened(dot, 0) is dot
+    assert (
+        int((thickened(dot, 1) == 200).sum()) == 9 and int((thickened(dot, 2) == 200).sum()) == 25
+    )
+    assert thickened(dot, 1)[0, 3:6, 3:6].eq(200).all() and thickened(dot, 1).dtype == torch.uint8
+    pre = digit_preprocessing()
+    assert torch.equal(model_input(dot, {**pre, "thicken": 2}), model_input(thickened(dot, 2), pre))
+
+
+def test_the_stroke_step_thickens_a_thin_pen_and_leaves_the_usual_one(bundle, tmp_path):
+    model, manifest = load_bundle(bundle)
+    pre = manifest["preprocessing"]
+    test = generate_glyph_digits(load_language("kn"), "test", 30, MILD, 7)
+    usual, _ = choose_stroke(model, "kn", test.images, pre, 256)
+    thin = thinner(test.images)
+    passes, confidence = choose_stroke(model, "kn", thin, pre, 256)
+    assert usual == 0 and passes >= 1, (usual, passes, confidence)
+    assert confidence[passes] > confidence[0] and len(confidence) <= THICKEN_MAX + 1
+
+    def acc(images, preprocessing):
+        return float(
+            (readings(model, "kn", model_input(images, preprocessing)).argmax(1) == test.labels)
+            .float()
+            .mean()
+        )
+
+    assert acc(thin, {**pre, "thicken": passes}) > acc(thin, pre)
+    # xlv-adapt keeps it: the adapted bundle reads with its strokes grown, and so does its export.
+    folder = tmp_path / "thin"
+    folder.mkdir()
+    for i, image in enumerate(thin):
+        Image.fromarray(image.numpy()).save(folder / f"scan_{i:03d}.png")
+    output = tmp_path / "thick.safetensors"
+    metrics, artifacts = adapt(adapt_config(bundle, folder, output, "language=kn"), progress=False)
+    record = artifacts["adaptation"]
+    assert record["kept"][0] == "stroke" and record["thicken"] == passes == metrics["adapt_thicken"]
+    adapted, adapted_manifest = load_bundle(output)
+    assert adapted_manifest["preprocessing"] == {**pre, "thicken": passes}
+    assert accuracy(output, folder, test.labels) > accuracy(bundle, folder, test.labels)
+    _, parity = checked_export(
+        adapted, adapted_manifest, output, "onnx", tmp_path / "thick.onnx", check=100
+    )
+    assert parity.ok, parity.line()
+    # Asked not to (adapt.stroke=false), the pen stays as it is.
+    plain = tmp_path / "plain.safetensors"
+    adapt(adapt_config(bundle, folder, plain, "language=kn", "adapt.stroke=false"), progress=False)
+    assert "thicken" not in load_bundle(plain)[1]["preprocessing"]

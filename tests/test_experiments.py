@@ -350,6 +350,8 @@ REPORT_FIXTURES = {
         "domain_prior/A/0/eval_reject",
         "domain_prior/A/0/eval_adapt",
         "domain_prior/A/0/eval_evidence",
+        "domain_prior/A/0/eval_adapt_prior",
+        "domain_prior/A/0/eval_adapt_stroke",
     ],
 }
 

@@ -4,7 +4,8 @@
 # (`data.leave_real_out`: those sets are only tested), so its left-out test splits are read by a
 # model that had only the glyphs of those scripts, and the other six sets' real data. Each
 # bundle is then evaluated again with `xlv-eval reject=auto` (its calibrated thresholds); a
-# domain_prior run also adapted to each left-out set (`adapt=self_train`, `adapt=prior`) and
+# domain_prior run also adapted to each left-out set (`adapt=self_train`, `adapt=prior`, the
+# prior after the stroke step) and
 # bundled again with the digit evidence in its script reading (`integrate.evidence=auto`).
 # Part `<recipe>_outside` leaves a fold's scripts (and their group mates) out altogether, glyphs
 # included, and scores how well the bundle tells their handwriting from its own scripts'.
@@ -81,18 +82,20 @@ evidence() {  # run dir, fold → <run>/integrate_evidence: the run's model bund
   evaluate "$run" "$fold" in evidence
 }
 
-adapt() {  # run dir, fold, method → the left-out sets, each read by a copy adapted to its own
+adapt() {  # run dir, fold, kind → the left-out sets, each read by a copy adapted to its own
   # training images (labels dropped; script pooled by the router), test split scored:
-  # <run>/eval_adapt (self_train) or <run>/eval_adapt_prior (prior)
-  local run=$1 fold=$2 method=$3 seed dir
+  # <run>/eval_adapt (self_train), <run>/eval_adapt_prior (prior), both with the pen as it
+  # is, or <run>/eval_adapt_stroke (the prior after the stroke step: xlv-adapt's default)
+  local run=$1 fold=$2 kind=$3 seed dir method=$3 stroke=false
   seed=$(basename "$run")
-  dir=$run/eval_adapt$([ "$method" = self_train ] || echo "_$method")
-  [ -f "$dir/metrics.json" ] && grep -q '"status": "completed"' "$dir/metrics.json" && return
+  dir=$run/eval_adapt$([ "$kind" = self_train ] || echo "_$kind")
+  [ "$kind" != stroke ] || { method=prior; stroke=true; }
+  finished "$dir" && return
   rm -rf "$dir"
   .venv/bin/xlv-eval "bundle=$run/integrate/bundle.safetensors" data=mix "data.sources=$sources" \
     data.train_per_class=300 data.val_per_class=30 data.test_per_class=100 "seed=$seed" \
     reject=auto "data.leave_real_out=[${folds[$fold]}]" "language=[${folds[$fold]}]" \
-    "adapt=$method" adapt.script=pooled "hydra.run.dir=$dir"
+    "adapt=$method" "adapt.stroke=$stroke" adapt.script=pooled "hydra.run.dir=$dir"
 }
 
 if [ "${1:-}" != "--report-only" ]; then
@@ -117,6 +120,7 @@ if [ "${1:-}" != "--report-only" ]; then
         if [ "$part" = domain_prior ]; then
           adapt "$out/$part/$fold/$seed" "$fold" self_train
           adapt "$out/$part/$fold/$seed" "$fold" prior
+          adapt "$out/$part/$fold/$seed" "$fold" stroke
           evidence "$out/$part/$fold/$seed" "$fold"
         fi
       done
@@ -129,7 +133,7 @@ mkdir -p "$out"
 exec 9>"$out/.report.lock"
 flock 9
 keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eval_adapt_prior' \
-  '*/*/*/eval_evidence'
+  '*/*/*/eval_adapt_stroke' '*/*/*/eval_evidence'
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
@@ -168,6 +172,18 @@ if [ -n "$prior_runs" ]; then
     list=$(for r in $prior_runs; do [[ $r != */$fold/* ]] || printf '%s/eval_reject,' "$r"; done)
     [ -z "$list" ] || .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' "$adapt_metrics" \
       "report.out_dir=$report/same_runs_reject_$fold"
+  done
+fi
+# The stroke step (adapt=prior adapt.stroke=true) where it ran, beside the prior alone.
+stroke_runs=$(ls -d "$records"/domain_prior/*/*/eval_adapt_stroke 2>/dev/null | sed 's#/eval_adapt_stroke$##' || true)
+stroke_report=false
+if [ -n "$stroke_runs" ]; then
+  stroke_report=true
+  for kind in adapt_prior adapt_stroke; do
+    list=$(for r in $stroke_runs; do printf '%s/eval_%s,' "$r" "$kind"; done)
+    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+      'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/page_routed_acc,test/{lang}/adapt_thicken]' \
+      "report.out_dir=$report/same_runs_stroke_$kind"
   done
 fi
 # The digit evidence (integrate.evidence=auto) where it ran, beside the same runs' router alone.
@@ -281,6 +297,34 @@ tables() {
           suffix=""
           [ "$kind" != reject ] || suffix=$own
           file="$report/same_runs_$kind$suffix/table_test-lang-${m//_/-}.md" cell=""
+          [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
+          [ -z "$cell" ] || found=true
+          line+=" ${cell:-—} |"
+        done
+        ! $found || echo "$line"
+      done
+    done
+  fi
+  if $stroke_report; then
+    echo
+    echo "## The stroke step: a thin pen thickened"
+    echo
+    echo "Recipe domain prior, on the runs listed here (fold and seed): $(for r in $stroke_runs; do
+      basename "$(dirname "$r")"; basename "$r"; done | paste -sd'  ' - | sed 's/  / /g')."
+    echo "Columns: the prior as above (\`adapt=prior adapt.stroke=false\`), and the prior after the"
+    echo "stroke step (\`adapt.stroke=true\`, xlv-adapt's default): the scans' strokes are grown by a"
+    echo "3×3 maximum filter, at most twice, while the pooled script's head reads them more surely on"
+    echo "average (no label); \`adapt_thicken\` is the number of passes kept. Rows: the left-out sets."
+    for m in acc routed_acc page_routed_acc adapt_thicken; do
+      echo
+      echo "**test/{lang}/$m** — mean ± sample std over the runs (n); columns: the adaptation"
+      echo
+      echo "| lang | prior | stroke, then prior |"
+      echo "|:---|:---:|:---:|"
+      for row in bn fa zh bo hi pa en kn te mean_left_out; do
+        line="| $row |" found=false
+        for kind in adapt_prior adapt_stroke; do
+          file="$report/same_runs_stroke_$kind/table_test-lang-${m//_/-}.md" cell=""
           [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
           [ -z "$cell" ] || found=true
           line+=" ${cell:-—} |"

@@ -1,6 +1,8 @@
 """Test-time adaptation of a bundle to unlabeled scans of one script.
 
-Batch-norm statistics re-estimated on the scans, then one of two steps, neither of which reads
+First the stroke: if the script's head reads the scans more surely with their strokes grown
+(a 3×3 maximum filter, up to `THICKEN_MAX` times), a thin pen is thickened from then on
+(`preprocessing.thicken`). Then batch-norm statistics re-estimated on the scans, then one of two steps, neither of which reads
 a label: the prior, the script head's biases shifted so that its readings of the scans hold
 every digit equally often (distribution alignment), or a few epochs of self-training of the
 script's head and the backbone it reads with, on the scans it reads confidently. Statistics and
@@ -24,7 +26,7 @@ from torch import nn
 
 from xlvision.bundle.file import save_bundle
 from xlvision.bundle.images import InputError, find_images, read_image
-from xlvision.bundle.manifest import model_input
+from xlvision.bundle.manifest import model_input, thickened
 from xlvision.bundle.model import UnifiedModel
 from xlvision.bundle.scripts import pooled_script
 from xlvision.config.schema import AugmentConf
@@ -33,6 +35,9 @@ from xlvision.data.normalize import normalize_digits
 from xlvision.models.batchnorm import reestimate_batchnorm
 
 STEPS = ("none", "bn", "prior", "self_train")
+
+THICKEN_MAX = 2
+"""The stroke step grows a thin pen's strokes at most this many times (3×3 maximum filter)."""
 """The methods: nothing; batch-norm statistics; statistics, then the prior; statistics, then
 self-training (on the unlabeled sets of experiments/unseen_handwriting, the prior before
 self-training read worse than either alone on some sets: they are not chained)."""
@@ -80,6 +85,8 @@ class Adaptation:
     lr: float = 0.0
     held_out: int = 0
     prior_shift: list[float] = field(default_factory=list)  # added to the head's biases
+    thicken: int = 0  # passes of the 3×3 maximum filter the stroke step kept
+    confidence: list[float] = field(default_factory=list)  # mean confidence per pass tried
     agreement: dict[str, float] = field(default_factory=dict)
     kept_per_epoch: list[int] = field(default_factory=list)
     source_sha256: str | None = None
@@ -93,6 +100,8 @@ class Adaptation:
             "adapt_images": float(self.images),
             "adapt_bn": float("bn" in self.kept),
         }
+        if self.confidence:  # the stroke step ran
+            out["adapt_thicken"] = float(self.thicken)
         if self.last_step in self.agreement:  # none with a single scan: nothing to judge on
             out["adapt_agreement"] = self.agreement[self.last_step]
         if self.method == "prior":
@@ -193,6 +202,24 @@ def align_prior(
     return [round(float(v), 6) for v in shift.cpu()]
 
 
+@torch.no_grad()
+def choose_stroke(
+    model: UnifiedModel, code: str, digits: torch.Tensor, preprocessing: dict, batch_size: int
+) -> tuple[int, list[float]]:
+    """(passes, mean confidence per pass tried): the strokes of the scans grown one more 3×3
+    maximum filter at a time while `code`'s head reads them more surely on average (the mean of
+    its top probability; no label), at most `THICKEN_MAX` times. A pen as thick as the
+    training data's reads less surely when grown, so it stays as it is."""
+    start = int(preprocessing.get("thicken", 0))
+    tried = []
+    for passes in range(start, start + THICKEN_MAX + 1):
+        x = model_input(digits, {**preprocessing, "thicken": passes})
+        tried.append(float(read_digits(model, code, x, batch_size).max(dim=1).values.mean()))
+        if len(tried) > 1 and tried[-1] <= tried[-2]:
+            return passes - 1, tried
+    return start + THICKEN_MAX, tried
+
+
 def balanced_draws(digits: torch.Tensor, keep: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Indices of `keep`'s scans drawn (as many as are kept) so that every digit read has an
     equal share of the draws: a digit the model favours is not learnt more for it, as in
@@ -209,6 +236,7 @@ def augmented(
     """Model input of uint8 digits, drawn afresh with the glyph augmentation when `on`."""
     if not on:
         return model_input(digits, preprocessing)
+    digits = thickened(digits, int(preprocessing.get("thicken", 0)))
     pixels = augment_digits(digits.float() / 255.0, AugmentConf(), gen)
     mean, std = float(preprocessing["mean"]), float(preprocessing["std"])
     return ((pixels - mean) / std).unsqueeze(1)
@@ -297,6 +325,8 @@ def adapt_model(
 ) -> Adaptation:
     """Adapt `model` in place to uint8 scans `digits` of script `code` (`conf`: `AdaptConf`).
 
+    First the stroke (`conf.stroke`, `choose_stroke`): the passes kept are the result's
+    `thicken`, which the adapted bundle's preprocessing must carry (`adapted_preprocessing`).
     A seeded share `conf.holdout` of the scans is held out of self-training. Batch-norm
     statistics and self-training are kept only if the agreement on the held-out scans rises
     above the step before it; self-training also must not make one digit take over. The prior
@@ -327,6 +357,15 @@ def adapt_model(
     result.agreement["none"] = score
     if conf.method == "none":
         return result
+    if getattr(conf, "stroke", True):
+        result.thicken, result.confidence = choose_stroke(
+            model, code, digits, preprocessing, conf.batch_size
+        )
+        if result.thicken != int(preprocessing.get("thicken", 0)):
+            preprocessing = {**preprocessing, "thicken": result.thicken}
+            result.kept.append("stroke")
+            score, top = judged()
+            result.agreement["stroke"] = score
     x = model_input(digits, preprocessing)
     before = copy.deepcopy(model.state_dict())
     reestimate_scan_statistics(model, code, x, conf.batch_size)
@@ -366,9 +405,20 @@ def sha256_of_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def adapted_preprocessing(preprocessing: dict, result: Adaptation) -> dict:
+    """The preprocessing an adapted model reads with: the source's, strokes grown as kept."""
+    if "stroke" not in result.kept:
+        return preprocessing
+    return {**preprocessing, "thicken": result.thicken}
+
+
 def write_adapted(path: str | Path, model: UnifiedModel, manifest: dict, record: dict) -> Path:
     """The adapted model under its source's manifest (its calibration and reject thresholds
-    included), plus the `adaptation` record."""
+    included; its preprocessing with the stroke kept, `record["thicken"]`), plus the
+    `adaptation` record."""
+    preprocessing = dict(manifest["preprocessing"])
+    if "stroke" in record.get("kept", []):
+        preprocessing["thicken"] = int(record["thicken"])
     return save_bundle(
         path,
         model,
@@ -376,7 +426,7 @@ def write_adapted(path: str | Path, model: UnifiedModel, manifest: dict, record:
         languages={
             r["code"]: {k: v for k, v in r.items() if k != "code"} for r in manifest["languages"]
         },
-        preprocessing=manifest["preprocessing"],
+        preprocessing=preprocessing,
         integration=manifest.get("integration") or {},
         metrics=manifest.get("metrics") or {},
         adaptation=record,

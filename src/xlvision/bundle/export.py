@@ -60,8 +60,9 @@ class ReadEverything(nn.Module):
     So are its prototypes, if any: the graph then also outputs the familiarity (`outputs`).
     """
 
-    def __init__(self, model: UnifiedModel, mean: float, std: float) -> None:
+    def __init__(self, model: UnifiedModel, mean: float, std: float, thicken: int = 0) -> None:
         super().__init__()
+        self.thicken = int(thicken)  # 3×3 maximum filters on the image first (a thin pen)
         if model.router is None:
             raise ValueError("it has no language-ID router, so it cannot read without a language")
         sizes = {c: model.members[model.routes[c]].heads[c].out_features for c in model.languages}
@@ -85,6 +86,8 @@ class ReadEverything(nn.Module):
             self.outputs = (*OUTPUTS, FAMILIARITY)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        for _ in range(self.thicken):
+            image = F.max_pool2d(image, 3, stride=1, padding=1)
         x = (image - self.mean) / self.std
         features = {key: member.backbone(x) for key, member in self.members.items()}
         logits = (
@@ -125,7 +128,9 @@ def exportable(model: UnifiedModel, manifest: dict, bundle: str | Path) -> ReadE
     """The model wrapped for export, in eval mode; `BundleError` names the bundle if it cannot be."""
     preprocessing = manifest["preprocessing"]
     try:
-        wrapped = ReadEverything(model, preprocessing["mean"], preprocessing["std"])
+        wrapped = ReadEverything(
+            model, preprocessing["mean"], preprocessing["std"], preprocessing.get("thicken", 0)
+        )
     except ValueError as err:
         raise BundleError(f"{bundle}: cannot be exported: {err}") from None
     return wrapped.eval()

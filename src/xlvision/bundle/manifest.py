@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from xlvision.data.arrays import MNIST_MEAN, MNIST_STD, standardized
 from xlvision.data.normalize import BOX, CANVAS
@@ -37,6 +38,20 @@ def digit_preprocessing() -> dict:
     }
 
 
+def thickened(images: torch.Tensor, passes: int) -> torch.Tensor:
+    """uint8 [N, H, W] digits (bright ink on a dark ground) with their strokes grown by a 3×3
+    maximum filter `passes` times (0: as they are): a thin pen made to look like the strokes
+    the model was trained on (`preprocessing.thicken`, set by the stroke step of adaptation)."""
+    if not passes:
+        return images
+    grown = images.unsqueeze(1).float()
+    for _ in range(passes):
+        grown = F.max_pool2d(grown, 3, stride=1, padding=1)
+    return grown.squeeze(1).to(images.dtype)
+
+
 def model_input(images: torch.Tensor, preprocessing: dict) -> torch.Tensor:
-    """uint8 [N, H, W] digits → the float [N, 1, H, W] input the bundle's models were trained on."""
+    """uint8 [N, H, W] digits → the float [N, 1, H, W] input the bundle's models were trained on
+    (strokes grown first if the bundle was adapted to a thin pen: `thickened`)."""
+    images = thickened(images, int(preprocessing.get("thicken", 0)))
     return standardized(images, float(preprocessing["mean"]), float(preprocessing["std"]))

@@ -257,6 +257,9 @@ class AdaptConf:
     augment: bool = True
     # xlv-eval: at most this many of a language's training images are its unlabeled scans.
     max_images: int = 5000
+    # First grow a thin pen's strokes (3×3 maximum filter) while the script's head reads the
+    # scans more surely (no label); the adapted bundle keeps them grown.
+    stroke: bool = True
 
 
 @dataclass

@@ -22,9 +22,16 @@ PAGE_METRICS = ("page_routed_acc", "page_lid_acc", "page_lid_group_acc")
 """The script decided once per page of `page_size` digits of one script, not per digit: the
 digit accuracy read with the page's script, and that script named exactly / within its group."""
 
-ADAPT_METRICS = ("adapt_bn", "adapt_prior", "adapt_self_train", "adapt_kept", "adapt_lid_acc")
-"""With `adapt`: steps kept (1/0), share of scans kept in self-training's last epoch, and
-whether the pooled script was the language's own."""
+ADAPT_METRICS = (
+    "adapt_thicken",
+    "adapt_bn",
+    "adapt_prior",
+    "adapt_self_train",
+    "adapt_kept",
+    "adapt_lid_acc",
+)
+"""With `adapt`: passes of the stroke step kept, steps kept (1/0), share of scans kept in
+self-training's last epoch, and whether the pooled script was the language's own."""
 
 MEANS = (
     *METRICS,

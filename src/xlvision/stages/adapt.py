@@ -16,6 +16,7 @@ from rich.progress import track
 from xlvision.bundle.adapt import (
     Adaptation,
     adapt_model,
+    adapted_preprocessing,
     read_scans,
     scan_script,
     sha256_of_file,
@@ -95,12 +96,14 @@ def unlabeled_scans(cfg: DictConfig, language: Language, max_images: int) -> tor
 
 def adapted_for_test(
     cfg: DictConfig, model: UnifiedModel, manifest: dict, language: Language
-) -> tuple[UnifiedModel, dict[str, float]]:
-    """`model` itself without `adapt`; else a copy adapted to the language's unlabeled training
-    images (its script given, or pooled by the router), and its `adapt_*` metrics."""
+) -> tuple[UnifiedModel, dict, dict[str, float]]:
+    """`model` and its preprocessing as they are without `adapt`; else a copy adapted to the
+    language's unlabeled training images (its script given, or pooled by the router), the
+    preprocessing it reads with (strokes grown if the stroke step kept them), and its
+    `adapt_*` metrics."""
     conf = cfg.get("adapt")
     if conf is None or conf.method == "none":
-        return model, {}
+        return model, manifest["preprocessing"], {}
     if conf.script == "pooled" and model.router is None:
         raise ConfigError("adapt.script", "pooled", "given: this bundle cannot identify scripts")
     digits = unlabeled_scans(cfg, language, conf.max_images)
@@ -113,4 +116,4 @@ def adapted_for_test(
     metrics = result.metrics()
     if conf.script == "pooled":
         metrics["adapt_lid_acc"] = float(code == language.code)
-    return adapted, metrics
+    return adapted, adapted_preprocessing(manifest["preprocessing"], result), metrics

@@ -197,20 +197,23 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         node = cfg.language.get(code)
         language = language_from_mapping(node) if node is not None else load_language(code)
         sets = evaluation_sets(cfg.data, language, cfg.seed, cfg.paths.data_dir)
-        reader, adapted = adapted_for_test(cfg, model, manifest, language)
+        reader, preprocessing, adapted = adapted_for_test(cfg, model, manifest, language)
         if "glyphs" not in sets:
             on_real.append(code)
         parts = {code: DigitArrays.concat(list(sets.values()))}
         if len(sets) > 1:
             parts.update({f"{code}@{name}": arrays for name, arrays in sets.items()})
         for name, test in parts.items():
-            x = model_input(test.images, manifest["preprocessing"])
+            x = model_input(test.images, preprocessing)
             scores, matrices = score_language(
                 reader, x, test.labels, code, cfg.data.batch_size, groups, reject
             )
             confusion.update(confusion_records(f"test/{name}", matrices))
             if outside and name == code:
-                inside.append(in_bundle_scores(model, x, cfg.data.batch_size))
+                plain = x  # the unadapted bundle's scores: its own preprocessing
+                if preprocessing is not manifest["preprocessing"]:
+                    plain = model_input(test.images, manifest["preprocessing"])
+                inside.append(in_bundle_scores(model, plain, cfg.data.batch_size))
             if model.router is not None and page_size > 1:
                 scores.update(
                     score_pages(
