@@ -4,9 +4,9 @@
 # (`data.leave_real_out`: those sets are only tested), so its left-out test splits are read by a
 # model that had only the glyphs of those scripts, and the other six sets' real data. Each
 # bundle is then evaluated again with `xlv-eval reject=auto` (its calibrated thresholds); a
-# domain_prior run also adapted to each left-out set (`adapt=self_train`, `adapt=prior`, the
-# prior after the stroke step) and
-# bundled again with the digit evidence in its script reading (`integrate.evidence=auto`).
+# domain_prior run is also adapted to each left-out set (`adapt=self_train`, `adapt=prior`, the
+# prior after the stroke step) and bundled again with the digit evidence in its script reading
+# (`integrate.evidence=auto`).
 # Part `<recipe>_outside` leaves a fold's scripts (and their group mates) out altogether, glyphs
 # included, and scores how well the bundle tells their handwriting from its own scripts'.
 #   bash experiments/unseen_handwriting/run.sh                        # every part, fold, seed
