@@ -26,6 +26,7 @@ declare -A folds=([A]="bn,fa,zh" [B]="bo,hi,pa" [C]="en,kn,te")
 # A fold's scripts with their group mates (same digits): what an `_outside` run leaves out.
 declare -A scripts=([A]="bn,fa,ar,zh" [B]="bo,hi,mr,pa" [C]="en,kn,te")
 all="ar bn bo en fa gu hi km kn lo ml mn mr my or pa si ta te th zh"
+sets="bn fa zh bo hi pa en kn te"  # the nine dev sets, fold by fold
 pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/), as unified.yaml trains on
 sources="{$(for p in $pairs; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 2}]"; done | paste -sd, -)}"
 parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor mixstyle wide handlike)
@@ -226,6 +227,36 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
     echo "$line"
   done
 }
+run_names() {  # run dirs → "A 0 A 1 …": each one's fold and seed
+  for r in "$@"; do basename "$(dirname "$r")"; basename "$r"; done | paste -sd'  ' - | sed 's/  / /g'
+}
+
+same_runs_table() {  # metric, what the columns are, "report dir=heading"…, --, rows → a table
+  # of each row's cell in $report/<dir>/, a column per dir ("{own}" in a dir: the row's fold,
+  # as _A …, where the row is a set); a row with no cell in any column is left out
+  local metric=$1 columns=$2 specs=() row spec line found own fold file cell
+  shift 2
+  while [ "$1" != -- ]; do specs+=("$1"); shift; done
+  shift
+  echo
+  echo "**test/{lang}/$metric** — mean ± sample std over the runs (n); columns: $columns"
+  echo
+  echo "| lang |$(for spec in "${specs[@]}"; do printf ' %s |' "${spec#*=}"; done)"
+  echo "|:---|$(for _ in "${specs[@]}"; do printf ':---:|'; done)"
+  for row in "$@"; do
+    line="| $row |" found=false own=""
+    for fold in A B C; do [[ ",${folds[$fold]}," != *",$row,"* ]] || own=_$fold; done
+    for spec in "${specs[@]}"; do
+      file="$report/${spec%%=*}" cell=""
+      file="${file//\{own\}/$own}/table_test-lang-${metric//_/-}.md"
+      [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
+      [ -z "$cell" ] || found=true
+      line+=" ${cell:-—} |"
+    done
+    ! $found || echo "$line"
+  done
+}
+
 tables() {
   for part in "${parts[@]}"; do
     done_runs=$(find "$records/$part" -path '*/eval_reject/metrics.json' 2>/dev/null | xargs -r grep -l '"status": "completed"' \
@@ -276,8 +307,7 @@ tables() {
     echo
     echo "## The prior: every digit given its share of the readings"
     echo
-    echo "Recipe domain prior, on the runs listed here (fold and seed): $(for r in $prior_runs; do
-      basename "$(dirname "$r")"; basename "$r"; done | paste -sd'  ' - | sed 's/  / /g')."
+    echo "Recipe domain prior, on the runs listed here (fold and seed): $(run_names $prior_runs)."
     echo "Columns, on the same runs: no adaptation (\`xlv-eval reject=auto\`), self-training as above"
     echo "(\`adapt=self_train\`), and the prior (\`adapt=prior\`: batch-norm statistics if the guard"
     echo "keeps them, then the script head's biases shifted by half of the shift that would make its"
@@ -285,60 +315,29 @@ tables() {
     echo "after the self-training figures above were read, and its strength (half) chosen by looking"
     echo "at fold B seeds 0 and 1's left-out test splits (see the discussion)."
     for m in acc routed_acc page_routed_acc; do
-      echo
-      echo "**test/{lang}/$m** — mean ± sample std over the runs (n); columns: the adaptation"
-      echo
-      echo "| lang | none | self_train | prior |"
-      echo "|:---|:---:|:---:|:---:|"
-      for row in bn fa zh bo hi pa en kn te mean_left_out; do
-        line="| $row |" found=false own=""
-        for fold in A B C; do [[ ",${folds[$fold]}," != *",$row,"* ]] || own=_$fold; done
-        for kind in reject adapt adapt_prior; do
-          suffix=""
-          [ "$kind" != reject ] || suffix=$own
-          file="$report/same_runs_$kind$suffix/table_test-lang-${m//_/-}.md" cell=""
-          [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
-          [ -z "$cell" ] || found=true
-          line+=" ${cell:-—} |"
-        done
-        ! $found || echo "$line"
-      done
+      same_runs_table "$m" "the adaptation" 'same_runs_reject{own}=none' \
+        same_runs_adapt=self_train same_runs_adapt_prior=prior -- $sets mean_left_out
     done
   fi
   if $stroke_report; then
     echo
     echo "## The stroke step: a thin pen thickened"
     echo
-    echo "Recipe domain prior, on the runs listed here (fold and seed): $(for r in $stroke_runs; do
-      basename "$(dirname "$r")"; basename "$r"; done | paste -sd'  ' - | sed 's/  / /g')."
+    echo "Recipe domain prior, on the runs listed here (fold and seed): $(run_names $stroke_runs)."
     echo "Columns: the prior as above (\`adapt=prior adapt.stroke=false\`), and the prior after the"
     echo "stroke step (\`adapt.stroke=true\`, xlv-adapt's default): the scans' strokes are grown by a"
     echo "3×3 maximum filter, at most twice, while the pooled script's head reads them more surely on"
     echo "average (no label); \`adapt_thicken\` is the number of passes kept. Rows: the left-out sets."
     for m in acc routed_acc page_routed_acc adapt_thicken; do
-      echo
-      echo "**test/{lang}/$m** — mean ± sample std over the runs (n); columns: the adaptation"
-      echo
-      echo "| lang | prior | stroke, then prior |"
-      echo "|:---|:---:|:---:|"
-      for row in bn fa zh bo hi pa en kn te mean_left_out; do
-        line="| $row |" found=false
-        for kind in adapt_prior adapt_stroke; do
-          file="$report/same_runs_stroke_$kind/table_test-lang-${m//_/-}.md" cell=""
-          [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
-          [ -z "$cell" ] || found=true
-          line+=" ${cell:-—} |"
-        done
-        ! $found || echo "$line"
-      done
+      same_runs_table "$m" "the adaptation" same_runs_stroke_adapt_prior=prior \
+        "same_runs_stroke_adapt_stroke=stroke, then prior" -- $sets mean_left_out
     done
   fi
   if $evidence_report; then
     echo
     echo "## Digit evidence in the script reading"
     echo
-    echo "Recipe domain prior, on the runs listed here (fold and seed): $(for r in $evidence_runs; do
-      basename "$(dirname "$r")"; basename "$r"; done | paste -sd'  ' - | sed 's/  / /g')."
+    echo "Recipe domain prior, on the runs listed here (fold and seed): $(run_names $evidence_runs)."
     echo "Each run's model bundled again (\`xlv-integrate run=… integrate.evidence=auto\`): the script"
     echo "logits are the router's plus λ times the logsumexp of each language's calibrated digit"
     echo "logits, λ the value of 0, 0.1, …, 2 with the lowest script NLL on the validation split"
@@ -346,20 +345,8 @@ tables() {
     echo "else as before). Columns: the run's own bundle (router alone) and the one with the"
     echo "evidence, both evaluated by \`xlv-eval reject=auto\` (thresholds refitted with it)."
     for m in "${evidence_metrics[@]}"; do
-      echo
-      echo "**test/{lang}/$m** — mean ± sample std over the runs (n); columns: the script reading"
-      echo
-      echo "| lang | router alone | with evidence |"
-      echo "|:---|:---:|:---:|"
-      for row in mean_left_out mean_trained_real; do
-        line="| $row |"
-        for kind in reject evidence; do
-          file="$report/same_runs_evidence_$kind/table_test-lang-${m//_/-}.md" cell=""
-          [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
-          line+=" ${cell:-—} |"
-        done
-        echo "$line"
-      done
+      same_runs_table "$m" "the script reading" "same_runs_evidence_reject=router alone" \
+        "same_runs_evidence_evidence=with evidence" -- mean_left_out mean_trained_real
     done
   fi
   for fold in A B C; do
