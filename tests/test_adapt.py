@@ -16,9 +16,11 @@ from xlvision.bundle.adapt import (
     PRIOR_MIN_SHARE,
     PRIOR_STRENGTH,
     THICKEN_MAX,
+    adapt_model,
     align_prior,
     choose_stroke,
     reestimate_scan_statistics,
+    routing_share,
 )
 from xlvision.bundle.export import checked_export
 from xlvision.bundle.file import load_bundle
@@ -28,7 +30,7 @@ from xlvision.cli import adapt as adapt_cli
 from xlvision.config.compose import compose_config
 from xlvision.data.glyphs import generate_glyph_digits
 from xlvision.languages import load_language
-from xlvision.stages.adapt import adapt
+from xlvision.stages.adapt import adapt, group_mates
 from xlvision.stages.evaluate import evaluate
 from xlvision.stages.runner import run_stage
 
@@ -92,7 +94,15 @@ def test_adapting_to_a_shift_does_not_lower_accuracy(bundle, scans, tmp_path):
     folder, labels = scans
     output = tmp_path / "adapted.safetensors"
     metrics, artifacts = adapt(
-        adapt_config(bundle, folder, output, "language=kn", "adapt=self_train", "adapt.epochs=3"),
+        adapt_config(
+            bundle,
+            folder,
+            output,
+            "language=kn",
+            "adapt=self_train",
+            "adapt.epochs=3",
+            "adapt.routing=false",  # the statistics route fewer of these scans to kn (below)
+        ),
         progress=False,
     )
     source, adapted = accuracy(bundle, folder, labels), accuracy(output, folder, labels)
@@ -204,7 +214,7 @@ def test_eval_adapts_a_copy_per_language_on_its_unlabeled_training_images(bundle
     for key in ("acc", "routed_acc", "lid_acc", "page_routed_acc"):
         assert f"test/kn/{key}" in metrics
     kept = ("adapt_bn", "adapt_prior", "adapt_self_train")
-    if not any(metrics[f"test/kn/{step}"] for step in kept):
+    if not any(metrics.get(f"test/kn/{step}") for step in kept):
         assert metrics["test/kn/acc"] == plain["test/kn/acc"]  # nothing kept: the same bundle
 
 
@@ -326,3 +336,105 @@ def test_the_stroke_step_thickens_a_thin_pen_and_leaves_the_usual_one(bundle, tm
     plain = tmp_path / "plain.safetensors"
     adapt(adapt_config(bundle, folder, plain, "language=kn", "adapt.stroke=false"), progress=False)
     assert "thicken" not in load_bundle(plain)[1]["preprocessing"]
+
+
+def test_xlv_adapt_says_in_its_last_line_what_the_default_kept(
+    bundle, scans, tmp_path, monkeypatch, capsys
+):
+    folder, _ = scans
+    output = tmp_path / "default.safetensors"
+    code, err = adapt_cli_run(
+        monkeypatch, capsys, f"bundle={bundle}", f"input={folder}", f"output={output}"
+    )
+    record = load_bundle(output)[1]["adaptation"]
+    assert code == 0 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"xlv-adapt: kn (pooled, posterior {record['script_posterior']:.3f})")
+    assert last.endswith(f"written to {output}"), last
+    kept = last.split(" scans: ")[1].split(";")[0]
+    assert "the prior" in kept and ("batch-norm statistics" in kept) == ("bn" in record["kept"])
+    if record["refused"]:  # the routing guard undid a step: the line says which
+        assert f"undone, fewer scans routed to {record['script']}: " in last
+
+
+def test_routing_share_counts_the_scans_routed_to_the_script_or_a_group_mate(bundle, scans):
+    model, manifest = load_bundle(bundle)
+    x = model_input(
+        generate_glyph_digits(load_language("hi"), "test", 10, MILD, 3).images,
+        manifest["preprocessing"],
+    )
+    with torch.no_grad():
+        named = [model.languages[i] for i in model.script_probs(x).argmax(dim=1).tolist()]
+    for names in (["hi"], ["kn"], ["hi", "kn"], ["zh", "kn", "hi"]):
+        want = sum(n in names for n in named) / len(named)
+        assert routing_share(model, names, x, batch_size=7) == pytest.approx(want)
+    assert group_mates(manifest, "hi") == ["hi"]  # the test bundle holds no Marathi
+    both = {**manifest, "languages": [*manifest["languages"], {"code": "mr", "group": "deva"}]}
+    both["languages"] = [
+        {**r, "group": "deva"} if r["code"] == "hi" else r for r in both["languages"]
+    ]
+    assert group_mates(both, "hi") == ["hi", "mr"]
+
+
+def test_a_step_that_routes_fewer_scans_to_their_script_is_undone(bundle, scans, monkeypatch):
+    import xlvision.bundle.adapt as adapt_module
+
+    folder, _ = scans
+    digits = thicker_and_blurred(
+        generate_glyph_digits(load_language("kn"), "test", 30, MILD, 7).images
+    )
+    conf = adapt_config(bundle, folder, "o.safetensors", "adapt=bn", "adapt.stroke=false").adapt
+    unguarded = adapt_config(
+        bundle, folder, "o.safetensors", "adapt=bn", "adapt.stroke=false", "adapt.routing=false"
+    ).adapt
+    model, manifest = load_bundle(bundle)
+    free = adapt_model(model, digits, "kn", manifest["preprocessing"], unguarded)
+    assert free.kept == ["bn"] and free.routing == {} and free.refused == []
+    shares = iter([0.9, 0.8])  # before any step; after the statistics: fewer routed to kn
+    monkeypatch.setattr(adapt_module, "routing_share", lambda *a, **k: next(shares))
+    model, _ = load_bundle(bundle)
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    guarded = adapt_model(model, digits, "kn", manifest["preprocessing"], conf)
+    assert guarded.kept == [] and guarded.refused == ["bn"], guarded
+    assert guarded.routing == {"none": 0.9, "bn": 0.8}
+    assert guarded.agreement["bn"] > guarded.agreement["none"]  # the digit guard alone keeps it
+    assert all(torch.equal(v, original[k]) for k, v in model.state_dict().items())
+    assert guarded.metrics()["adapt_routing"] == 0.9
+    assert guarded.metrics()["adapt_routing_refused"] == 1.0
+    shares = iter([0.9, 0.9])  # as many: kept
+    model, _ = load_bundle(bundle)
+    kept = adapt_model(model, digits, "kn", manifest["preprocessing"], conf)
+    assert kept.kept == ["bn"] and kept.refused == [] and kept.metrics()["adapt_routing"] == 0.9
+
+
+def test_the_routing_guard_keeps_the_reading_without_the_script(bundle, scans):
+    """On these scans the statistics help the Kannada head but pull the router away from
+    Kannada: unguarded, the reading without the script falls below the bundle's own."""
+    folder, labels = scans
+    digits = thicker_and_blurred(
+        generate_glyph_digits(load_language("kn"), "test", 30, MILD, 7).images
+    )
+
+    def read(model, manifest) -> tuple[float, float]:
+        x = model_input(digits, manifest["preprocessing"])
+        with torch.no_grad():
+            given = model.predict(x, language="kn")["digit"] == labels
+            routed = model.predict(x)["digit"] == labels
+        return float(given.float().mean()), float(routed.float().mean())
+
+    model, manifest = load_bundle(bundle)
+    given, routed = read(model, manifest)
+    results = {}
+    for guard in (False, True):
+        conf = adapt_config(
+            bundle, folder, "o.safetensors", "adapt=prior", f"adapt.routing={guard}"
+        )
+        model, _ = load_bundle(bundle)
+        record = adapt_model(model, digits, "kn", manifest["preprocessing"], conf.adapt)
+        results[guard] = (record, *read(model, manifest))
+    free, free_given, free_routed = results[False]
+    kept, kept_given, kept_routed = results[True]
+    assert free.kept == ["bn", "prior"] and free_given > given and free_routed < routed
+    assert kept.refused == ["bn"] and kept.kept == ["prior"], kept
+    assert kept.routing["bn"] < kept.routing["none"] == kept.routing["prior"]
+    assert kept_given > given and kept_routed >= routed, (given, routed, kept_given, kept_routed)

@@ -8,14 +8,17 @@ every digit equally often (distribution alignment), or a few epochs of self-trai
 script's head and the backbone it reads with, on the scans it reads confidently. Statistics and
 self-training are kept only if `augmentation_agreement` on scans held out of self-training
 rises (how surely an augmented copy of a scan is read as the digit the scan itself is read
-as); the prior only if the scans look like a mix of every digit (`PRIOR_MIN_SHARE`).
+as); the prior only if the scans look like a mix of every digit (`PRIOR_MIN_SHARE`). With a
+router, no step is kept that makes it name the script (or a group mate) for fewer of the scans
+(`routing_share`): the adapted bundle still reads each image without its script by routing,
+and statistics or weights that suit the script's head can pull the router elsewhere.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,6 +55,11 @@ test split holds 5 a third as often as 2); the whole shift lowered Tibetan on bo
 fold B it was tried on, half raised every left-out set (experiments/unseen_handwriting, where
 this value was chosen by looking at fold B seeds 0 and 1)."""
 
+ROUTING_TOLERANCE = 0.0
+"""A step is refused if the share of the scans the router names as their script (or a group
+mate) falls by more than this: adaptation must not make the reading without the script worse
+to make the reading with it better."""
+
 PRIOR_MIN_SHARE = 0.25
 """The prior step assumes the scans hold every digit about equally often (as a form, a page or
 a dataset does). It is refused when some digit is read on fewer than this share of an equal
@@ -86,6 +94,8 @@ class Adaptation:
     held_out: int = 0
     prior_shift: list[float] = field(default_factory=list)  # added to the head's biases
     thicken: int = 0  # passes of the 3×3 maximum filter the stroke step kept
+    routing: dict[str, float] = field(default_factory=dict)  # step → `routing_share` after it
+    refused: list[str] = field(default_factory=list)  # steps undone because routing fell
     confidence: list[float] = field(default_factory=list)  # mean confidence per pass tried
     agreement: dict[str, float] = field(default_factory=dict)
     kept_per_epoch: list[int] = field(default_factory=list)
@@ -102,6 +112,9 @@ class Adaptation:
         }
         if self.confidence:  # the stroke step ran
             out["adapt_thicken"] = float(self.thicken)
+        if self.routing:  # the bundle has a router
+            out["adapt_routing"] = self.routing[self.last_step]
+            out["adapt_routing_refused"] = float(len(self.refused))
         if self.last_step in self.agreement:  # none with a single scan: nothing to judge on
             out["adapt_agreement"] = self.agreement[self.last_step]
         if self.method == "prior":
@@ -141,6 +154,21 @@ def scan_script(model: UnifiedModel, x: torch.Tensor, batch_size: int = 512) -> 
     probs = torch.cat([model.script_probs(b.to(device)).cpu() for b in x.split(batch_size)])
     index, posterior = pooled_script(probs.numpy())
     return model.languages[index], posterior
+
+
+@torch.no_grad()
+def routing_share(
+    model: UnifiedModel, names: Sequence[str], x: torch.Tensor, batch_size: int
+) -> float:
+    """Share of the scans `x` (model input) whose script the router names as one of `names`
+    (the script and its group mates, which read the same digits)."""
+    device = next(model.parameters()).device
+    model.eval()
+    wanted = torch.tensor([code in names for code in model.languages])
+    named = torch.cat(
+        [model.script_probs(b.to(device)).argmax(dim=1).cpu() for b in x.split(batch_size)]
+    )
+    return float(wanted[named].float().mean())
 
 
 def scanned_members(model: UnifiedModel, code: str) -> list[nn.Module]:
@@ -322,6 +350,7 @@ def adapt_model(
     conf,
     seed: int = 0,
     progress: Progress = silent,
+    group: Sequence[str] = (),
 ) -> Adaptation:
     """Adapt `model` in place to uint8 scans `digits` of script `code` (`conf`: `AdaptConf`).
 
@@ -330,7 +359,10 @@ def adapt_model(
     A seeded share `conf.holdout` of the scans is held out of self-training. Batch-norm
     statistics and self-training are kept only if the agreement on the held-out scans rises
     above the step before it; self-training also must not make one digit take over. The prior
-    (method `prior`, after the statistics) is kept when every digit is read often enough."""
+    (method `prior`, after the statistics) is kept when every digit is read often enough.
+    With a router and `conf.routing`, every step is also undone (and named in `refused`) if
+    the share of the scans routed to `code` or one of `group` (its group mates) falls by more
+    than `ROUTING_TOLERANCE`."""
     if conf.method not in STEPS:
         raise ValueError(f"adapt.method={conf.method!r}: one of {', '.join(STEPS)}")
     result = Adaptation(
@@ -348,39 +380,63 @@ def adapt_model(
     judge, fit = digits[order[:held]], digits[order[held:]]
     if not held or not len(fit):
         return result  # one scan: nothing to judge a step on
+    guard = model.router is not None and getattr(conf, "routing", True)
+    names = {code, *group}
 
     def judged() -> tuple[float, float]:
         return augmentation_agreement(model, code, judge, preprocessing, seed, conf.batch_size)
 
+    def routes_well(step: str, reading: dict) -> bool:
+        """Record the routing share after `step` (read with `reading`); False if it fell."""
+        if not guard:
+            return True
+        x = model_input(digits, reading)
+        result.routing[step] = routing_share(model, names, x, conf.batch_size)
+        if result.routing[step] >= result.routing[result.last_step] - ROUTING_TOLERANCE:
+            return True
+        result.refused.append(step)
+        return False
+
     model.eval()
     score, top = judged()
     result.agreement["none"] = score
+    routes_well("none", preprocessing)
     if conf.method == "none":
         return result
     if getattr(conf, "stroke", True):
         result.thicken, result.confidence = choose_stroke(
             model, code, digits, preprocessing, conf.batch_size
         )
-        if result.thicken != int(preprocessing.get("thicken", 0)):
-            preprocessing = {**preprocessing, "thicken": result.thicken}
+        grown = {**preprocessing, "thicken": result.thicken}
+        if result.thicken == int(preprocessing.get("thicken", 0)):
+            pass
+        elif routes_well("stroke", grown):
+            preprocessing = grown
             result.kept.append("stroke")
             score, top = judged()
             result.agreement["stroke"] = score
+        else:
+            result.thicken = int(preprocessing.get("thicken", 0))
     x = model_input(digits, preprocessing)
     before = copy.deepcopy(model.state_dict())
     reestimate_scan_statistics(model, code, x, conf.batch_size)
     result.agreement["bn"], bn_top = judged()
-    if result.agreement["bn"] > score:
+    if result.agreement["bn"] > score and routes_well("bn", preprocessing):
         result.kept.append("bn")
         score, top = result.agreement["bn"], bn_top
     else:
         model.load_state_dict(before)
     if conf.method == "prior":
+        before = copy.deepcopy(model.state_dict())
         shift = align_prior(model, code, x, conf.batch_size)
-        if shift is not None:
-            result.kept.append("prior")
+        if shift is None:
+            return result
+        if routes_well("prior", preprocessing):  # the prior moves one head: only the digit
+            result.kept.append("prior")  # evidence in the script's reading can route anew
             result.prior_shift = shift
             result.agreement["prior"], _ = judged()  # recorded; the prior has its own guard
+        else:
+            model.load_state_dict(before)
         return result
     if conf.method != "self_train" or conf.epochs == 0:
         return result
@@ -389,7 +445,11 @@ def adapt_model(
     if "bn" in result.kept:  # the weights moved: statistics again, on every scan
         reestimate_scan_statistics(model, code, x, conf.batch_size)
     result.agreement["self_train"], st_top = judged()
-    if result.agreement["self_train"] > score and st_top <= top + COLLAPSE_MARGIN:
+    if (
+        result.agreement["self_train"] > score
+        and st_top <= top + COLLAPSE_MARGIN
+        and routes_well("self_train", preprocessing)
+    ):
         result.kept.append("self_train")
     else:
         model.load_state_dict(before)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from xlvision.data.arrays import MNIST_MEAN, MNIST_STD, standardized
 from xlvision.data.normalize import BOX, CANVAS
-from xlvision.languages import load_language
+from xlvision.languages import available_languages, load_language
 
 
 def language_record(code: str) -> dict:
@@ -22,6 +22,18 @@ def language_record(code: str) -> dict:
         "class_names": list(language.class_names),
         "class_names_en": list(language.english_names[: language.num_classes]),
     }
+
+
+def language_groups(manifest: dict) -> dict[str, str]:
+    """Script group per language, from the manifest (older bundles: the registry's)."""
+    out = {}
+    for record in manifest.get("languages") or []:
+        code = record.get("code")
+        group = record.get("group")
+        if group is None and code in available_languages():
+            group = load_language(code).group
+        out[code] = group or code
+    return out
 
 
 def digit_preprocessing() -> dict:

@@ -41,11 +41,21 @@ def run(overrides: list[str]) -> None:
     print(f"{PROG}: {adaptation_line(artifacts['adaptation'], output)}", file=sys.stderr)
 
 
+STEPS = {
+    "stroke": "strokes grown",
+    "bn": "batch-norm statistics",
+    "prior": "the prior",
+    "self_train": "self-training",
+}
+"""How `adaptation_line` names each step an adaptation can keep (`Adaptation.kept`)."""
+
+
 def adaptation_line(record: dict, output: Path) -> str:
     """What was adapted, to what, and what the guard kept, in one line."""
     named = "given" if record["given"] else f"pooled, posterior {record['script_posterior']:.3f}"
-    steps = {"bn": "batch-norm statistics", "self_train": "self-training"}
-    kept = " + ".join(steps[s] for s in record["kept"]) or "nothing (the bundle as it was)"
+    kept = " + ".join(STEPS.get(s, s) for s in record["kept"]) or "nothing (the bundle as it was)"
+    if "stroke" in record["kept"]:
+        kept = kept.replace(STEPS["stroke"], f"{STEPS['stroke']} ×{record['thicken']}")
     agreement = record["agreement"]
     last = record["kept"][-1] if record["kept"] else "none"
     detail = ""
@@ -53,8 +63,12 @@ def adaptation_line(record: dict, output: Path) -> str:
         fit = max(record["images"] - record["held_out"], 1)
         detail = f"; kept {record['kept_per_epoch'][-1] / fit:.0%} of the scans in the last epoch"
     judged = ""
-    if "none" in agreement:
+    if "none" in agreement and last in agreement:
         judged = f"; held-out agreement {agreement['none']:.3f} → {agreement[last]:.3f}"
+    refused = record.get("refused") or []
+    if refused:
+        undone = ", ".join(STEPS.get(s, s) for s in refused)
+        judged += f"; undone, fewer scans routed to {record['script']}: {undone}"
     return (
         f"{record['script']} ({named}) adapted on {record['images']} scans: {kept}"
         f"{detail}{judged}; written to {output}"

@@ -15,7 +15,6 @@ from xlvision.bundle.model import ANSWERS, UnifiedModel
 from xlvision.bundle.scripts import pages, pooled_script
 from xlvision.evaluation.calibration import auroc, expected_calibration_error
 from xlvision.evaluation.metrics import METRICS, classification_metrics
-from xlvision.languages import available_languages, load_language
 from xlvision.models.classifier import DIGIT_HEAD
 
 PAGE_METRICS = ("page_routed_acc", "page_lid_acc", "page_lid_group_acc")
@@ -24,14 +23,17 @@ digit accuracy read with the page's script, and that script named exactly / with
 
 ADAPT_METRICS = (
     "adapt_thicken",
+    "adapt_routing",
+    "adapt_routing_refused",
     "adapt_bn",
     "adapt_prior",
     "adapt_self_train",
     "adapt_kept",
     "adapt_lid_acc",
 )
-"""With `adapt`: passes of the stroke step kept, steps kept (1/0), share of scans kept in
-self-training's last epoch, and whether the pooled script was the language's own."""
+"""With `adapt`: passes of the stroke step kept, the share of the scans routed to their
+script's group after adapting and the steps undone because it fell, steps kept (1/0), share of
+scans kept in self-training's last epoch, and whether the pooled script was the language's own."""
 
 MEANS = (
     *METRICS,
@@ -195,18 +197,6 @@ def usable_answers(model: UnifiedModel) -> list[str]:
         return []
     shared = DIGIT_HEAD in model.members[model.router].heads
     return [a for a in ANSWERS if a != "shared" or shared]
-
-
-def language_groups(manifest: dict) -> dict[str, str]:
-    """Script group per language, from the manifest (older bundles: the registry's)."""
-    out = {}
-    for record in manifest.get("languages") or []:
-        code = record.get("code")
-        group = record.get("group")
-        if group is None and code in available_languages():
-            group = load_language(code).group
-        out[code] = group or code
-    return out
 
 
 @torch.no_grad()

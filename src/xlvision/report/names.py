@@ -36,6 +36,8 @@ METRIC_NAMES = {
     "adapt_lid_acc": "script pooled over the scans named right",
     "adapt_agreement": "agreement of the adapted copy on held-out scans",
     "adapt_images": "scans adapted to",
+    "adapt_routing": "share of the scans routed to their script's group after adapting",
+    "adapt_routing_refused": "steps undone because fewer scans were routed to their script",
 }
 """The last part of `stage/language/metric`."""
 

@@ -24,7 +24,7 @@ from xlvision.bundle.adapt import (
     write_adapted,
 )
 from xlvision.bundle.file import load_bundle
-from xlvision.bundle.manifest import model_input
+from xlvision.bundle.manifest import language_groups, model_input
 from xlvision.bundle.model import UnifiedModel
 from xlvision.bundle.predict import inference_device
 from xlvision.config.errors import ConfigError
@@ -46,6 +46,13 @@ def check_script(model: UnifiedModel, given: str | None, key: str = "language") 
         raise ConfigError(
             key, None, f"one of {', '.join(model.languages)}: this bundle cannot identify scripts"
         )
+
+
+def group_mates(manifest: dict, code: str) -> list[str]:
+    """The bundle's languages in `code`'s script group (itself included): they read the same
+    digits, so routing a scan to any of them reads it right."""
+    groups = language_groups(manifest)
+    return [c for c, g in groups.items() if g == groups.get(code, code)]
 
 
 def scans_script(model: UnifiedModel, x: torch.Tensor, given: str | None) -> tuple[str, float]:
@@ -74,6 +81,7 @@ def adapt(cfg: DictConfig, progress: bool = True) -> tuple[dict, dict]:
         cfg.adapt,
         cfg.seed,
         progress_bar if progress else silent,
+        group_mates(manifest, code),
     )
     result.source_sha256 = sha256_of_file(cfg.bundle)
     record = {**result.record(), "script_posterior": posterior, "given": bool(codes)}
@@ -111,7 +119,13 @@ def adapted_for_test(
     x = model_input(digits, manifest["preprocessing"])
     code, _ = scans_script(adapted, x, language.code if conf.script == "given" else None)
     result: Adaptation = adapt_model(
-        adapted, digits, code, manifest["preprocessing"], conf, cfg.seed
+        adapted,
+        digits,
+        code,
+        manifest["preprocessing"],
+        conf,
+        cfg.seed,
+        group=group_mates(manifest, code),
     )
     metrics = result.metrics()
     if conf.script == "pooled":

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from xlvision.bundle.calibration import Thresholds, reject_thresholds, unknown_reasons
 from xlvision.bundle.file import load_bundle
-from xlvision.bundle.manifest import digit_preprocessing, model_input
+from xlvision.bundle.manifest import digit_preprocessing, language_groups, model_input
 from xlvision.bundle.model import UnifiedModel
 from xlvision.bundle.predict import inference_device
 from xlvision.config.errors import ConfigError
@@ -23,7 +23,6 @@ from xlvision.evaluation.unified import (
     MEANS,
     confusion_records,
     in_bundle_scores,
-    language_groups,
     outside_aurocs,
     score_language,
     score_pages,
