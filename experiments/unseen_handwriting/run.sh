@@ -86,17 +86,25 @@ evidence() {  # run dir, fold → <run>/integrate_evidence: the run's model bund
 adapt() {  # run dir, fold, kind → the left-out sets, each read by a copy adapted to its own
   # training images (labels dropped; script pooled by the router), test split scored:
   # <run>/eval_adapt (self_train), <run>/eval_adapt_prior (prior), both with the pen as it
-  # is, or <run>/eval_adapt_stroke (the prior after the stroke step: xlv-adapt's default)
-  local run=$1 fold=$2 kind=$3 seed dir method=$3 stroke=false
+  # is, <run>/eval_adapt_stroke (the prior after the stroke step), all three without the
+  # routing guard; <run>/eval_adapt_guarded (xlv-adapt's default: stroke, prior, routing guard)
+  # and <run>/eval_adapt_guarded_self_train (the same with self-training)
+  local run=$1 fold=$2 kind=$3 seed dir method stroke=false routing=false
   seed=$(basename "$run")
   dir=$run/eval_adapt$([ "$kind" = self_train ] || echo "_$kind")
-  [ "$kind" != stroke ] || { method=prior; stroke=true; }
+  case $kind in
+    self_train | prior) method=$kind ;;
+    stroke) method=prior stroke=true ;;
+    guarded) method=prior stroke=true routing=true ;;
+    guarded_self_train) method=self_train stroke=true routing=true ;;
+  esac
   finished "$dir" && return
   rm -rf "$dir"
   .venv/bin/xlv-eval "bundle=$run/integrate/bundle.safetensors" data=mix "data.sources=$sources" \
     data.train_per_class=300 data.val_per_class=30 data.test_per_class=100 "seed=$seed" \
     reject=auto "data.leave_real_out=[${folds[$fold]}]" "language=[${folds[$fold]}]" \
-    "adapt=$method" "adapt.stroke=$stroke" adapt.script=pooled "hydra.run.dir=$dir"
+    "adapt=$method" "adapt.stroke=$stroke" "adapt.routing=$routing" adapt.script=pooled \
+    "hydra.run.dir=$dir"
 }
 
 if [ "${1:-}" != "--report-only" ]; then
@@ -122,6 +130,8 @@ if [ "${1:-}" != "--report-only" ]; then
           adapt "$out/$part/$fold/$seed" "$fold" self_train
           adapt "$out/$part/$fold/$seed" "$fold" prior
           adapt "$out/$part/$fold/$seed" "$fold" stroke
+          adapt "$out/$part/$fold/$seed" "$fold" guarded
+          adapt "$out/$part/$fold/$seed" "$fold" guarded_self_train
           evidence "$out/$part/$fold/$seed" "$fold"
         fi
       done
@@ -134,7 +144,8 @@ mkdir -p "$out"
 exec 9>"$out/.report.lock"
 flock 9
 keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eval_adapt_prior' \
-  '*/*/*/eval_adapt_stroke' '*/*/*/eval_evidence'
+  '*/*/*/eval_adapt_stroke' '*/*/*/eval_adapt_guarded' '*/*/*/eval_adapt_guarded_self_train' \
+  '*/*/*/eval_evidence'
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
@@ -185,6 +196,27 @@ if [ -n "$stroke_runs" ]; then
     .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
       'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/page_routed_acc,test/{lang}/adapt_thicken]' \
       "report.out_dir=$report/same_runs_stroke_$kind"
+  done
+fi
+# The routing guard (adapt.routing=true) where it ran, beside no adaptation and the same
+# adaptations without it, on the same runs.
+guard_runs=$(ls -d "$records"/domain_prior/*/*/eval_adapt_guarded 2>/dev/null | sed 's#/eval_adapt_guarded$##' || true)
+guard_report=false
+guard_metrics=(acc routed_acc lid_group_acc page_routed_acc adapt_routing_refused)
+if [ -n "$guard_runs" ]; then
+  guard_report=true
+  for kind in reject adapt adapt_stroke adapt_guarded adapt_guarded_self_train; do
+    list=$(for r in $guard_runs; do [ ! -d "$r/eval_$kind" ] || printf '%s/eval_%s,' "$r" "$kind"; done)
+    [ -n "$list" ] || continue
+    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+      "metric=[$(printf 'test/{lang}/%s,' "${guard_metrics[@]}" | sed 's/,$//')]" \
+      "report.out_dir=$report/same_runs_guard_$kind"
+  done
+  for fold in A B C; do  # unadapted, a set's rows from the runs that left it out only
+    list=$(for r in $guard_runs; do [[ $r != */$fold/* ]] || printf '%s/eval_reject,' "$r"; done)
+    [ -z "$list" ] || .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+      "metric=[$(printf 'test/{lang}/%s,' "${guard_metrics[@]}" | sed 's/,$//')]" \
+      "report.out_dir=$report/same_runs_guard_reject_$fold"
   done
 fi
 # The digit evidence (integrate.evidence=auto) where it ran, beside the same runs' router alone.
@@ -331,6 +363,24 @@ tables() {
     for m in acc routed_acc page_routed_acc adapt_thicken; do
       same_runs_table "$m" "the adaptation" same_runs_stroke_adapt_prior=prior \
         "same_runs_stroke_adapt_stroke=stroke, then prior" -- $sets mean_left_out
+    done
+  fi
+  if $guard_report; then
+    echo
+    echo "## The routing guard: the reading without the script kept"
+    echo
+    echo "Recipe domain prior, on the runs listed here (fold and seed): $(run_names $guard_runs)."
+    echo "With a router, an adapted bundle still reads an image without its script by routing, and"
+    echo "statistics or weights re-fitted to one script's scans can pull the router elsewhere. The"
+    echo "guard (\`adapt.routing=true\`, xlv-adapt's default) undoes any step after which the router"
+    echo "names the pooled script, or a group mate, for fewer of the scans (no label)."
+    echo "Columns: no adaptation; self-training and the stroke step + prior without the guard; both"
+    echo "with it (\`adapt_routing_refused\`: steps undone). Rows: the left-out sets."
+    for m in "${guard_metrics[@]}"; do
+      same_runs_table "$m" "the adaptation" 'same_runs_guard_reject{own}=none' \
+        same_runs_guard_adapt=self_train "same_runs_guard_adapt_guarded_self_train=self_train, guarded" \
+        "same_runs_guard_adapt_stroke=stroke + prior" "same_runs_guard_adapt_guarded=stroke + prior, guarded" \
+        -- $sets mean_left_out
     done
   fi
   if $evidence_report; then
