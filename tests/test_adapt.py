@@ -405,6 +405,13 @@ def test_a_step_that_routes_fewer_scans_to_their_script_is_undone(bundle, scans,
     model, _ = load_bundle(bundle)
     kept = adapt_model(model, digits, "kn", manifest["preprocessing"], conf)
     assert kept.kept == ["bn"] and kept.refused == [] and kept.metrics()["adapt_routing"] == 0.9
+    # Measured against the bundle as it was: a step that routed more scans right leaves room.
+    prior = adapt_config(bundle, folder, "o.safetensors", "adapt=prior", "adapt.stroke=false")
+    shares = iter([0.5, 0.7, 0.6])  # none, the statistics, the prior
+    model, _ = load_bundle(bundle)
+    both = adapt_model(model, digits, "kn", manifest["preprocessing"], prior.adapt)
+    assert both.kept == ["bn", "prior"] and both.refused == [], both
+    assert both.routing == {"none": 0.5, "bn": 0.7, "prior": 0.6}
 
 
 def test_the_routing_guard_keeps_the_reading_without_the_script(bundle, scans):

@@ -9,8 +9,8 @@ script's head and the backbone it reads with, on the scans it reads confidently.
 self-training are kept only if `augmentation_agreement` on scans held out of self-training
 rises (how surely an augmented copy of a scan is read as the digit the scan itself is read
 as); the prior only if the scans look like a mix of every digit (`PRIOR_MIN_SHARE`). With a
-router, no step is kept that makes it name the script (or a group mate) for fewer of the scans
-(`routing_share`): the adapted bundle still reads each image without its script by routing,
+router, no step is kept after which it names the script (or a group mate) for fewer of the
+scans than the bundle as it was (`routing_share`): the adapted bundle still reads each image without its script by routing,
 and statistics or weights that suit the script's head can pull the router elsewhere.
 """
 
@@ -56,9 +56,9 @@ fold B it was tried on, half raised every left-out set (experiments/unseen_handw
 this value was chosen by looking at fold B seeds 0 and 1)."""
 
 ROUTING_TOLERANCE = 0.0
-"""A step is refused if the share of the scans the router names as their script (or a group
-mate) falls by more than this: adaptation must not make the reading without the script worse
-to make the reading with it better."""
+"""A step is refused if after it the share of the scans the router names as their script (or a
+group mate) is below the unadapted bundle's by more than this: adaptation must not make the
+reading without the script worse to make the reading with it better."""
 
 PRIOR_MIN_SHARE = 0.25
 """The prior step assumes the scans hold every digit about equally often (as a form, a page or
@@ -361,8 +361,8 @@ def adapt_model(
     above the step before it; self-training also must not make one digit take over. The prior
     (method `prior`, after the statistics) is kept when every digit is read often enough.
     With a router and `conf.routing`, every step is also undone (and named in `refused`) if
-    the share of the scans routed to `code` or one of `group` (its group mates) falls by more
-    than `ROUTING_TOLERANCE`."""
+    after it the share of the scans routed to `code` or one of `group` (its group mates) is
+    below the unadapted bundle's by more than `ROUTING_TOLERANCE`."""
     if conf.method not in STEPS:
         raise ValueError(f"adapt.method={conf.method!r}: one of {', '.join(STEPS)}")
     result = Adaptation(
@@ -387,12 +387,13 @@ def adapt_model(
         return augmentation_agreement(model, code, judge, preprocessing, seed, conf.batch_size)
 
     def routes_well(step: str, reading: dict) -> bool:
-        """Record the routing share after `step` (read with `reading`); False if it fell."""
+        """Record the routing share after `step` (read with `reading`); False if it fell below
+        the bundle's own: a step that routed more scans right leaves room to the next one."""
         if not guard:
             return True
         x = model_input(digits, reading)
         result.routing[step] = routing_share(model, names, x, conf.batch_size)
-        if result.routing[step] >= result.routing[result.last_step] - ROUTING_TOLERANCE:
+        if result.routing[step] >= result.routing["none"] - ROUTING_TOLERANCE:
             return True
         result.refused.append(step)
         return False

@@ -260,8 +260,9 @@ class AdaptConf:
     # First grow a thin pen's strokes (3×3 maximum filter) while the script's head reads the
     # scans more surely (no label); the adapted bundle keeps them grown.
     stroke: bool = True
-    # With a router: undo any step that makes it name the scans' script (or a group mate)
-    # for fewer of them, so the reading without the script is not traded for the one with it.
+    # With a router: undo any step after which it names the scans' script (or a group mate)
+    # for fewer of them than the bundle as it was, so the reading without the script is not
+    # traded for the one with it.
     routing: bool = True
 
 
