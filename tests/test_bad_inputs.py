@@ -229,6 +229,16 @@ CASES = [
         "xlv-pipeline: config error: integrate.evidence=-0.5 is not allowed: auto (picked on val) or a number >= 0 (0: the router alone)",
     ),
     (
+        ["xlv-pipeline", "integrate.familiarity=knn"],
+        2,
+        "xlv-pipeline: config error: integrate.familiarity='knn' is not allowed: one of class_means, nearest",
+    ),
+    (
+        ["xlv-pipeline", "integrate.familiarity_dims=0"],
+        2,
+        "xlv-pipeline: config error: integrate.familiarity_dims=0 is not allowed: an integer >= 1",
+    ),
+    (
         ["xlv-pipeline", "integrate.topk=0"],
         2,
         "xlv-pipeline: config error: config=['integrate.topk=0'] is not allowed: integrate.topk: Key 'topk' not in 'IntegrateConf'",

@@ -280,6 +280,67 @@ def test_calibration_is_fitted_on_validation_data_and_stored(calibrated, data):
     assert model.prototypes is None
 
 
+def test_nearest_familiarity_by_hand_read_back_and_exported(calibrated, data, tmp_path):
+    """familiarity=nearest: every validation image in the bank, in a principal subspace; the
+    familiar threshold from each image's familiarity to the bank without it."""
+    _, _, plain = calibrated
+    model = UnifiedModel(dict(plain.members), plain.routes, plain.languages, plain.router)
+    record = fit_calibration(
+        model, data.val_dataloader(), 0.02, familiarity="nearest", familiarity_dims=8
+    )
+    router = plain.members["shared"]
+    with torch.no_grad():
+        features = torch.cat([router.backbone(x) for x, _, _ in data.val_dataloader()]).double()
+    center = features.mean(0)
+    _, _, v = torch.linalg.svd(features - center, full_matrices=False)
+    bank = F.normalize((features - center) @ v[:8].T, dim=1)
+    assert record["familiarity"] == "nearest" and record["prototypes"] == len(features)
+    assert tuple(model.prototypes.shape) == (len(features), 8)
+    # Cosines are the same whatever the signs of the principal directions.
+    torch.testing.assert_close(
+        (model.prototypes @ model.prototypes.T).double(), bank @ bank.T, atol=1e-4, rtol=0
+    )
+    cosines = bank @ bank.T
+    cosines.fill_diagonal_(-float("inf"))
+    held_out = cosines.max(dim=1).values.numpy()
+    assert record["reject"]["familiar"] == pytest.approx(reject_threshold(held_out, 0.02), abs=1e-5)
+    assert (held_out < 1 - 1e-3).mean() > 0.5  # not every image has a twin
+    # An image the bank holds is at 1; others at their nearest bank image.
+    test = glyph_splits(data.data, load_language(CODES[0]), 0, ("test",))["test"]
+    x = model_input(test.images[:64], digit_preprocessing())
+    with torch.no_grad():
+        inside = model.familiarity(next(iter(data.val_dataloader()))[0])
+        read = model.familiarity(x)
+        mine = F.normalize((router.backbone(x).double() - center) @ v[:8].T, dim=1)
+    torch.testing.assert_close(inside, torch.ones_like(inside), atol=1e-4, rtol=0)
+    torch.testing.assert_close(read.double(), (mine @ bank.T).max(1).values, atol=1e-4, rtol=0)
+    assert read.min() < 0.99
+    # The bundle keeps the bank and its projection; the export computes the same familiarity.
+    path = save(tmp_path / "nearest.safetensors", model, record)
+    loaded, manifest = load_bundle(path)
+    assert manifest["calibration"]["projection"] == 8
+    assert manifest["calibration"]["prototypes"] == len(features)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.familiarity(x), read)
+    out, parity = checked_export(loaded, manifest, path, "onnx", tmp_path / "n.onnx", check=50)
+    assert parity.ok, parity.line()
+    image = check_images(CODES, 50)
+    exported = run_onnx(out)(image)
+    reference = reference_outputs(loaded, manifest, image)
+    np.testing.assert_allclose(exported["familiarity"], reference["familiarity"], atol=1e-4)
+    # A projection must fit the router's features and come with its center.
+    with pytest.raises(ValueError, match="needs its center"):
+        model.set_prototypes(model.prototypes, projection=model.feature_projection)
+    with pytest.raises(ValueError, match=r"expected \[K ≥ 1, 8\]"):
+        model.set_prototypes(
+            model.prototypes[:, :4], model.feature_center, model.feature_projection
+        )
+    with pytest.raises(ValueError, match="feature projection of shape"):
+        model.set_prototypes(model.prototypes, model.feature_center, model.feature_projection.T)
+    with pytest.raises(ValueError, match="familiarity='knn'"):
+        fit_calibration(model, data.val_dataloader(), 0.02, familiarity="knn")
+
+
 def test_evidence_auto_is_fitted_on_validation_data_and_read_back(calibrated, data, tmp_path):
     _, record, plain = calibrated
     assert record["evidence"] == 0.0 and "evidence_nll" not in record  # integrate's default

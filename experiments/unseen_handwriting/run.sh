@@ -14,6 +14,8 @@
 #   FOLDS="A" SEEDS=0 bash experiments/unseen_handwriting/run.sh      # a subset, kept with the rest
 #   bash experiments/unseen_handwriting/run.sh --report-only          # report what finished
 #   EXTRA="device.threads=1" bash experiments/unseen_handwriting/run.sh  # two parts side by side
+#   STEPS="nearest" bash experiments/unseen_handwriting/run.sh domain_prior  # only these steps
+#     after each run's own evaluation (of: nearest adapt evidence; default all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/lib.sh
@@ -54,13 +56,16 @@ kept() {  # fold → the languages an `_outside` run keeps, as a list
   echo "[$(for c in $all; do [[ $drop == *",$c,"* ]] || echo "$c"; done | paste -sd, -)]"
 }
 
+step() { [[ " ${STEPS:-nearest adapt evidence} " == *" $1 "* ]]; }  # a step after training wanted?
+
 finished() { [ -f "$1/metrics.json" ] && grep -q '"status": "completed"' "$1/metrics.json"; }
 
-evaluate() {  # run dir, fold, outside?[, evidence] → <run>/eval_reject: the bundle with
-  # reject=auto (with `evidence`: <run>/eval_evidence, the bundle of <run>/integrate_evidence)
+evaluate() {  # run dir, fold, outside?[, kind] → <run>/eval_reject: the bundle with
+  # reject=auto (with a kind, evidence or nearest: <run>/eval_<kind>, the bundle of
+  # <run>/integrate_<kind>)
   local run=$1 fold=$2 seed bundle=integrate dir=eval_reject
   seed=$(basename "$run")
-  [ "${4:-}" != evidence ] || { bundle=integrate_evidence; dir=eval_evidence; }
+  [ -z "${4:-}" ] || { bundle=integrate_$4; dir=eval_$4; }
   finished "$run/$dir" && return
   rm -rf "${run:?}/$dir"
   local extra=("data.leave_real_out=[${folds[$fold]}]")
@@ -81,6 +86,21 @@ evidence() {  # run dir, fold → <run>/integrate_evidence: the run's model bund
       "hydra.run.dir=$run/integrate_evidence"
   fi
   evaluate "$run" "$fold" in evidence
+}
+
+nearest() {  # run dir, fold, outside? → <run>/integrate_nearest: the run's model bundled
+  # again with the familiarity to the nearest validation image (integrate.familiarity=nearest),
+  # then evaluated (<run>/eval_nearest)
+  local run=$1 fold=$2 seed extra=()
+  seed=$(basename "$run")
+  [ "$3" = outside ] || extra=("data.leave_real_out=[${folds[$fold]}]")
+  if ! finished "$run/integrate_nearest"; then
+    rm -rf "$run/integrate_nearest" "$run/eval_nearest"
+    .venv/bin/xlv-integrate "run=$run" experiment=unified "${extra[@]}" "seed=$seed" \
+      $(recipe domain_prior) integrate.familiarity=nearest ${EXTRA:-} \
+      "hydra.run.dir=$run/integrate_nearest"
+  fi
+  evaluate "$run" "$fold" "$3" nearest
 }
 
 adapt() {  # run dir, fold, kind → the left-out sets, each read by a copy adapted to its own
@@ -124,16 +144,16 @@ if [ "${1:-}" != "--report-only" ]; then
       .venv/bin/xlv-pipeline -m experiment=unified "${languages[@]}" "${again[@]}" \
         "seed=$seeds" $quiet $overrides ${EXTRA:-} \
         "hydra.sweep.dir=$out/$part/$fold" 'hydra.sweep.subdir=${seed}'
+      where=$([[ $part == *_outside ]] && echo outside || echo in)
       for seed in ${seeds//,/ }; do
-        evaluate "$out/$part/$fold/$seed" "$fold" "$([[ $part == *_outside ]] && echo outside || echo in)"
-        if [ "$part" = domain_prior ]; then
-          adapt "$out/$part/$fold/$seed" "$fold" self_train
-          adapt "$out/$part/$fold/$seed" "$fold" prior
-          adapt "$out/$part/$fold/$seed" "$fold" stroke
-          adapt "$out/$part/$fold/$seed" "$fold" guarded
-          adapt "$out/$part/$fold/$seed" "$fold" guarded_self_train
-          evidence "$out/$part/$fold/$seed" "$fold"
-        fi
+        evaluate "$out/$part/$fold/$seed" "$fold" "$where"
+        [[ $part == domain_prior* ]] || continue
+        step nearest && nearest "$out/$part/$fold/$seed" "$fold" "$where"
+        [ "$part" = domain_prior ] || continue
+        for kind in self_train prior stroke guarded guarded_self_train; do
+          step adapt && adapt "$out/$part/$fold/$seed" "$fold" $kind
+        done
+        step evidence && evidence "$out/$part/$fold/$seed" "$fold"
       done
     done
   done
@@ -145,7 +165,7 @@ exec 9>"$out/.report.lock"
 flock 9
 keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eval_adapt_prior' \
   '*/*/*/eval_adapt_stroke' '*/*/*/eval_adapt_guarded' '*/*/*/eval_adapt_guarded_self_train' \
-  '*/*/*/eval_evidence'
+  '*/*/*/eval_evidence' '*/*/*/eval_nearest'
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
@@ -232,6 +252,22 @@ if [ -n "$evidence_runs" ]; then
       "report.out_dir=$report/same_runs_evidence_$kind"
   done
 fi
+# The familiarity to the nearest validation image (integrate.familiarity=nearest) where it ran,
+# beside the same runs' familiarity to the class means: in part domain_prior_outside, how well
+# it tells scripts the bundle does not hold; in domain_prior, what it answers on scripts it holds.
+nearest_report=false
+declare -A nearest_runs=()
+for part in domain_prior domain_prior_outside; do
+  nearest_runs[$part]=$(ls -d "$records/$part"/*/*/eval_nearest 2>/dev/null | sed 's#/eval_nearest$##' || true)
+  [ -n "${nearest_runs[$part]}" ] || continue
+  nearest_report=true
+  for kind in reject nearest; do
+    list=$(for r in ${nearest_runs[$part]}; do printf '%s/eval_%s,' "$r" "$kind"; done)
+    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+      'metric=[test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc]' \
+      "report.out_dir=$report/same_runs_nearest_${part}_$kind"
+  done
+done
 outside_report=false
 if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
@@ -398,6 +434,38 @@ tables() {
       same_runs_table "$m" "the script reading" "same_runs_evidence_reject=router alone" \
         "same_runs_evidence_evidence=with evidence" -- mean_left_out mean_trained_real
     done
+  fi
+  if $nearest_report; then
+    echo
+    echo "## The familiarity to the nearest validation image"
+    echo
+    echo "Each run's model bundled again (\`xlv-integrate run=… integrate.familiarity=nearest\`): the"
+    echo "familiarity is the cosine to the nearest single validation image's router features (all"
+    echo "of them kept, centred and projected on their first 64 principal directions), not to the"
+    echo "nearest per-(language, digit) mean; its \`reject=auto\` threshold is the 2 % quantile of"
+    echo "each validation image's familiarity to the others. Everything else as the run's own"
+    echo "bundle. Columns: the run's own bundle (class means) and the one with the nearest image,"
+    echo "both evaluated by \`xlv-eval reject=auto\`."
+    if [ -n "${nearest_runs[domain_prior_outside]:-}" ]; then
+      echo
+      echo "Part \`domain_prior_outside\`, on the runs listed here (fold and seed):"
+      echo "$(run_names ${nearest_runs[domain_prior_outside]}). Row \`outside\`: the fold's scripts the"
+      echo "bundle does not hold; \`mean_real\`: the bundle's own real test sets; \`mean\`: all its own."
+      for m in auroc auroc_page unknown_rate; do
+        same_runs_table "$m" "the familiarity" "same_runs_nearest_domain_prior_outside_reject=class means" \
+          "same_runs_nearest_domain_prior_outside_nearest=nearest image" -- outside mean_real mean
+      done
+    fi
+    if [ -n "${nearest_runs[domain_prior]:-}" ]; then
+      echo
+      echo "Part \`domain_prior\`, on the runs listed here (fold and seed):"
+      echo "$(run_names ${nearest_runs[domain_prior]}): scripts the bundle holds, their handwriting"
+      echo "left out of training (\`mean_left_out\`) or trained on (\`mean_trained_real\`)."
+      for m in unknown_rate acc_answered; do
+        same_runs_table "$m" "the familiarity" "same_runs_nearest_domain_prior_reject=class means" \
+          "same_runs_nearest_domain_prior_nearest=nearest image" -- mean_left_out mean_trained_real
+      done
+    fi
   fi
   for fold in A B C; do
     ls -d "$report"/*_"$fold" >/dev/null 2>&1 || continue

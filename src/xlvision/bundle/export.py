@@ -28,7 +28,7 @@ from torch import nn
 
 from xlvision.bundle.errors import BundleError, ExportError
 from xlvision.bundle.manifest import model_input
-from xlvision.bundle.model import UnifiedModel
+from xlvision.bundle.model import UnifiedModel, cosine_familiarity
 from xlvision.bundle.onnx_file import (
     EXPORT_FORMAT,
     EXPORT_FORMAT_VERSION,
@@ -80,10 +80,15 @@ class ReadEverything(nn.Module):
         self.register_buffer("digit_t", torch.tensor(float(model.temperatures["digit"])))
         self.register_buffer("evidence", torch.tensor(float(model.evidence)))
         self.register_buffer("prototypes", None)
+        self.register_buffer("feature_center", None)
+        self.register_buffer("feature_projection", None)
         self.outputs = OUTPUTS
         if model.prototypes is not None:
             self.prototypes = model.prototypes.detach().clone()
             self.outputs = (*OUTPUTS, FAMILIARITY)
+            if model.feature_projection is not None:
+                self.feature_center = model.feature_center.detach().clone()
+                self.feature_projection = model.feature_projection.detach().clone()
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         for _ in range(self.thicken):
@@ -113,8 +118,10 @@ class ReadEverything(nn.Module):
         out = (logits, script_probs, digit, digit_prob, script, script_prob)
         if self.prototypes is None:
             return out
-        unit = F.normalize(features[self.router], dim=1)
-        return (*out, (unit @ self.prototypes.T).max(dim=1).values)
+        familiar = cosine_familiarity(
+            features[self.router], self.prototypes, self.feature_center, self.feature_projection
+        )
+        return (*out, familiar)
 
 
 def exported_outputs(manifest: dict) -> tuple[str, ...]:

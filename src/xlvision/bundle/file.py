@@ -29,6 +29,10 @@ LANGUAGE_FIELDS = ("name", "script", "class_names", "class_names_en")
 PREPROCESSING_FIELDS = ("mean", "std")
 PROTOTYPES_KEY = "calibration.prototypes"
 """The tensor of the model's prototypes; no member may be named `calibration`."""
+CENTER_KEY = "calibration.feature_center"
+PROJECTION_KEY = "calibration.feature_projection"
+"""With nearest-image prototypes, the projection of the router's features they live in."""
+CALIBRATION_KEYS = (PROTOTYPES_KEY, CENTER_KEY, PROJECTION_KEY)
 RESERVED_KEY = PROTOTYPES_KEY.split(".", 1)[0]
 
 
@@ -73,7 +77,8 @@ def save_bundle(
     `calibration` (what `fit_calibration` found: reject thresholds, NLL before and after) is
     stored with the model's temperatures; a bundle without it reads with temperature 1. The
     model's prototypes, if any, are the tensor `PROTOTYPES_KEY` (checksummed with the others)
-    and their number is `calibration.prototypes`.
+    and their number is `calibration.prototypes`; a projection of the features they live in,
+    the tensors `CENTER_KEY` and `PROJECTION_KEY`, its width `calibration.projection`.
     """
     path = Path(path)
     if set(member_specs) != set(model.members):
@@ -105,12 +110,17 @@ def save_bundle(
     given = calibration is not None
     calibration = dict(calibration or {})
     calibration.pop("prototypes", None)
+    calibration.pop("projection", None)
     calibration.pop("evidence", None)
     if model.evidence:
         calibration["evidence"] = model.evidence
     if model.prototypes is not None:
         tensors[PROTOTYPES_KEY] = model.prototypes.detach().cpu().contiguous().clone()
         calibration["prototypes"] = len(model.prototypes)
+    if model.feature_projection is not None:
+        tensors[CENTER_KEY] = model.feature_center.detach().cpu().contiguous().clone()
+        tensors[PROJECTION_KEY] = model.feature_projection.detach().cpu().contiguous().clone()
+        calibration["projection"] = model.feature_projection.shape[1]
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -231,7 +241,9 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
     if RESERVED_KEY in records:
         raise BundleError(f"{path}: a member is named {RESERVED_KEY!r}, a reserved name")
     members = {key: _build_member(path, key, rec, tensors) for key, rec in records.items()}
-    stray = sorted(k for k in tensors if k.split(".", 1)[0] not in members and k != PROTOTYPES_KEY)
+    stray = sorted(
+        k for k in tensors if k.split(".", 1)[0] not in members and k not in CALIBRATION_KEYS
+    )
     if stray:
         raise BundleError(f"{path}: tensors of no member: {', '.join(stray[:3])}")
     try:
@@ -248,20 +260,34 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path}: inconsistent manifest ({err})") from None
-    _set_prototypes(path, model, manifest, tensors.get(PROTOTYPES_KEY))
+    _set_prototypes(path, model, manifest, tensors)
     return model.eval(), manifest
 
 
 def _set_prototypes(
-    path: Path, model: UnifiedModel, manifest: dict, prototypes: torch.Tensor | None
+    path: Path, model: UnifiedModel, manifest: dict, tensors: dict[str, torch.Tensor]
 ) -> None:
-    """The stored prototypes on `model`, if any, once they fit its router and the manifest's
-    count (which says what an export outputs). A bundle from before prototypes has neither."""
+    """The stored prototypes (and projection) on `model`, if any, once they fit its router and
+    the manifest's count and width (which say what an export outputs). A bundle from before
+    prototypes has neither, one from before the projection no projection."""
+    prototypes = tensors.get(PROTOTYPES_KEY)
+    center, projection = tensors.get(CENTER_KEY), tensors.get(PROJECTION_KEY)
+    width = (manifest.get("calibration") or {}).get("projection")
+    held = None if projection is None else projection.shape[-1]
+    if (center is None) != (projection is None) or width != held:
+        raise BundleError(
+            f"{path}: tensors {CENTER_KEY!r} and {PROJECTION_KEY!r} "
+            f"({'absent' if projection is None else f'width {held}'}"
+            f"{'' if (center is None) == (projection is None) else ', one without the other'}) "
+            f"do not match the manifest's calibration.projection ({width})"
+        )
     if prototypes is not None:
         try:
-            model.set_prototypes(prototypes)
+            model.set_prototypes(prototypes, center, projection)
         except ValueError as err:
             raise BundleError(f"{path}: tensor {PROTOTYPES_KEY!r}: {err}") from None
+    elif projection is not None:
+        raise BundleError(f"{path}: a feature projection without prototypes")
     stated = (manifest.get("calibration") or {}).get("prototypes")
     found = None if model.prototypes is None else len(model.prototypes)
     if stated != found:

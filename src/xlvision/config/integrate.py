@@ -12,6 +12,10 @@ from xlvision.config.checks import Rule, check_rules, is_count, is_number
 
 METHODS = ("multihead", "average", "task_arithmetic", "ties", "joint", "routed", "unified")
 ANSWER_CHOICES = ("auto", "routed", "shared", "marginal")
+FAMILIARITY = ("class_means", "nearest")
+"""What an image's familiarity compares its router features with: `class_means` the mean of
+each (language, digit) of the validation images; `nearest` every validation image, in a
+principal subspace (xlvision.integrate.calibrate: `class_prototypes`, `nearest_prototypes`)."""
 
 
 @dataclass
@@ -34,6 +38,11 @@ class IntegrateConf:
     # With a router: λ of the digit evidence added to its script logits (UnifiedModel.evidence);
     # auto picks it on validation data (script NLL), 0 leaves the router alone.
     evidence: Any = 0.0
+    # With a router: what an image's familiarity compares its features with (reject=auto's
+    # `familiar`): class_means, one mean per (language, digit) of the validation images, or
+    # nearest, every validation image, in a familiarity_dims-wide principal subspace.
+    familiarity: str = "class_means"
+    familiarity_dims: int = 64
 
 
 RULES: list[Rule] = [
@@ -59,6 +68,8 @@ RULES: list[Rule] = [
         lambda v: v == "auto" or (is_number(v) and v >= 0),
         "auto (picked on val) or a number >= 0 (0: the router alone)",
     ),
+    ("familiarity", lambda v: v in FAMILIARITY, f"one of {', '.join(FAMILIARITY)}"),
+    ("familiarity_dims", is_count, "an integer >= 1"),
 ]
 
 

@@ -9,6 +9,7 @@ import torch
 
 from xlvision.bundle.calibration import REJECT_RATE, fit_temperature, nll, reject_threshold
 from xlvision.bundle.model import UnifiedModel
+from xlvision.config.integrate import FAMILIARITY
 from xlvision.models.classifier import LID_HEAD
 from xlvision.progress import tracked
 
@@ -100,21 +101,57 @@ def class_prototypes(features: np.ndarray, language: np.ndarray, label: np.ndarr
     return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
 
 
+def nearest_prototypes(
+    features: np.ndarray, dims: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prototypes [N, d], center [D], projection [D, d]): every image's features less their
+    mean (`center`), projected on their first d = min(`dims`, D, N) principal directions
+    (`projection`, orthonormal columns) and made unit length. Its familiarity is the cosine to
+    the nearest single image, so a script's many shapes are each near some validation image
+    where their mean can be far from all of them; the projection keeps the bank small."""
+    center = features.mean(axis=0)
+    centered = features - center
+    _, _, directions = np.linalg.svd(centered, full_matrices=False)
+    projection = directions[: min(dims, *features.shape)].T
+    projected = centered @ projection
+    unit = projected / np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-12)
+    return unit, center, projection
+
+
+def leave_one_out_familiarity(prototypes: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """[N]: each unit row's largest cosine to any other row of `prototypes`: the familiarity a
+    validation image would have if it were not itself in the bank (so `reject=auto` is chosen
+    on images the bank does not hold). A bank of one row gives −1."""
+    out = np.empty(len(prototypes))
+    for start in range(0, len(prototypes), chunk):
+        cosines = prototypes[start : start + chunk] @ prototypes.T
+        rows = np.arange(len(cosines))
+        cosines[rows, start + rows] = -np.inf
+        out[start : start + chunk] = np.maximum(cosines.max(axis=1), -1.0)
+    return out
+
+
 @torch.no_grad()
 def fit_calibration(
     model: UnifiedModel,
     batches: Iterable,
     rate: float = REJECT_RATE,
     evidence: float | str = 0.0,
+    familiarity: str = "class_means",
+    familiarity_dims: int = 64,
 ) -> dict:
     """Fit the script and digit temperatures by NLL on `batches` (validation data), set them
     on `model`, then, with a router, its digit evidence λ (`evidence`: a number, or `auto`:
     the one of `EVIDENCE_GRID` whose script NLL, at its own fitted temperature, is lowest;
-    the script temperature is refitted with it), set its prototypes (`class_prototypes` of
-    the router's features) and choose reject thresholds: each one the `rate` quantile, on the same images,
-    of the calibrated probabilities of the answer without the script (the script's, and the
-    digit's by the bundle's rule) and of the familiarity. Returns the manifest's
+    the script temperature is refitted with it), set its prototypes (`familiarity`, one of
+    `FAMILIARITY`: `class_prototypes` of the router's features, or `nearest_prototypes` with
+    `familiarity_dims`) and choose reject thresholds: each one the `rate` quantile, on the same
+    images, of the calibrated probabilities of the answer without the script (the script's,
+    and the digit's by the bundle's rule) and of the familiarity (with `nearest`, each image's
+    to the bank without it: `leave_one_out_familiarity`). Returns the manifest's
     `calibration` record."""
+    if familiarity not in FAMILIARITY:
+        raise ValueError(f"familiarity={familiarity!r}: one of {', '.join(FAMILIARITY)}")
     batches = list(batches)
     found = validation_logits(model, batches, heads=evidence != 0)
     labels = {
@@ -144,8 +181,15 @@ def fit_calibration(
         model.temperatures["script"] = script_t
         losses["script"]["after"] = record["evidence_nll"][str(evidence)]
     record["evidence"] = model.evidence
-    prototypes = class_prototypes(found["features"], labels["script"], labels["digit"])
-    model.set_prototypes(torch.from_numpy(prototypes))
+    record["familiarity"] = familiarity
+    held_out = None
+    if familiarity == "nearest":
+        prototypes, center, projection = nearest_prototypes(found["features"], familiarity_dims)
+        model.set_prototypes(*(torch.from_numpy(a) for a in (prototypes, center, projection)))
+        held_out = leave_one_out_familiarity(model.prototypes.double().numpy())
+    else:
+        prototypes = class_prototypes(found["features"], labels["script"], labels["digit"])
+        model.set_prototypes(torch.from_numpy(prototypes))
     record["prototypes"] = len(prototypes)
     read = {"script": [], "digit": [], "familiar": []}
     for x, _, _ in tracked(batches, "choosing the reject thresholds"):
@@ -153,6 +197,8 @@ def fit_calibration(
         read["script"].append(answer["language_prob"].cpu())
         read["digit"].append(answer["digit_prob"].cpu())
         read["familiar"].append(answer["familiarity"].cpu())
+    if held_out is not None:
+        read["familiar"] = [torch.from_numpy(held_out)]
     record["reject"] = {
         kind: reject_threshold(torch.cat(read[kind]).numpy(), rate) for kind in read
     }

@@ -106,7 +106,14 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     integrate_time = time.perf_counter() - start
     answer = result.params.get("answer", "routed")
     model = UnifiedModel(result.members, result.routes, codes, result.router, answer).eval()
-    calibration = fit_calibration(model, data.val_dataloader(), conf.reject_rate, conf.evidence)
+    calibration = fit_calibration(
+        model,
+        data.val_dataloader(),
+        conf.reject_rate,
+        conf.evidence,
+        conf.familiarity,
+        conf.familiarity_dims,
+    )
     console.print(
         f"  calibrated on {calibration['images']} validation images: {temperature_line(model)}"
     )
