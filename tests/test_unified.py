@@ -22,7 +22,7 @@ from xlvision.languages import load_language
 from xlvision.models.checkpoint import load_classifier
 from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
 from xlvision.stages.evaluate import evaluate
-from xlvision.stages.integrate import integrate
+from xlvision.stages.integrate import integrate, run_data
 from xlvision.stages.runner import run_stage
 from xlvision.stages.train import train
 
@@ -245,6 +245,20 @@ def test_integrate_evidence_auto_fits_lambda_on_val_and_the_bundle_reads_with_it
         heads = torch.stack([model(x, c) / model.temperatures["digit"] for c in CODES], dim=1)
         by_hand = ((lid + lam * heads.logsumexp(2)) / model.temperatures["script"]).softmax(1)
         torch.testing.assert_close(model.script_probs(x), by_hand)
+
+
+def test_integrating_a_run_again_keeps_the_sources_of_its_own_languages(tmp_path):
+    """A preset lists real sources for all its languages; `xlv-integrate run=` of a pipeline
+    over fewer keeps theirs only (as the pipeline did), and still refuses a code that is none."""
+    overrides = ["experiment=unified", "stage=integrate", f"paths.output_dir={tmp_path}"]
+    cfg = compose_config([*overrides, f"run={tmp_path}"])
+    listed = set(cfg.data.sources)
+    assert {"bn", "en", "kn"} <= listed
+    assert set(run_data(cfg, ["en", "gu", "kn"]).sources) == {"en", "kn"}
+    assert set(run_data(compose_config(overrides), ["en", "kn"]).sources) == listed  # no run=
+    assert set(cfg.data.sources) == listed  # the config itself is left alone
+    typo = compose_config([*overrides, f"run={tmp_path}", "+data.sources.xx=[{preset: usps}]"])
+    assert set(run_data(typo, ["en"]).sources) == {"en", "xx"}
 
 
 def test_unified_bundle_exports_with_its_answer_rule(unified_run, tmp_path):

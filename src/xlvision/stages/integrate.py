@@ -23,7 +23,7 @@ from xlvision.evaluation.unified import MEANS, confusion_records, score_language
 from xlvision.integrate.calibrate import fit_calibration
 from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
 from xlvision.integrate.methods import METHODS, Context, check_sources
-from xlvision.languages import load_language
+from xlvision.languages import available_languages, load_language
 from xlvision.progress import tracked
 
 BUNDLE_FILE = "bundle.safetensors"
@@ -81,6 +81,19 @@ def prediction_throughput(model: UnifiedModel, data: DigitDataModule, codes: lis
     return len(images) / (time.perf_counter() - start)
 
 
+def run_data(cfg: DictConfig, codes: list[str]) -> DictConfig:
+    """`cfg.data`; with `run=`, its `sources` of languages the run does not hold dropped, as
+    the pipeline drops them (a preset lists sources for all its languages, a run may hold
+    fewer). A code that names no language is kept, so it still fails in one line."""
+    sources = cfg.data.get("sources")
+    if not cfg.get("run") or not sources:
+        return cfg.data
+    known = set(available_languages())
+    data = cfg.data.copy()
+    data.sources = {c: s for c, s in sources.items() if c in codes or c not in known}
+    return data
+
+
 def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     """Integrate per-language models with `cfg.integrate` and write `bundle.safetensors`."""
     if cfg.get("integrate") is None:
@@ -95,7 +108,7 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     codes = sources.codes
     console.print(f"integrate={conf.name}: {', '.join(codes)}")
     data = DigitDataModule(
-        cfg.data, [load_language(c) for c in codes], cfg.seed, cfg.paths.data_dir
+        run_data(cfg, codes), [load_language(c) for c in codes], cfg.seed, cfg.paths.data_dir
     )
     data.setup()
     individual = individual_accuracy(sources, data)
