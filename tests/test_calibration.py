@@ -175,6 +175,14 @@ def test_outside_aurocs_by_hand_per_image_and_per_page_of_one_language():
     assert found["auroc"] == found["auroc_script_prob"] == pytest.approx(13.5 / 20)
     assert found["auroc_page"] == pytest.approx(3 / 4)
     assert "auroc_page" not in outside_aurocs(inside, outside, page_size=1)
+    # Only the second language on real handwriting: 0.5 beats two, 0.7 three: 5 / 8; its page
+    # [0.6] beats [0.3] only. All real or none: no auroc_real.
+    found = outside_aurocs(inside, outside, page_size=2, real=[False, True])
+    assert found["auroc_real"] == pytest.approx(5 / 8)
+    assert found["auroc_real_page"] == pytest.approx(1 / 2)
+    assert found["auroc"] == pytest.approx(13 / 20)
+    for real in ([True, True], [False, False], None):
+        assert "auroc_real" not in outside_aurocs(inside, outside, page_size=2, real=real)
 
 
 # ------------------------------------------------------------------ a calibrated bundle
@@ -448,6 +456,7 @@ def test_eval_outside_languages_scores_auroc_and_their_unknown_rate(calibrated, 
     assert metrics["test/outside/auroc"] == pytest.approx(auroc(*split(familiar)))
     assert metrics["test/outside/auroc_script_prob"] == pytest.approx(auroc(*split(script)))
     assert metrics["test/outside/auroc_page"] == pytest.approx(auroc(*split(familiar, 4)))
+    assert "test/outside/auroc_real" not in metrics  # glyphs only: no real set to compare
     for code in ("gu", "th"):
         assert metrics[f"test/{code}/unknown_rate"] == pytest.approx(unknown[code].mean())
         assert artifacts["data_counts"][code] == {"test": len(script[code])}

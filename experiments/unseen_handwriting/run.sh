@@ -264,7 +264,7 @@ for part in domain_prior domain_prior_outside; do
   for kind in reject nearest; do
     list=$(for r in ${nearest_runs[$part]}; do printf '%s/eval_%s,' "$r" "$kind"; done)
     .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
-      'metric=[test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc]' \
+      'metric=[test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/auroc_real,test/{lang}/auroc_real_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc]' \
       "report.out_dir=$report/same_runs_nearest_${part}_$kind"
   done
 done
@@ -272,7 +272,7 @@ outside_report=false
 if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
   .venv/bin/xlv-report "runs=[$records/domain_prior_outside/*/*/eval_reject]" rows=outside 'cols=[]' \
-    'metric=[test/outside/auroc,test/outside/auroc_page,test/outside/auroc_script_prob,test/outside/unknown_rate,test/mean_real/unknown_rate]' \
+    'metric=[test/outside/auroc,test/outside/auroc_page,test/outside/auroc_real,test/outside/auroc_real_page,test/outside/auroc_script_prob,test/outside/unknown_rate,test/mean_real/unknown_rate]' \
     mean_row=true "report.out_dir=$report/outside"
 fi
 
@@ -349,7 +349,10 @@ tables() {
     echo "three left-out real test sets: \`auroc\` per image and \`auroc_page\` per page of 5 images"
     echo "of one script, with the familiarity (cosine to the nearest per-(language, digit) mean of"
     echo "the router's validation features, stored in the bundle); \`auroc_script_prob\` with the"
-    echo "calibrated script probability instead. Then the share answered \`?\` of each (reject=auto)."
+    echo "calibrated script probability instead; \`auroc_real\` and \`auroc_real_page\` the same with"
+    echo "only the bundle's real test sets inside (its glyph test sets left out: handwriting against"
+    echo "handwriting; runs evaluated before it was added have none). Then the share answered \`?\` of"
+    echo "each (reject=auto)."
     for file in "$report"/outside/table_*.md; do
       echo
       cat "$file"
@@ -451,7 +454,10 @@ tables() {
       echo "Part \`domain_prior_outside\`, on the runs listed here (fold and seed):"
       echo "$(run_names ${nearest_runs[domain_prior_outside]}). Row \`outside\`: the fold's scripts the"
       echo "bundle does not hold; \`mean_real\`: the bundle's own real test sets; \`mean\`: all its own."
-      for m in auroc auroc_page unknown_rate; do
+      echo "\`auroc\` has all the bundle's own test images inside (glyphs of the scripts it has no"
+      echo "handwriting of included), \`auroc_real\` only its real test sets (handwriting against"
+      echo "handwriting); \`_page\`: per page of 5."
+      for m in auroc auroc_page auroc_real auroc_real_page unknown_rate; do
         same_runs_table "$m" "the familiarity" "same_runs_nearest_domain_prior_outside_reject=class means" \
           "same_runs_nearest_domain_prior_outside_nearest=nearest image" -- outside mean_real mean
       done

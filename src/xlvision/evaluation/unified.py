@@ -221,24 +221,37 @@ def page_means(scores: np.ndarray, page_size: int) -> np.ndarray:
 
 
 def outside_aurocs(
-    inside: list[dict[str, np.ndarray]], outside: list[dict[str, np.ndarray]], page_size: int
+    inside: list[dict[str, np.ndarray]],
+    outside: list[dict[str, np.ndarray]],
+    page_size: int,
+    real: list[bool] | None = None,
 ) -> dict[str, float]:
     """How well an in-bundle score tells the bundle's own images (`inside`, one entry of
     `in_bundle_scores` per language) from those of languages it does not hold (`outside`):
     `auroc` of the familiarity (the script probability without prototypes), `auroc_script_prob`
     of the script probability, and `auroc_page` of `auroc`'s score averaged over pages of
-    `page_size` images of one language (none when `page_size` < 2)."""
+    `page_size` images of one language (none when `page_size` < 2). With `real` (per entry of
+    `inside`: scored on real handwriting, not glyphs), some but not all true: `auroc_real` and
+    `auroc_real_page`, the same with only the real sets inside (handwriting against
+    handwriting)."""
     score = "familiarity" if "familiarity" in inside[0] else "script_prob"
 
     def joined(parts: list[dict[str, np.ndarray]], key: str, size: int = 1) -> np.ndarray:
         return np.concatenate([page_means(p[key], size) for p in parts])
 
+    def of(parts: list[dict[str, np.ndarray]], suffix: str = "") -> dict[str, float]:
+        found = {f"auroc{suffix}": auroc(joined(parts, score), joined(outside, score))}
+        if page_size > 1:
+            pages_in = joined(parts, score, page_size)
+            pages_out = joined(outside, score, page_size)
+            if len(pages_in) and len(pages_out):
+                found[f"auroc{suffix}_page"] = auroc(pages_in, pages_out)
+        return found
+
     metrics = {
-        "auroc": auroc(joined(inside, score), joined(outside, score)),
+        **of(inside),
         "auroc_script_prob": auroc(joined(inside, "script_prob"), joined(outside, "script_prob")),
     }
-    if page_size > 1:
-        pages_in, pages_out = joined(inside, score, page_size), joined(outside, score, page_size)
-        if len(pages_in) and len(pages_out):
-            metrics["auroc_page"] = auroc(pages_in, pages_out)
+    if real is not None and 0 < sum(real) < len(inside):
+        metrics.update(of([p for p, on_real in zip(inside, real, strict=True) if on_real], "_real"))
     return metrics

@@ -89,9 +89,11 @@ def score_outside(
     inside: list[dict[str, np.ndarray]],
     reject: Thresholds | None,
     page_size: int = 0,
+    real: list[bool] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict]]:
     """Test sets of languages the bundle does not hold, read by its router: `outside_aurocs`
-    of the in-bundle scores, its own languages' images (`inside`) against these; with `reject`,
+    of the in-bundle scores, its own languages' images (`inside`; `real`: which are real
+    handwriting) against these; with `reject`,
     the share answered `?` per language and over them all (`test/outside/unknown_rate`)."""
     device = next(model.parameters()).device
     batch = cfg.data.batch_size
@@ -113,7 +115,7 @@ def score_outside(
         unknown.append(mine)
         if reject is not None:
             metrics[f"test/{code}/unknown_rate"] = float(mine.float().mean())
-    found = outside_aurocs(inside, scores, page_size)
+    found = outside_aurocs(inside, scores, page_size, real)
     metrics.update({f"test/{OUTSIDE}/{name}": value for name, value in found.items()})
     if reject is not None:
         metrics[f"test/{OUTSIDE}/unknown_rate"] = float(torch.cat(unknown).float().mean())
@@ -183,6 +185,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     # xlv-eval's default is auto; a config without the key (xlv-pipeline's) keeps today's metrics.
     reject = reject_thresholds(cfg.get("reject", "none"), manifest)
     inside = []  # the in-bundle scores of each tested language's images (`in_bundle_scores`)
+    inside_real = []  # whether each of them is real handwriting (not glyphs)
     page_size = cfg.get("page_size") or 0
     if not isinstance(page_size, int) or page_size < 0:
         raise ConfigError(
@@ -213,6 +216,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
                 if preprocessing is not manifest["preprocessing"]:
                     plain = model_input(test.images, manifest["preprocessing"])
                 inside.append(in_bundle_scores(model, plain, cfg.data.batch_size))
+                inside_real.append("glyphs" not in sets)
             if model.router is not None and page_size > 1:
                 scores.update(
                     score_pages(
@@ -251,7 +255,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     metrics.update(language_means(metrics, "test", rows, MEANS))
     if outside:
         found, outside_counts = score_outside(
-            cfg, model, manifest, outside, inside, reject, page_size
+            cfg, model, manifest, outside, inside, reject, page_size, inside_real
         )
         metrics.update(found)
         counts.update(outside_counts)
