@@ -231,7 +231,7 @@ CASES = [
     (
         ["xlv-pipeline", "integrate.familiarity=knn"],
         2,
-        "xlv-pipeline: config error: integrate.familiarity='knn' is not allowed: one of class_means, nearest",
+        "xlv-pipeline: config error: integrate.familiarity='knn' is not allowed: one of class_means, with_nearest",
     ),
     (
         ["xlv-pipeline", "integrate.familiarity_dims=0"],

@@ -288,13 +288,14 @@ def test_calibration_is_fitted_on_validation_data_and_stored(calibrated, data):
     assert model.prototypes is None
 
 
-def test_nearest_familiarity_by_hand_read_back_and_exported(calibrated, data, tmp_path):
-    """familiarity=nearest: every validation image in the bank, in a principal subspace; the
-    familiar threshold from each image's familiarity to the bank without it."""
+def test_familiarity_with_nearest_by_hand_read_back_and_exported(calibrated, data, tmp_path):
+    """familiarity=with_nearest: the class-mean cosine averaged with the cosine to the nearest
+    validation image in a principal subspace; its threshold from each validation image against
+    the bank without it."""
     _, _, plain = calibrated
     model = UnifiedModel(dict(plain.members), plain.routes, plain.languages, plain.router)
     record = fit_calibration(
-        model, data.val_dataloader(), 0.02, familiarity="nearest", familiarity_dims=8
+        model, data.val_dataloader(), 0.02, familiarity="with_nearest", familiarity_dims=8
     )
     router = plain.members["shared"]
     with torch.no_grad():
@@ -302,32 +303,36 @@ def test_nearest_familiarity_by_hand_read_back_and_exported(calibrated, data, tm
     center = features.mean(0)
     _, _, v = torch.linalg.svd(features - center, full_matrices=False)
     bank = F.normalize((features - center) @ v[:8].T, dim=1)
-    assert record["familiarity"] == "nearest" and record["prototypes"] == len(features)
-    assert tuple(model.prototypes.shape) == (len(features), 8)
+    means = model.prototypes.double()
+    assert record["familiarity"] == "with_nearest" and record["prototypes"] == len(means) == 30
+    assert tuple(model.neighbours.shape) == (len(features), 8)
     # Cosines are the same whatever the signs of the principal directions.
-    torch.testing.assert_close(
-        (model.prototypes @ model.prototypes.T).double(), bank @ bank.T, atol=1e-4, rtol=0
-    )
+    gram = (model.neighbours @ model.neighbours.T).double()
+    torch.testing.assert_close(gram, bank @ bank.T, atol=1e-4, rtol=0)
+    own = (F.normalize(features, dim=1) @ means.T).max(1).values
     cosines = bank @ bank.T
     cosines.fill_diagonal_(-float("inf"))
-    held_out = cosines.max(dim=1).values.numpy()
+    held_out = ((own + cosines.max(dim=1).values) / 2).numpy()
     assert record["reject"]["familiar"] == pytest.approx(reject_threshold(held_out, 0.02), abs=1e-5)
-    assert (held_out < 1 - 1e-3).mean() > 0.5  # not every image has a twin
-    # An image the bank holds is at 1; others at their nearest bank image.
+    assert (cosines.max(dim=1).values < 1 - 1e-3).float().mean() > 0.5  # few twins
+    # An image the bank holds scores (its class-mean cosine + 1) / 2; others their nearest.
     test = glyph_splits(data.data, load_language(CODES[0]), 0, ("test",))["test"]
     x = model_input(test.images[:64], digit_preprocessing())
+    val_x = next(iter(data.val_dataloader()))[0]
     with torch.no_grad():
-        inside = model.familiarity(next(iter(data.val_dataloader()))[0])
+        inside = model.familiarity(val_x).double()
+        inside_means = (F.normalize(router.backbone(val_x).double(), dim=1) @ means.T).max(1)
         read = model.familiarity(x)
-        mine = F.normalize((router.backbone(x).double() - center) @ v[:8].T, dim=1)
-    torch.testing.assert_close(inside, torch.ones_like(inside), atol=1e-4, rtol=0)
-    torch.testing.assert_close(read.double(), (mine @ bank.T).max(1).values, atol=1e-4, rtol=0)
-    assert read.min() < 0.99
-    # The bundle keeps the bank and its projection; the export computes the same familiarity.
+        mine = router.backbone(x).double()
+        near = (F.normalize((mine - center) @ v[:8].T, dim=1) @ bank.T).max(1).values
+        by_hand = ((F.normalize(mine, dim=1) @ means.T).max(1).values + near) / 2
+    torch.testing.assert_close(inside, (inside_means.values + 1) / 2, atol=1e-4, rtol=0)
+    torch.testing.assert_close(read.double(), by_hand, atol=1e-4, rtol=0)
+    # The bundle keeps both and the projection; the export computes the same familiarity.
     path = save(tmp_path / "nearest.safetensors", model, record)
     loaded, manifest = load_bundle(path)
-    assert manifest["calibration"]["projection"] == 8
-    assert manifest["calibration"]["prototypes"] == len(features)
+    stored = manifest["calibration"]
+    assert (stored["projection"], stored["neighbours"], stored["prototypes"]) == (8, len(bank), 30)
     with torch.no_grad():
         torch.testing.assert_close(loaded.familiarity(x), read)
     out, parity = checked_export(loaded, manifest, path, "onnx", tmp_path / "n.onnx", check=50)
@@ -336,17 +341,18 @@ def test_nearest_familiarity_by_hand_read_back_and_exported(calibrated, data, tm
     exported = run_onnx(out)(image)
     reference = reference_outputs(loaded, manifest, image)
     np.testing.assert_allclose(exported["familiarity"], reference["familiarity"], atol=1e-4)
-    # A projection must fit the router's features and come with its center.
-    with pytest.raises(ValueError, match="needs its center"):
-        model.set_prototypes(model.prototypes, projection=model.feature_projection)
-    with pytest.raises(ValueError, match=r"expected \[K ≥ 1, 8\]"):
-        model.set_prototypes(
-            model.prototypes[:, :4], model.feature_center, model.feature_projection
-        )
+    # Neighbours come with their center and projection, and fit the router's features.
+    kept = (model.prototypes, model.neighbours, model.feature_center, model.feature_projection)
+    with pytest.raises(ValueError, match="go together"):
+        model.set_prototypes(kept[0], kept[1], None, kept[3])
+    with pytest.raises(ValueError, match=r"expected \[N ≥ 1, 8\]"):
+        model.set_prototypes(kept[0], kept[1][:, :4], *kept[2:])
     with pytest.raises(ValueError, match="feature projection of shape"):
-        model.set_prototypes(model.prototypes, model.feature_center, model.feature_projection.T)
-    with pytest.raises(ValueError, match="familiarity='knn'"):
-        fit_calibration(model, data.val_dataloader(), 0.02, familiarity="knn")
+        model.set_prototypes(*kept[:3], kept[3].T)
+    with pytest.raises(ValueError, match="need prototypes"):
+        model.set_prototypes(None, kept[1])
+    with pytest.raises(ValueError, match="familiarity='nearest'"):
+        fit_calibration(model, data.val_dataloader(), 0.02, familiarity="nearest")
 
 
 def test_evidence_auto_is_fitted_on_validation_data_and_read_back(calibrated, data, tmp_path):

@@ -89,7 +89,7 @@ evidence() {  # run dir, fold → <run>/integrate_evidence: the run's model bund
 }
 
 nearest() {  # run dir, fold, outside? → <run>/integrate_nearest: the run's model bundled
-  # again with the familiarity to the nearest validation image (integrate.familiarity=nearest),
+  # again with the familiarity to the nearest validation image (integrate.familiarity=with_nearest),
   # then evaluated (<run>/eval_nearest)
   local run=$1 fold=$2 seed extra=()
   seed=$(basename "$run")
@@ -97,7 +97,7 @@ nearest() {  # run dir, fold, outside? → <run>/integrate_nearest: the run's mo
   if ! finished "$run/integrate_nearest"; then
     rm -rf "$run/integrate_nearest" "$run/eval_nearest"
     .venv/bin/xlv-integrate "run=$run" experiment=unified "${extra[@]}" "seed=$seed" \
-      $(recipe domain_prior) integrate.familiarity=nearest ${EXTRA:-} \
+      $(recipe domain_prior) integrate.familiarity=with_nearest ${EXTRA:-} \
       "hydra.run.dir=$run/integrate_nearest"
   fi
   evaluate "$run" "$fold" "$3" nearest
@@ -252,7 +252,7 @@ if [ -n "$evidence_runs" ]; then
       "report.out_dir=$report/same_runs_evidence_$kind"
   done
 fi
-# The familiarity to the nearest validation image (integrate.familiarity=nearest) where it ran,
+# The familiarity with the nearest validation image (integrate.familiarity=with_nearest) where it ran,
 # beside the same runs' familiarity to the class means: in part domain_prior_outside, how well
 # it tells scripts the bundle does not hold; in domain_prior, what it answers on scripts it holds.
 nearest_report=false
@@ -442,13 +442,14 @@ tables() {
     echo
     echo "## The familiarity to the nearest validation image"
     echo
-    echo "Each run's model bundled again (\`xlv-integrate run=… integrate.familiarity=nearest\`): the"
-    echo "familiarity is the cosine to the nearest single validation image's router features (all"
-    echo "of them kept, centred and projected on their first 64 principal directions), not to the"
-    echo "nearest per-(language, digit) mean; its \`reject=auto\` threshold is the 2 % quantile of"
-    echo "each validation image's familiarity to the others. Everything else as the run's own"
-    echo "bundle. Columns: the run's own bundle (class means) and the one with the nearest image,"
-    echo "both evaluated by \`xlv-eval reject=auto\`."
+    echo "Each run's model bundled again (\`xlv-integrate run=… integrate.familiarity=with_nearest\`):"
+    echo "the familiarity is the mean of two cosines, to the nearest per-(language, digit) mean of"
+    echo "the router's validation features (as before) and to the nearest single validation image's"
+    echo "features (all of them kept, centred and projected on their first 64 principal"
+    echo "directions); its \`reject=auto\` threshold is the 2 % quantile over the validation images,"
+    echo "each image's nearest-image part taken against the others. Everything else as the run's"
+    echo "own bundle. Columns: the run's own bundle (class means) and the one with the nearest"
+    echo "image, both evaluated by \`xlv-eval reject=auto\`."
     if [ -n "${nearest_runs[domain_prior_outside]:-}" ]; then
       echo
       echo "Part \`domain_prior_outside\`, on the runs listed here (fold and seed):"

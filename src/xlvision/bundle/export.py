@@ -80,13 +80,15 @@ class ReadEverything(nn.Module):
         self.register_buffer("digit_t", torch.tensor(float(model.temperatures["digit"])))
         self.register_buffer("evidence", torch.tensor(float(model.evidence)))
         self.register_buffer("prototypes", None)
+        self.register_buffer("neighbours", None)
         self.register_buffer("feature_center", None)
         self.register_buffer("feature_projection", None)
         self.outputs = OUTPUTS
         if model.prototypes is not None:
             self.prototypes = model.prototypes.detach().clone()
             self.outputs = (*OUTPUTS, FAMILIARITY)
-            if model.feature_projection is not None:
+            if model.neighbours is not None:
+                self.neighbours = model.neighbours.detach().clone()
                 self.feature_center = model.feature_center.detach().clone()
                 self.feature_projection = model.feature_projection.detach().clone()
 
@@ -119,7 +121,11 @@ class ReadEverything(nn.Module):
         if self.prototypes is None:
             return out
         familiar = cosine_familiarity(
-            features[self.router], self.prototypes, self.feature_center, self.feature_projection
+            features[self.router],
+            self.prototypes,
+            self.neighbours,
+            self.feature_center,
+            self.feature_projection,
         )
         return (*out, familiar)
 

@@ -29,10 +29,12 @@ LANGUAGE_FIELDS = ("name", "script", "class_names", "class_names_en")
 PREPROCESSING_FIELDS = ("mean", "std")
 PROTOTYPES_KEY = "calibration.prototypes"
 """The tensor of the model's prototypes; no member may be named `calibration`."""
+NEIGHBOURS_KEY = "calibration.neighbours"
 CENTER_KEY = "calibration.feature_center"
 PROJECTION_KEY = "calibration.feature_projection"
-"""With nearest-image prototypes, the projection of the router's features they live in."""
-CALIBRATION_KEYS = (PROTOTYPES_KEY, CENTER_KEY, PROJECTION_KEY)
+"""The model's neighbours, if any, and the projection of the router's features they live in."""
+NEIGHBOUR_KEYS = (NEIGHBOURS_KEY, CENTER_KEY, PROJECTION_KEY)
+CALIBRATION_KEYS = (PROTOTYPES_KEY, *NEIGHBOUR_KEYS)
 RESERVED_KEY = PROTOTYPES_KEY.split(".", 1)[0]
 
 
@@ -77,8 +79,9 @@ def save_bundle(
     `calibration` (what `fit_calibration` found: reject thresholds, NLL before and after) is
     stored with the model's temperatures; a bundle without it reads with temperature 1. The
     model's prototypes, if any, are the tensor `PROTOTYPES_KEY` (checksummed with the others)
-    and their number is `calibration.prototypes`; a projection of the features they live in,
-    the tensors `CENTER_KEY` and `PROJECTION_KEY`, its width `calibration.projection`.
+    and their number is `calibration.prototypes`; its neighbours, if any, the tensors of
+    `NEIGHBOUR_KEYS`, their number `calibration.neighbours` and the projection's width
+    `calibration.projection`.
     """
     path = Path(path)
     if set(member_specs) != set(model.members):
@@ -111,15 +114,18 @@ def save_bundle(
     calibration = dict(calibration or {})
     calibration.pop("prototypes", None)
     calibration.pop("projection", None)
+    calibration.pop("neighbours", None)
     calibration.pop("evidence", None)
     if model.evidence:
         calibration["evidence"] = model.evidence
     if model.prototypes is not None:
         tensors[PROTOTYPES_KEY] = model.prototypes.detach().cpu().contiguous().clone()
         calibration["prototypes"] = len(model.prototypes)
-    if model.feature_projection is not None:
-        tensors[CENTER_KEY] = model.feature_center.detach().cpu().contiguous().clone()
-        tensors[PROJECTION_KEY] = model.feature_projection.detach().cpu().contiguous().clone()
+    if model.neighbours is not None:
+        held = (model.neighbours, model.feature_center, model.feature_projection)
+        for key, tensor in zip(NEIGHBOUR_KEYS, held, strict=True):
+            tensors[key] = tensor.detach().cpu().contiguous().clone()
+        calibration["neighbours"] = len(model.neighbours)
         calibration["projection"] = model.feature_projection.shape[1]
     manifest = {
         "format": FORMAT,
@@ -267,27 +273,31 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
 def _set_prototypes(
     path: Path, model: UnifiedModel, manifest: dict, tensors: dict[str, torch.Tensor]
 ) -> None:
-    """The stored prototypes (and projection) on `model`, if any, once they fit its router and
-    the manifest's count and width (which say what an export outputs). A bundle from before
-    prototypes has neither, one from before the projection no projection."""
+    """The stored prototypes (and neighbours) on `model`, if any, once they fit its router and
+    the manifest's counts (which say what an export outputs). A bundle from before prototypes
+    has neither, one from before neighbours no neighbours."""
     prototypes = tensors.get(PROTOTYPES_KEY)
-    center, projection = tensors.get(CENTER_KEY), tensors.get(PROJECTION_KEY)
-    width = (manifest.get("calibration") or {}).get("projection")
-    held = None if projection is None else projection.shape[-1]
-    if (center is None) != (projection is None) or width != held:
+    neighbours = [tensors.get(key) for key in NEIGHBOUR_KEYS]
+    stated = manifest.get("calibration") or {}
+    held = [
+        key for key, tensor in zip(NEIGHBOUR_KEYS, neighbours, strict=True) if tensor is not None
+    ]
+    if held and len(held) < len(NEIGHBOUR_KEYS):
+        missing = [key for key in NEIGHBOUR_KEYS if key not in held]
+        raise BundleError(f"{path}: tensor {held[0]!r} without {missing[0]!r}")
+    found = None if not held else len(neighbours[0])
+    if stated.get("neighbours") != found:
         raise BundleError(
-            f"{path}: tensors {CENTER_KEY!r} and {PROJECTION_KEY!r} "
-            f"({'absent' if projection is None else f'width {held}'}"
-            f"{'' if (center is None) == (projection is None) else ', one without the other'}) "
-            f"do not match the manifest's calibration.projection ({width})"
+            f"{path}: tensor {NEIGHBOURS_KEY!r} holds {'no' if found is None else found} "
+            f"neighbours, the manifest's calibration says {stated.get('neighbours') or 'none'}"
         )
     if prototypes is not None:
         try:
-            model.set_prototypes(prototypes, center, projection)
+            model.set_prototypes(prototypes, *neighbours)
         except ValueError as err:
             raise BundleError(f"{path}: tensor {PROTOTYPES_KEY!r}: {err}") from None
-    elif projection is not None:
-        raise BundleError(f"{path}: a feature projection without prototypes")
+    elif held:
+        raise BundleError(f"{path}: tensor {NEIGHBOURS_KEY!r} without {PROTOTYPES_KEY!r}")
     stated = (manifest.get("calibration") or {}).get("prototypes")
     found = None if model.prototypes is None else len(model.prototypes)
     if stated != found:

@@ -18,14 +18,18 @@ router's probability of that language (so a choice inside a script group barely 
 def cosine_familiarity(
     features: torch.Tensor,
     prototypes: torch.Tensor,
+    neighbours: torch.Tensor | None = None,
     center: torch.Tensor | None = None,
     projection: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """[B]: the largest cosine similarity of each row of `features` [B, D], projected first
-    when there is a `projection` ((features − center) @ projection), to a row of `prototypes`."""
-    if projection is not None:
-        features = (features - center) @ projection
-    return (F.normalize(features, dim=1) @ prototypes.T).max(dim=1).values
+    """[B]: the largest cosine similarity of each row of `features` [B, D] to a row of
+    `prototypes`; with `neighbours`, averaged with the largest cosine of the projected features
+    ((features − center) @ projection) to a row of `neighbours`."""
+    familiar = (F.normalize(features, dim=1) @ prototypes.T).max(dim=1).values
+    if neighbours is None:
+        return familiar
+    projected = F.normalize((features - center) @ projection, dim=1)
+    return (familiar + (projected @ neighbours.T).max(dim=1).values) / 2
 
 
 class UnifiedModel(nn.Module):
@@ -39,9 +43,10 @@ class UnifiedModel(nn.Module):
     made; 1 if not) divide the router's and every digit head's logits before each softmax:
     the probabilities `predict` and `script_probs` give are calibrated. `forward` stays raw.
     `prototypes` (a buffer, None until `set_prototypes`) are unit directions of the router's
-    features: one per (language, digit) of the validation data, or one per validation image
-    (`integrate.familiarity=nearest`), then in a lower-dimensional space: the features less
-    `feature_center`, times `feature_projection` [D, d]. `familiarity` compares with them.
+    features, one per (language, digit) of the validation data; `familiarity` compares with them,
+    and with `neighbours` too when set (`integrate.familiarity=with_nearest`): one unit vector
+    per validation image, in the space of the features less `feature_center`, times
+    `feature_projection` [D, d].
     `evidence` (λ ≥ 0, fitted on validation data with the temperatures; 0: none) adds to each
     language's router logit λ times the logsumexp of that language's digit logits (calibrated):
     how well the image reads as one of its digits, so a router that takes style for script is
@@ -86,29 +91,41 @@ class UnifiedModel(nn.Module):
                     "outputs, one per language"
                 )
         self.register_buffer("prototypes", None)
+        self.register_buffer("neighbours", None)
         self.register_buffer("feature_center", None)
         self.register_buffer("feature_projection", None)
 
     def set_prototypes(
         self,
         prototypes: torch.Tensor | None,
+        neighbours: torch.Tensor | None = None,
         center: torch.Tensor | None = None,
         projection: torch.Tensor | None = None,
     ) -> None:
-        """Keep `prototypes` [K, d]: unit vectors in the space of the router's backbone features
-        (d = D, their width), or with `projection` [D, d] and `center` [D], in the space of
-        (features − center) @ projection; None drops them. Stored as given (float32), so a
-        bundle round trip is exact."""
+        """Keep `prototypes` [K, D]: unit vectors in the space of the router's backbone features
+        (D wide), and optionally `neighbours` [N, d]: unit vectors in the space of (features −
+        `center` [D]) @ `projection` [D, d]; None drops them all. Stored as given (float32), so
+        a bundle round trip is exact."""
         if prototypes is None:
-            self.prototypes = self.feature_center = self.feature_projection = None
+            if neighbours is not None:
+                raise ValueError("neighbours need prototypes beside them")
+            self.prototypes = self.neighbours = None
+            self.feature_center = self.feature_projection = None
             return
         if self.router is None:
             raise ValueError("prototypes need a router: they are directions of its features")
         lid = self.members[self.router].heads[LID_HEAD]
         width = lid.in_features
-        if (center is None) != (projection is None):
-            raise ValueError("a projection of the features needs its center, and a center one")
-        if projection is not None:
+        shape = tuple(prototypes.shape)
+        if len(shape) != 2 or shape[0] < 1 or shape[1] != width:
+            raise ValueError(
+                f"prototypes of shape {list(shape)}: expected [K ≥ 1, {width}] "
+                "(the router's feature width)"
+            )
+        given = [t is not None for t in (neighbours, center, projection)]
+        if any(given) and not all(given):
+            raise ValueError("neighbours, their feature center and projection go together")
+        if neighbours is not None:
             if tuple(center.shape) != (width,):
                 raise ValueError(
                     f"feature center of shape {list(center.shape)}: expected [{width}] "
@@ -119,22 +136,22 @@ class UnifiedModel(nn.Module):
                     f"feature projection of shape {list(projection.shape)}: expected "
                     f"[{width}, d ≥ 1] (the router's feature width first)"
                 )
-            width = projection.shape[1]
-        shape = tuple(prototypes.shape)
-        if len(shape) != 2 or shape[0] < 1 or shape[1] != width:
-            raise ValueError(
-                f"prototypes of shape {list(shape)}: expected [K ≥ 1, {width}] "
-                + (
-                    "(the projection's width)"
-                    if projection is not None
-                    else "(the router's feature width)"
+            if (
+                neighbours.dim() != 2
+                or neighbours.shape[0] < 1
+                or neighbours.shape[1] != projection.shape[1]
+            ):
+                raise ValueError(
+                    f"neighbours of shape {list(neighbours.shape)}: expected "
+                    f"[N ≥ 1, {projection.shape[1]}] (the projection's width)"
                 )
-            )
-        for name, tensor in (
-            ("prototypes", prototypes),
-            ("center", center),
-            ("projection", projection),
-        ):
+        tensors = {
+            "prototypes": prototypes,
+            "neighbours": neighbours,
+            "center": center,
+            "projection": projection,
+        }
+        for name, tensor in tensors.items():
             if tensor is not None and not torch.isfinite(tensor).all():
                 raise ValueError(f"{name} hold a value that is not finite")
 
@@ -144,6 +161,7 @@ class UnifiedModel(nn.Module):
             return tensor.detach().to(lid.weight.device, torch.float32).clone()
 
         self.prototypes = kept(prototypes)
+        self.neighbours = kept(neighbours)
         self.feature_center = kept(center)
         self.feature_projection = kept(projection)
 
@@ -196,16 +214,16 @@ class UnifiedModel(nn.Module):
 
     def familiarity(self, x: torch.Tensor) -> torch.Tensor:
         """[B]: the largest cosine similarity of an image's router features to a prototype. An
-        image of a script the bundle holds is near its (language, digit)'s mean, or near one of
-        its validation images; one of another script, however surely the router names a script
-        for it, is farther from all."""
+        image of a script the bundle holds is near its (language, digit)'s mean (and, with
+        neighbours, near one of its validation images); one of another script, however surely
+        the router names a script for it, is farther from all."""
         if self.prototypes is None:
             raise ValueError("this model has no prototypes to measure familiarity with")
         return self._familiarity(self.members[self.router].backbone(x))
 
     def _familiarity(self, features: torch.Tensor) -> torch.Tensor:
         return cosine_familiarity(
-            features, self.prototypes, self.feature_center, self.feature_projection
+            features, self.prototypes, self.neighbours, self.feature_center, self.feature_projection
         )
 
     def _script(self, logits: torch.Tensor) -> torch.Tensor:

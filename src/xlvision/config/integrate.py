@@ -12,10 +12,11 @@ from xlvision.config.checks import Rule, check_rules, is_count, is_number
 
 METHODS = ("multihead", "average", "task_arithmetic", "ties", "joint", "routed", "unified")
 ANSWER_CHOICES = ("auto", "routed", "shared", "marginal")
-FAMILIARITY = ("class_means", "nearest")
+FAMILIARITY = ("class_means", "with_nearest")
 """What an image's familiarity compares its router features with: `class_means` the mean of
-each (language, digit) of the validation images; `nearest` every validation image, in a
-principal subspace (xlvision.integrate.calibrate: `class_prototypes`, `nearest_prototypes`)."""
+each (language, digit) of the validation images; `with_nearest` the same, averaged with the
+cosine to the nearest single validation image in a principal subspace
+(xlvision.integrate.calibrate: `class_prototypes`, `nearest_prototypes`)."""
 
 
 @dataclass
@@ -40,7 +41,8 @@ class IntegrateConf:
     evidence: Any = 0.0
     # With a router: what an image's familiarity compares its features with (reject=auto's
     # `familiar`): class_means, one mean per (language, digit) of the validation images, or
-    # nearest, every validation image, in a familiarity_dims-wide principal subspace.
+    # with_nearest, those averaged with the nearest single validation image, in a
+    # familiarity_dims-wide principal subspace.
     familiarity: str = "class_means"
     familiarity_dims: int = 64
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from xlvision.bundle.calibration import REJECT_RATE, fit_temperature, nll, reject_threshold
-from xlvision.bundle.model import UnifiedModel
+from xlvision.bundle.model import UnifiedModel, cosine_familiarity
 from xlvision.config.integrate import FAMILIARITY
 from xlvision.models.classifier import LID_HEAD
 from xlvision.progress import tracked
@@ -104,11 +104,11 @@ def class_prototypes(features: np.ndarray, language: np.ndarray, label: np.ndarr
 def nearest_prototypes(
     features: np.ndarray, dims: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(prototypes [N, d], center [D], projection [D, d]): every image's features less their
+    """(neighbours [N, d], center [D], projection [D, d]): every image's features less their
     mean (`center`), projected on their first d = min(`dims`, D, N) principal directions
-    (`projection`, orthonormal columns) and made unit length. Its familiarity is the cosine to
-    the nearest single image, so a script's many shapes are each near some validation image
-    where their mean can be far from all of them; the projection keeps the bank small."""
+    (`projection`, orthonormal columns) and made unit length. The cosine to the nearest single
+    image sees a script's many shapes, each near some validation image, where their mean can
+    be far from all of them; the projection keeps the bank small."""
     center = features.mean(axis=0)
     centered = features - center
     _, _, directions = np.linalg.svd(centered, full_matrices=False)
@@ -118,13 +118,13 @@ def nearest_prototypes(
     return unit, center, projection
 
 
-def leave_one_out_familiarity(prototypes: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """[N]: each unit row's largest cosine to any other row of `prototypes`: the familiarity a
-    validation image would have if it were not itself in the bank (so `reject=auto` is chosen
-    on images the bank does not hold). A bank of one row gives −1."""
-    out = np.empty(len(prototypes))
-    for start in range(0, len(prototypes), chunk):
-        cosines = prototypes[start : start + chunk] @ prototypes.T
+def leave_one_out_nearest(neighbours: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """[N]: each unit row's largest cosine to any other row of `neighbours`: what a validation
+    image would score if it were not itself in the bank (so `reject=auto` is chosen on images
+    the bank does not hold). A bank of one row gives −1."""
+    out = np.empty(len(neighbours))
+    for start in range(0, len(neighbours), chunk):
+        cosines = neighbours[start : start + chunk] @ neighbours.T
         rows = np.arange(len(cosines))
         cosines[rows, start + rows] = -np.inf
         out[start : start + chunk] = np.maximum(cosines.max(axis=1), -1.0)
@@ -143,13 +143,13 @@ def fit_calibration(
     """Fit the script and digit temperatures by NLL on `batches` (validation data), set them
     on `model`, then, with a router, its digit evidence λ (`evidence`: a number, or `auto`:
     the one of `EVIDENCE_GRID` whose script NLL, at its own fitted temperature, is lowest;
-    the script temperature is refitted with it), set its prototypes (`familiarity`, one of
-    `FAMILIARITY`: `class_prototypes` of the router's features, or `nearest_prototypes` with
-    `familiarity_dims`) and choose reject thresholds: each one the `rate` quantile, on the same
-    images, of the calibrated probabilities of the answer without the script (the script's,
-    and the digit's by the bundle's rule) and of the familiarity (with `nearest`, each image's
-    to the bank without it: `leave_one_out_familiarity`). Returns the manifest's
-    `calibration` record."""
+    the script temperature is refitted with it), set its prototypes (`class_prototypes` of the
+    router's features; with `familiarity` `with_nearest`, its neighbours too:
+    `nearest_prototypes` with `familiarity_dims`) and choose reject thresholds: each one the
+    `rate` quantile, on the same images, of the calibrated probabilities of the answer without
+    the script (the script's, and the digit's by the bundle's rule) and of the familiarity
+    (its nearest-image part each image's to the bank without it: `leave_one_out_nearest`).
+    Returns the manifest's `calibration` record."""
     if familiarity not in FAMILIARITY:
         raise ValueError(f"familiarity={familiarity!r}: one of {', '.join(FAMILIARITY)}")
     batches = list(batches)
@@ -182,15 +182,19 @@ def fit_calibration(
         losses["script"]["after"] = record["evidence_nll"][str(evidence)]
     record["evidence"] = model.evidence
     record["familiarity"] = familiarity
-    held_out = None
-    if familiarity == "nearest":
-        prototypes, center, projection = nearest_prototypes(found["features"], familiarity_dims)
-        model.set_prototypes(*(torch.from_numpy(a) for a in (prototypes, center, projection)))
-        held_out = leave_one_out_familiarity(model.prototypes.double().numpy())
-    else:
-        prototypes = class_prototypes(found["features"], labels["script"], labels["digit"])
-        model.set_prototypes(torch.from_numpy(prototypes))
+    prototypes = class_prototypes(found["features"], labels["script"], labels["digit"])
     record["prototypes"] = len(prototypes)
+    held_out = None
+    if familiarity == "with_nearest":
+        neighbours, center, projection = nearest_prototypes(found["features"], familiarity_dims)
+        arrays = (prototypes, neighbours, center, projection)
+        model.set_prototypes(*(torch.from_numpy(a) for a in arrays))
+        features = torch.from_numpy(found["features"]).float()
+        own = cosine_familiarity(features, model.prototypes).double().numpy()
+        others = leave_one_out_nearest(model.neighbours.double().numpy())
+        held_out = (own + others) / 2
+    else:
+        model.set_prototypes(torch.from_numpy(prototypes))
     read = {"script": [], "digit": [], "familiar": []}
     for x, _, _ in tracked(batches, "choosing the reject thresholds"):
         answer = model.predict(x)
