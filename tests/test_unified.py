@@ -195,6 +195,10 @@ def test_integrate_calibrates_on_validation_data_and_eval_rejects_by_default(uni
     # One prototype per (language, digit) of the validation data, unit length.
     assert calibration["prototypes"] == 3 * 10 and model.prototypes.shape[0] == 30
     torch.testing.assert_close(model.prototypes.norm(dim=1), torch.ones(30))
+    # integrate=unified's default: every validation image a neighbour, in 64 directions.
+    assert calibration["familiarity"] == "with_nearest"
+    assert calibration["neighbours"] == 300 and calibration["projection"] == 64
+    assert tuple(model.neighbours.shape) == (300, 64)
     assert 0 < calibration["reject"]["familiar"] <= 1
     cfg = compose_config(
         [f"bundle={bundle}", f"paths.output_dir={tmp_path}", "data.test_per_class=10"],
