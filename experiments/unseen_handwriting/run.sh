@@ -440,7 +440,7 @@ tables() {
   fi
   if $nearest_report; then
     echo
-    echo "## The familiarity to the nearest validation image"
+    echo "## The familiarity with the nearest validation image"
     echo
     echo "Each run's model bundled again (\`xlv-integrate run=… integrate.familiarity=with_nearest\`):"
     echo "the familiarity is the mean of two cosines, to the nearest per-(language, digit) mean of"
@@ -449,7 +449,7 @@ tables() {
     echo "directions); its \`reject=auto\` threshold is the 2 % quantile over the validation images,"
     echo "each image's nearest-image part taken against the others. Everything else as the run's"
     echo "own bundle. Columns: the run's own bundle (class means) and the one with the nearest"
-    echo "image, both evaluated by \`xlv-eval reject=auto\`."
+    echo "image, both evaluated by \`xlv-eval reject=auto\`. It is now \`integrate=unified\`'s default."
     if [ -n "${nearest_runs[domain_prior_outside]:-}" ]; then
       echo
       echo "Part \`domain_prior_outside\`, on the runs listed here (fold and seed):"
@@ -460,7 +460,7 @@ tables() {
       echo "handwriting); \`_page\`: per page of 5."
       for m in auroc auroc_page auroc_real auroc_real_page unknown_rate; do
         same_runs_table "$m" "the familiarity" "same_runs_nearest_domain_prior_outside_reject=class means" \
-          "same_runs_nearest_domain_prior_outside_nearest=nearest image" -- outside mean_real mean
+          "same_runs_nearest_domain_prior_outside_nearest=with nearest image" -- outside mean_real mean
       done
     fi
     if [ -n "${nearest_runs[domain_prior]:-}" ]; then
@@ -470,7 +470,7 @@ tables() {
       echo "left out of training (\`mean_left_out\`) or trained on (\`mean_trained_real\`)."
       for m in unknown_rate acc_answered; do
         same_runs_table "$m" "the familiarity" "same_runs_nearest_domain_prior_reject=class means" \
-          "same_runs_nearest_domain_prior_nearest=nearest image" -- mean_left_out mean_trained_real
+          "same_runs_nearest_domain_prior_nearest=with nearest image" -- mean_left_out mean_trained_real
       done
     fi
   fi
