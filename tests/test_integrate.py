@@ -102,9 +102,12 @@ def test_every_method_writes_a_bundle_that_loads(method, tuned_run, tmp_path):
     assert metrics["test/mean/lid_acc"] > 0.5  # two scripts: chance is 0.5
     assert metrics["bundle_bytes"] == (tmp_path / "bundle.safetensors").stat().st_size
     assert metrics["predict_images_per_s"] > 0
-    if method == "routed":  # each language's own model: its accuracy, exactly
+    if method == "routed":  # each language's own model: its accuracy (another batching of
+        # the same weights may flip one borderline test image of the 200)
         assert set(model.members) == {*TARGETS, "router"}
-        assert all(metrics[f"test/{code}/normalized_acc"] >= 0.99 for code in TARGETS)
+        for code in TARGETS:
+            recorded = read_metrics(tuned_run / f"finetune_{code}")["metrics"][f"test/{code}/acc"]
+            assert metrics[f"test/{code}/acc"] == pytest.approx(recorded, abs=1 / 200 + 1e-6)
     else:
         assert set(model.members) == {"shared"}
         assert set(model.members["shared"].heads) == {*TARGETS, "_lid"}
