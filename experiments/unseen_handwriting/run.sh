@@ -35,6 +35,9 @@ parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs advers
 recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor mixstyle wide handlike)
 seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
+# A run's own bundle keeps the class-mean familiarity, as every record before integrate=unified
+# took with_nearest as its default; step `nearest` bundles it again with the nearest image.
+familiar="integrate.familiarity=class_means"
 
 recipe() {  # part → its overrides on top of experiment=unified
   case ${1%_outside} in
@@ -82,7 +85,7 @@ evidence() {  # run dir, fold → <run>/integrate_evidence: the run's model bund
   if ! finished "$run/integrate_evidence"; then
     rm -rf "$run/integrate_evidence" "$run/eval_evidence"
     .venv/bin/xlv-integrate "run=$run" experiment=unified "data.leave_real_out=[${folds[$fold]}]" \
-      "seed=$seed" $(recipe domain_prior) integrate.evidence=auto ${EXTRA:-} \
+      "seed=$seed" $(recipe domain_prior) $familiar integrate.evidence=auto ${EXTRA:-} \
       "hydra.run.dir=$run/integrate_evidence"
   fi
   evaluate "$run" "$fold" in evidence
@@ -142,7 +145,7 @@ if [ "${1:-}" != "--report-only" ]; then
       again=()
       [ -d "$out/$part/$fold" ] && again=("resume=$out/$part/$fold")
       .venv/bin/xlv-pipeline -m experiment=unified "${languages[@]}" "${again[@]}" \
-        "seed=$seeds" $quiet $overrides ${EXTRA:-} \
+        "seed=$seeds" $quiet $familiar $overrides ${EXTRA:-} \
         "hydra.sweep.dir=$out/$part/$fold" 'hydra.sweep.subdir=${seed}'
       where=$([[ $part == *_outside ]] && echo outside || echo in)
       for seed in ${seeds//,/ }; do
