@@ -239,6 +239,11 @@ CASES = [
         "xlv-pipeline: config error: integrate.familiarity_dims=0 is not allowed: an integer >= 1",
     ),
     (
+        ["xlv-pipeline", "integrate.temperature=hot"],
+        2,
+        "xlv-pipeline: config error: integrate.temperature='hot' is not allowed: one of constant, by_familiarity",
+    ),
+    (
         ["xlv-pipeline", "integrate.topk=0"],
         2,
         "xlv-pipeline: config error: config=['integrate.topk=0'] is not allowed: integrate.topk: Key 'topk' not in 'IntegrateConf'",

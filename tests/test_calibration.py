@@ -19,12 +19,14 @@ from test_unified import toy_model
 
 from xlvision.bundle.calibration import (
     Thresholds,
+    fit_rising_temperature,
     fit_temperature,
     nll,
     reject_threshold,
     reject_thresholds,
     unknown_reasons,
 )
+from xlvision.bundle.errors import BundleError
 from xlvision.bundle.export import (
     WEB_TEMPLATE,
     check_images,
@@ -42,14 +44,17 @@ from xlvision.bundle.onnx_file import OnnxReader
 from xlvision.bundle.predict import TorchReader, predict_images
 from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
+from xlvision.data.arrays import MNIST_MEAN, MNIST_STD
 from xlvision.data.datamodule import DigitDataModule, glyph_splits
 from xlvision.evaluation.calibration import auroc, expected_calibration_error
 from xlvision.evaluation.unified import outside_aurocs, page_means
 from xlvision.integrate.calibrate import (
     EVIDENCE_GRID,
+    RISE_LEVELS,
     digit_evidence,
     fit_calibration,
     fit_evidence,
+    glyph_perturbation,
 )
 from xlvision.languages import load_language
 from xlvision.stages.evaluate import evaluate
@@ -678,6 +683,116 @@ def test_onnx_export_reads_the_script_with_the_digit_evidence(calibrated, tmp_pa
         router_alone = (lid / 1.5).softmax(1).numpy()
     np.testing.assert_allclose(exported["script_probs"], by_hand, atol=1e-4)
     assert np.abs(by_hand - router_alone).max() > 0.01
+
+
+def test_fit_rising_temperature_recovers_how_sure_a_model_grows_where_unfamiliar():
+    """Labels drawn from softmax(z / T(x)), T rising as the familiarity falls below 0.5: the
+    fit finds the base temperature and slope; with T constant it finds no slope."""
+    rng = np.random.default_rng(0)
+    n, below = 6000, 0.5
+    logits = rng.normal(0, 3, (n, 10))
+    familiar = rng.uniform(0.0, 1.0, n)
+
+    def draw(temperature: np.ndarray) -> np.ndarray:
+        probs = np.exp(logits / temperature[:, None])
+        probs /= probs.sum(axis=1, keepdims=True)
+        return (probs.cumsum(axis=1) > rng.uniform(0, 1, (n, 1))).argmax(axis=1)
+
+    rising = 1.5 * np.exp(2.0 * np.maximum(below - familiar, 0))
+    labels = draw(rising)
+    t, slope, loss = fit_rising_temperature(logits, labels, familiar, below)
+    assert slope == pytest.approx(2.0, abs=0.5) and t == pytest.approx(1.5, rel=0.15)
+    constant_t, flat, constant = fit_rising_temperature(logits, labels, familiar, below, (0.0,))
+    assert flat == 0.0 and constant_t == pytest.approx(fit_temperature(logits, labels))
+    assert loss < constant - 0.01
+    labels = draw(np.full(n, 1.5))
+    assert fit_rising_temperature(logits, labels, familiar, below)[1] <= 0.25
+
+
+def test_temperature_by_familiarity_fitted_on_perturbed_validation_read_back_and_exported(
+    calibrated, data, tmp_path
+):
+    """temperature=by_familiarity: each kind's temperature is t·exp(slope·max(0, below − the
+    class-mean familiarity)), below the validation images' median; the probabilities of
+    `predict`, a bundle round trip and the ONNX graph all use it."""
+    _, _, plain = calibrated
+    augment = compose_config(["debug=fast"]).data.augment
+    perturb = glyph_perturbation(augment, MNIST_MEAN, MNIST_STD, 0)
+    x = next(iter(data.val_dataloader()))[0]
+    again = glyph_perturbation(augment, MNIST_MEAN, MNIST_STD, 0)
+    torch.testing.assert_close(perturb(x, 1.0), again(x, 1.0))  # seeded
+    assert (perturb(x, 1.5) - x).abs().mean() > (perturb(x, 0.5) - x).abs().mean() > 0.05
+    model = UnifiedModel(dict(plain.members), plain.routes, plain.languages, plain.router)
+    with pytest.raises(ValueError, match="needs a router and a perturbation"):
+        fit_calibration(model, data.val_dataloader(), 0.02, temperature="by_familiarity")
+    with pytest.raises(ValueError, match="temperature='hot'"):
+        fit_calibration(model, data.val_dataloader(), 0.02, temperature="hot", perturb=perturb)
+    record = fit_calibration(
+        model, data.val_dataloader(), 0.02, temperature="by_familiarity", perturb=perturb
+    )
+    fit = record["temperature_fit"]
+    assert fit["levels"] == [0.0, *RISE_LEVELS]
+    assert fit["images"] == (1 + len(RISE_LEVELS)) * len(data.datasets["val"])
+    for kind in ("script", "digit"):
+        assert fit["nll"][kind]["rising"] <= fit["nll"][kind]["constant"] + 1e-9
+    rise = model.temperature_rise
+    router = plain.members["shared"]
+    with torch.no_grad():
+        features = torch.cat([router.backbone(xb) for xb, _, _ in data.val_dataloader()])
+        means = (F.normalize(features, dim=1) @ model.prototypes.T).max(1).values
+    assert rise["below"] == pytest.approx(float(means.double().median()), abs=1e-3)
+    assert rise["script"]["slope"] > 0 or rise["digit"]["slope"] > 0
+    # By hand on perturbed images: T per image, for the script and each digit reading.
+    shifted = perturb(x, 1.5)
+    with torch.no_grad():
+        feats = router.backbone(shifted)
+        gap = rise["below"] - (F.normalize(feats, dim=1) @ model.prototypes.T).max(1).values
+        gap = gap.clamp(min=0).unsqueeze(1)
+        script_t = rise["script"]["t"] * torch.exp(rise["script"]["slope"] * gap)
+        digit_t = rise["digit"]["t"] * torch.exp(rise["digit"]["slope"] * gap)
+        script = (router.heads["_lid"](feats) / script_t).softmax(1)
+        torch.testing.assert_close(model.script_probs(shifted), script)
+        first = model(shifted, CODES[0])
+        read = model.predict(shifted, language=CODES[0])
+        torch.testing.assert_close(read["digit_prob"], (first / digit_t).softmax(1).max(1).values)
+        routed = model.predict(shifted, answer="routed")
+        assert (routed["language_prob"] == script.max(1).values).all()
+        assert gap.max() > 0 and script_t.max() > script_t.min()
+    # Kept in the bundle, read back the same, exported into the graph.
+    path = save(tmp_path / "rising.safetensors", model, record)
+    loaded, manifest = load_bundle(path)
+    assert manifest["calibration"]["temperature_rise"] == rise == loaded.temperature_rise
+    with torch.no_grad():
+        again = loaded.predict(shifted)
+        torch.testing.assert_close(again["digit_prob"], model.predict(shifted)["digit_prob"])
+    out, parity = checked_export(loaded, manifest, path, "onnx", tmp_path / "r.onnx", check=100)
+    assert parity.ok, parity.line()
+    image = check_images(CODES, 100)
+    exported = run_onnx(out)(image)
+    reference = reference_outputs(loaded, manifest, image)
+    for name in ("digit_logits", "script_probs", "digit_prob"):
+        np.testing.assert_allclose(exported[name], reference[name], atol=1e-4)
+    # A rise that is not a rise, or one without prototypes, fails to load in one line.
+    for bad, message in (
+        ({**rise, "script": {"t": 1.0, "slope": -1.0}}, "each t must be > 0 and slope ≥ 0"),
+        ({**rise, "digit": {"t": 0.0, "slope": 1.0}}, "each t must be > 0"),
+        ({"below": 0.5}, "needs a number 'below'"),
+    ):
+        model.temperature_rise = bad
+        written = save(tmp_path / "bad.safetensors", model, record)
+        with pytest.raises(
+            BundleError, match=f"bad.safetensors: calibration.temperature_rise.*{message}"
+        ):
+            load_bundle(written)
+    bare = UnifiedModel(dict(plain.members), plain.routes, plain.languages, plain.router)
+    bare.temperature_rise = rise
+    written = save(tmp_path / "bare.safetensors", bare, {"fit_on": "validation"})
+    with pytest.raises(BundleError, match="temperature_rise needs prototypes"):
+        load_bundle(written)
+    bare.set_prototypes(model.prototypes)
+    bare.set_temperature_rise(rise)
+    bare.set_prototypes(None)
+    assert bare.temperature_rise is None
 
 
 def run_page_logic(calls: list[str]) -> list:

@@ -251,6 +251,52 @@ def test_integrate_evidence_auto_fits_lambda_on_val_and_the_bundle_reads_with_it
         torch.testing.assert_close(model.script_probs(x), by_hand)
 
 
+def test_integrate_temperature_by_familiarity_with_the_evidence_reads_as_stored(
+    unified_run, tmp_path
+):
+    """The rise is fitted on the validation images and three perturbed copies; the script
+    reads (router + λ · the evidence at the constant digit temperature) ÷ its rising
+    temperature; xlv-eval scores the bundle as it reads."""
+    root, _, checkpoint, _, _ = unified_run
+    small = [f"paths.cache_dir={root / 'cache'}", "debug=fast", "trainer.limit_val_batches=1.0"]
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path / 'rising'}",
+            *small,
+            f"language=[{','.join(CODES)}]",
+            "stage=integrate",
+            "integrate=unified",
+            "integrate.evidence=0.5",
+            "integrate.temperature=by_familiarity",
+            f"base={checkpoint}",
+        ]
+    )
+    _, bundled = run_stage(integrate, cfg)
+    model, manifest = load_bundle(bundled["bundle"])
+    calibration = manifest["calibration"]
+    assert calibration["temperature_fit"]["images"] == 4 * 3 * 10 * 10
+    rise = calibration["temperature_rise"]
+    assert rise == model.temperature_rise and 0 < rise["below"] < 1
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        member = model.members["shared"]
+        features = member.backbone(x)
+        lid = member.heads[LID_HEAD](features)
+        heads = torch.stack([model(x, c) / model.temperatures["digit"] for c in CODES], dim=1)
+        means = (torch.nn.functional.normalize(features, dim=1) @ model.prototypes.T).max(1)
+        gap = (rise["below"] - means.values).clamp(min=0).unsqueeze(1)
+        script_t = rise["script"]["t"] * torch.exp(rise["script"]["slope"] * gap)
+        by_hand = ((lid + 0.5 * heads.logsumexp(2)) / script_t).softmax(1)
+        torch.testing.assert_close(model.script_probs(x), by_hand)
+    eval_cfg = compose_config(
+        [f"bundle={bundled['bundle']}", f"paths.output_dir={tmp_path / 'eval'}"]
+        + ["data.test_per_class=10"],
+        config_name="eval",
+    )
+    metrics, _ = run_stage(evaluate, eval_cfg)
+    assert all(0 <= metrics[f"test/{code}/ece"] <= 1 for code in CODES)
+
+
 def test_integrating_a_run_again_keeps_the_sources_of_its_own_languages(tmp_path):
     """A preset lists real sources for all its languages; `xlv-integrate run=` of a pipeline
     over fewer keeps theirs only (as the pipeline did), and still refuses a code that is none."""

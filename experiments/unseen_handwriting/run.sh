@@ -15,7 +15,7 @@
 #   bash experiments/unseen_handwriting/run.sh --report-only          # report what finished
 #   EXTRA="device.threads=1" bash experiments/unseen_handwriting/run.sh  # two parts side by side
 #   STEPS="nearest" bash experiments/unseen_handwriting/run.sh domain_prior  # only these steps
-#     after each run's own evaluation (of: nearest adapt evidence; default all)
+#     after each run's own evaluation (of: nearest rising adapt evidence; default all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/lib.sh
@@ -59,7 +59,7 @@ kept() {  # fold → the languages an `_outside` run keeps, as a list
   echo "[$(for c in $all; do [[ $drop == *",$c,"* ]] || echo "$c"; done | paste -sd, -)]"
 }
 
-step() { [[ " ${STEPS:-nearest adapt evidence} " == *" $1 "* ]]; }  # a step after training wanted?
+step() { [[ " ${STEPS:-nearest rising adapt evidence} " == *" $1 "* ]]; }  # a step after training wanted?
 
 finished() { [ -f "$1/metrics.json" ] && grep -q '"status": "completed"' "$1/metrics.json"; }
 
@@ -104,6 +104,22 @@ nearest() {  # run dir, fold, outside? → <run>/integrate_nearest: the run's mo
       "hydra.run.dir=$run/integrate_nearest"
   fi
   evaluate "$run" "$fold" "$3" nearest
+}
+
+rising() {  # run dir, fold, outside? → <run>/integrate_rising: the run's model bundled again
+  # with temperatures that rise as an image's familiarity falls
+  # (integrate.temperature=by_familiarity, the familiarity as the run's own bundle), then
+  # evaluated (<run>/eval_rising)
+  local run=$1 fold=$2 seed extra=()
+  seed=$(basename "$run")
+  [ "$3" = outside ] || extra=("data.leave_real_out=[${folds[$fold]}]")
+  if ! finished "$run/integrate_rising"; then
+    rm -rf "$run/integrate_rising" "$run/eval_rising"
+    .venv/bin/xlv-integrate "run=$run" experiment=unified "${extra[@]}" "seed=$seed" \
+      $(recipe domain_prior) $familiar integrate.temperature=by_familiarity ${EXTRA:-} \
+      "hydra.run.dir=$run/integrate_rising"
+  fi
+  evaluate "$run" "$fold" "$3" rising
 }
 
 adapt() {  # run dir, fold, kind → the left-out sets, each read by a copy adapted to its own
@@ -152,6 +168,7 @@ if [ "${1:-}" != "--report-only" ]; then
         evaluate "$out/$part/$fold/$seed" "$fold" "$where"
         [[ $part == domain_prior* ]] || continue
         step nearest && nearest "$out/$part/$fold/$seed" "$fold" "$where"
+        step rising && rising "$out/$part/$fold/$seed" "$fold" "$where"
         [ "$part" = domain_prior ] || continue
         for kind in self_train prior stroke guarded guarded_self_train; do
           step adapt && adapt "$out/$part/$fold/$seed" "$fold" $kind
@@ -168,7 +185,7 @@ exec 9>"$out/.report.lock"
 flock 9
 keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eval_adapt_prior' \
   '*/*/*/eval_adapt_stroke' '*/*/*/eval_adapt_guarded' '*/*/*/eval_adapt_guarded_self_train' \
-  '*/*/*/eval_evidence' '*/*/*/eval_nearest'
+  '*/*/*/eval_evidence' '*/*/*/eval_nearest' '*/*/*/eval_rising'
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
@@ -269,6 +286,24 @@ for part in domain_prior domain_prior_outside; do
     .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
       'metric=[test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/auroc_real,test/{lang}/auroc_real_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc]' \
       "report.out_dir=$report/same_runs_nearest_${part}_$kind"
+  done
+done
+# Temperatures that rise with unfamiliarity (integrate.temperature=by_familiarity) where they
+# ran, beside the same runs' constant temperatures.
+rising_report=false
+declare -A rising_runs=()
+for part in domain_prior domain_prior_outside; do
+  rising_runs[$part]=$(ls -d "$records/$part"/*/*/eval_rising 2>/dev/null | sed 's#/eval_rising$##' || true)
+  [ -n "${rising_runs[$part]}" ] || continue
+  rising_report=true
+  for kind in reject rising; do
+    for fold in "" A B C; do  # all runs, then a fold's only (where a set is left out)
+      list=$(for r in ${rising_runs[$part]}; do [[ $r != */${fold:-?}/* ]] || printf '%s/eval_%s,' "$r" "$kind"; done)
+      [ -n "$list" ] || continue
+      .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+        'metric=[test/{lang}/ece,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/acc,test/{lang}/auroc,test/{lang}/auroc_real]' \
+        "report.out_dir=$report/same_runs_rising_${part}_$kind${fold:+_$fold}"
+    done
   done
 done
 outside_report=false
@@ -474,6 +509,38 @@ tables() {
       for m in unknown_rate acc_answered; do
         same_runs_table "$m" "the familiarity" "same_runs_nearest_domain_prior_reject=class means" \
           "same_runs_nearest_domain_prior_nearest=with nearest image" -- mean_left_out mean_trained_real
+      done
+    fi
+  fi
+  if $rising_report; then
+    echo
+    echo "## Temperatures that rise with unfamiliarity"
+    echo
+    echo "Each run's model bundled again (\`xlv-integrate run=… integrate.temperature=by_familiarity\`):"
+    echo "each kind's temperature is t · exp(slope · max(0, below − m)) per image, m its class-mean"
+    echo "familiarity, below the validation images' median, t and slope fitted by NLL on the"
+    echo "validation images as they are and redrawn with the glyph augmentation at strengths 0.5, 1"
+    echo "and 1.5 (no test image, no left-out set). Everything else as the run's own bundle (class"
+    echo "means). Columns: the run's own bundle (constant temperatures) and the one with the rise,"
+    echo "both evaluated by \`xlv-eval reject=auto\` (thresholds refitted with it). \`ece\`: of the"
+    echo "answer without the script."
+    if [ -n "${rising_runs[domain_prior]:-}" ]; then
+      echo
+      echo "Part \`domain_prior\`, on the runs listed here (fold and seed):"
+      echo "$(run_names ${rising_runs[domain_prior]}). Rows: the left-out sets (each from the runs that"
+      echo "left it out), the mean over a run's left-out sets, and over its six trained-on sets."
+      for m in ece unknown_rate acc_answered acc; do
+        same_runs_table "$m" "the temperatures" 'same_runs_rising_domain_prior_reject{own}=constant' \
+          'same_runs_rising_domain_prior_rising{own}=rising' -- $sets mean_left_out mean_trained_real
+      done
+    fi
+    if [ -n "${rising_runs[domain_prior_outside]:-}" ]; then
+      echo
+      echo "Part \`domain_prior_outside\`, on the runs listed here (fold and seed):"
+      echo "$(run_names ${rising_runs[domain_prior_outside]}). Rows as in the familiarity section."
+      for m in auroc auroc_real unknown_rate ece; do
+        same_runs_table "$m" "the temperatures" "same_runs_rising_domain_prior_outside_reject=constant" \
+          "same_runs_rising_domain_prior_outside_rising=rising" -- outside mean_real mean
       done
     fi
   fi

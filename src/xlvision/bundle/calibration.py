@@ -68,6 +68,38 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp((a + b) / 2))
 
 
+RISE_SLOPES = tuple(float(v) for v in np.arange(0.0, 8.01, 0.25))
+"""The slopes `fit_rising_temperature` tries (0: a constant temperature)."""
+
+
+def rising_scale(familiarity: np.ndarray, below: float, slope: float) -> np.ndarray:
+    """[N]: exp(slope · max(0, below − familiarity)), the factor on a base temperature."""
+    gap = np.maximum(below - np.asarray(familiarity, dtype=np.float64), 0.0)
+    return np.exp(slope * gap)
+
+
+def fit_rising_temperature(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    familiarity: np.ndarray,
+    below: float,
+    slopes=RISE_SLOPES,
+) -> tuple[float, float, float]:
+    """(t, slope, NLL): of the `slopes`, the one whose temperature t · `rising_scale`, with t
+    fitted for it by `fit_temperature`, gives `labels` the lowest NLL; a tie goes to the
+    smaller slope. Fitted on images some of which are unlike the validation data (perturbed),
+    it says how much surer than it should be the model grows as an image gets less familiar."""
+    logits = np.asarray(logits, dtype=np.float64)
+    best = None
+    for slope in slopes:
+        scaled = logits / rising_scale(familiarity, below, slope)[:, None]
+        t = fit_temperature(scaled, labels)
+        loss = nll(scaled, labels, t)
+        if best is None or loss < best[2] - 1e-9:
+            best = (t, float(slope), loss)
+    return best
+
+
 def reject_threshold(confidence: np.ndarray, rate: float = REJECT_RATE) -> float:
     """The largest threshold t such that at most `rate` of `confidence` lies strictly below t:
     the `rate` quantile, taken at an observed value."""
@@ -127,6 +159,12 @@ def reject_thresholds(value, manifest: dict) -> Thresholds | None:
             None if familiar is None else float(familiar),
         )
     return Thresholds(float(value), float(value))
+
+
+def temperature_rise(manifest: dict) -> dict | None:
+    """The manifest's `calibration.temperature_rise` (checked by
+    `UnifiedModel.set_temperature_rise`), or None: the temperatures are constant."""
+    return (manifest.get("calibration") or {}).get("temperature_rise")
 
 
 def temperatures(manifest: dict) -> dict[str, float]:

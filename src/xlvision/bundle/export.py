@@ -57,7 +57,8 @@ class ReadEverything(nn.Module):
     every image gives the numbers of `UnifiedModel.predict`, which runs only the chosen ones.
     The bundle's temperatures and digit evidence are constants of the graph: its probabilities
     are calibrated and its script read as `UnifiedModel.script_logits` reads it.
-    So are its prototypes, if any: the graph then also outputs the familiarity (`outputs`).
+    So are its prototypes, if any: the graph then also outputs the familiarity (`outputs`), and
+    with a `temperature_rise` its temperatures are computed per image from it.
     """
 
     def __init__(self, model: UnifiedModel, mean: float, std: float, thicken: int = 0) -> None:
@@ -83,6 +84,11 @@ class ReadEverything(nn.Module):
         self.register_buffer("neighbours", None)
         self.register_buffer("feature_center", None)
         self.register_buffer("feature_projection", None)
+        self.rise = None  # (below, script t, script slope, digit t, digit slope)
+        if model.temperature_rise is not None:
+            rise = model.temperature_rise
+            kinds = [rise[k][v] for k in ("script", "digit") for v in ("t", "slope")]
+            self.rise = tuple(float(v) for v in (rise["below"], *kinds))
         self.outputs = OUTPUTS
         if model.prototypes is not None:
             self.prototypes = model.prototypes.detach().clone()
@@ -97,23 +103,29 @@ class ReadEverything(nn.Module):
             image = F.max_pool2d(image, 3, stride=1, padding=1)
         x = (image - self.mean) / self.std
         features = {key: member.backbone(x) for key, member in self.members.items()}
-        logits = (
-            torch.stack(
-                [self.members[key].heads[code](features[key]) for key, code in self.routes], dim=1
-            )
-            / self.digit_t
+        raw = torch.stack(
+            [self.members[key].heads[code](features[key]) for key, code in self.routes], dim=1
         )
         router = self.members[self.router]
         script_logits = router.heads[LID_HEAD](features[self.router])
-        script_logits = script_logits + self.evidence * torch.logsumexp(logits, dim=2)
-        script_probs = (script_logits / self.script_t).softmax(dim=1)
+        script_logits = script_logits + self.evidence * torch.logsumexp(raw / self.digit_t, dim=2)
+        script_t, digit_t = self.script_t, self.digit_t
+        if self.rise is not None:
+            below, script_base, script_slope, digit_base, digit_slope = self.rise
+            means = cosine_familiarity(features[self.router], self.prototypes)
+            gap = (below - means).clamp(min=0).unsqueeze(1)
+            script_t = script_base * torch.exp(script_slope * gap)
+            digit_t = (digit_base * torch.exp(digit_slope * gap)).unsqueeze(2)
+        logits = raw / digit_t
+        script_probs = (script_logits / script_t).softmax(dim=1)
         script_prob, script = script_probs.max(dim=1)
         probs = logits.softmax(dim=2)
         if self.answer == "routed":
             index = script.view(-1, 1, 1).expand(-1, 1, probs.shape[2])
             chosen = probs.gather(1, index).squeeze(1)
         elif self.answer == "shared":
-            chosen = (router.heads[DIGIT_HEAD](features[self.router]) / self.digit_t).softmax(dim=1)
+            shared = router.heads[DIGIT_HEAD](features[self.router])
+            chosen = (shared / digit_t.reshape(-1, 1) if self.rise else shared / digit_t).softmax(1)
         else:  # marginal
             chosen = (script_probs.unsqueeze(2) * probs).sum(dim=1)
         digit_prob, digit = chosen.max(dim=1)
@@ -248,7 +260,11 @@ def reference_outputs(model: UnifiedModel, manifest: dict, image: np.ndarray) ->
     digits = torch.from_numpy(np.round(image[:, 0] * 255).astype(np.uint8))
     x = model_input(digits, manifest["preprocessing"])
     logits = torch.stack([model(x, code) for code in model.languages], dim=1)
-    logits = logits / model.temperatures["digit"]
+    if model.temperature_rise is None:
+        logits = logits / model.temperatures["digit"]
+    else:
+        features = model.members[model.router].backbone(x)
+        logits = logits / model.temperature("digit", features).unsqueeze(2)
     script_probs = model.script_probs(x)
     answer = model.predict(x)
     out = {

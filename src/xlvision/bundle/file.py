@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from xlvision.bundle.calibration import temperatures
+from xlvision.bundle.calibration import temperature_rise, temperatures
 from xlvision.bundle.errors import BundleError
 from xlvision.bundle.model import UnifiedModel
 from xlvision.models.classifier import Classifier
@@ -81,7 +81,7 @@ def save_bundle(
     model's prototypes, if any, are the tensor `PROTOTYPES_KEY` (checksummed with the others)
     and their number is `calibration.prototypes`; its neighbours, if any, the tensors of
     `NEIGHBOUR_KEYS`, their number `calibration.neighbours` and the projection's width
-    `calibration.projection`.
+    `calibration.projection`. Its `temperature_rise`, if any, is `calibration.temperature_rise`.
     """
     path = Path(path)
     if set(member_specs) != set(model.members):
@@ -116,6 +116,9 @@ def save_bundle(
     calibration.pop("projection", None)
     calibration.pop("neighbours", None)
     calibration.pop("evidence", None)
+    calibration.pop("temperature_rise", None)
+    if model.temperature_rise is not None:
+        calibration["temperature_rise"] = model.temperature_rise
     if model.evidence:
         calibration["evidence"] = model.evidence
     if model.prototypes is not None:
@@ -267,6 +270,10 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path}: inconsistent manifest ({err})") from None
     _set_prototypes(path, model, manifest, tensors)
+    try:
+        model.set_temperature_rise(temperature_rise(manifest))
+    except ValueError as err:
+        raise BundleError(f"{path}: calibration.{err}") from None
     return model.eval(), manifest
 
 

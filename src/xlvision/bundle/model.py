@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
 
+TEMPERATURES = ("script", "digit")
+"""The kinds of temperature a bundle has: its router's and its digit heads'."""
 ANSWERS = ("routed", "shared", "marginal")
 """How a digit is read when the script is not given: `routed` reads it with the head of the
 language the router names; `shared` with the router member's `_digit` head, shared by every
@@ -51,6 +55,11 @@ class UnifiedModel(nn.Module):
     language's router logit λ times the logsumexp of that language's digit logits (calibrated):
     how well the image reads as one of its digits, so a router that takes style for script is
     checked by the heads that know each script's shapes (`script_logits`).
+    `temperature_rise` (None until `set_temperature_rise`; `integrate.temperature=
+    by_familiarity`) makes each kind's temperature grow as an image's class-mean familiarity
+    falls below the validation images' median: t · exp(slope · max(0, below − familiarity)), so
+    an image unlike anything the bundle was calibrated on is read less surely (`temperature`).
+    The digit evidence keeps the constant digit temperature it was fitted with.
     """
 
     def __init__(
@@ -94,6 +103,45 @@ class UnifiedModel(nn.Module):
         self.register_buffer("neighbours", None)
         self.register_buffer("feature_center", None)
         self.register_buffer("feature_projection", None)
+        self.temperature_rise: dict | None = None
+
+    def set_temperature_rise(self, rise: dict | None) -> None:
+        """Keep `rise` ({'below': f, 'script': {'t': T, 'slope': β}, 'digit': {…}}: T > 0,
+        β ≥ 0, all finite), checked; None drops it. It reads the class-mean familiarity, so it
+        needs prototypes."""
+        if rise is None:
+            self.temperature_rise = None
+            return
+        if self.prototypes is None:
+            raise ValueError("temperature_rise needs prototypes (it reads their familiarity)")
+        try:
+            below = float(rise["below"])
+            kinds = {k: (float(rise[k]["t"]), float(rise[k]["slope"])) for k in TEMPERATURES}
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                "temperature_rise needs a number 'below' and, for script and digit, numbers "
+                "'t' and 'slope'"
+            ) from None
+        numbers = [below, *(v for pair in kinds.values() for v in pair)]
+        if not all(math.isfinite(v) for v in numbers):
+            raise ValueError("temperature_rise holds a value that is not finite")
+        if not all(t > 0 and slope >= 0 for t, slope in kinds.values()):
+            raise ValueError(f"temperature_rise: each t must be > 0 and slope ≥ 0, got {rise}")
+        self.temperature_rise = {
+            "below": below,
+            **{k: {"t": t, "slope": slope} for k, (t, slope) in kinds.items()},
+        }
+
+    def temperature(self, kind: str, features: torch.Tensor | None = None) -> torch.Tensor | float:
+        """The temperature of `kind` (script or digit): the constant one, or with a
+        `temperature_rise`, one per image [B, 1] from the router's backbone `features` [B, D]."""
+        rise = self.temperature_rise
+        if rise is None:
+            return self.temperatures[kind]
+        if features is None:
+            raise ValueError("a temperature rising with unfamiliarity needs the router's features")
+        gap = (rise["below"] - cosine_familiarity(features, self.prototypes)).clamp(min=0)
+        return (rise[kind]["t"] * torch.exp(rise[kind]["slope"] * gap)).unsqueeze(1)
 
     def set_prototypes(
         self,
@@ -109,6 +157,7 @@ class UnifiedModel(nn.Module):
         if prototypes is None:
             if neighbours is not None:
                 raise ValueError("neighbours need prototypes beside them")
+            self.temperature_rise = None
             self.prototypes = self.neighbours = None
             self.feature_center = self.feature_projection = None
             return
@@ -172,12 +221,13 @@ class UnifiedModel(nn.Module):
     def script_probs(self, x: torch.Tensor) -> torch.Tensor:
         """p(language | image) [B, L] by the router (and the digit evidence), languages in
         `languages` order."""
-        return self._script(self.script_logits(x))
+        features = {}
+        return self._script(self.script_logits(x, features), features)
 
     def script_scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """`script_probs` [B, L] and, with prototypes, `familiarity` [B]: one router pass."""
         features = {}
-        out = {"script_probs": self._script(self.script_logits(x, features))}
+        out = {"script_probs": self._script(self.script_logits(x, features), features)}
         if self.prototypes is not None:
             out["familiarity"] = self._familiarity(features[self.router])
         return out
@@ -226,11 +276,17 @@ class UnifiedModel(nn.Module):
             features, self.prototypes, self.neighbours, self.feature_center, self.feature_projection
         )
 
-    def _script(self, logits: torch.Tensor) -> torch.Tensor:
-        return (logits / self.temperatures["script"]).softmax(dim=1)
+    def _script(self, logits: torch.Tensor, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (logits / self.temperature("script", features.get(self.router))).softmax(dim=1)
 
-    def _digit(self, logits: torch.Tensor) -> torch.Tensor:
-        return (logits / self.temperatures["digit"]).softmax(dim=1)
+    def _digit(self, logits: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+        return (logits / temperature).softmax(dim=1)
+
+    def _digit_temperature(self, features: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        """The digit temperature of each image of a batch whose router features are computed."""
+        if self.temperature_rise is None:
+            return self.temperatures["digit"]
+        return self.temperature("digit", features[self.router])
 
     def predict(
         self, x: torch.Tensor, language: str | None = None, answer: str | None = None
@@ -256,13 +312,15 @@ class UnifiedModel(nn.Module):
             raise ValueError("this model has no language-identification router")
         router = self.members[self.router]
         features = {self.router: router.backbone(x)}
-        probs = self._script(self.script_logits(x, features))
+        probs = self._script(self.script_logits(x, features), features)
         language_prob, index = probs.max(dim=1)
         if answer == "routed":
             read = self._read_by_language(x, index, language_prob, features)
             return {**read, **self._familiar(features)}
         if answer == "shared":
-            digits = self._digit(router.heads[DIGIT_HEAD](features[self.router]))
+            digits = self._digit(
+                router.heads[DIGIT_HEAD](features[self.router]), self._digit_temperature(features)
+            )
         else:
             digits = self._marginal_digits(x, probs, features)
         digit_prob, digit = digits.max(dim=1)
@@ -284,12 +342,12 @@ class UnifiedModel(nn.Module):
         self, x: torch.Tensor, language_probs: torch.Tensor, features: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         """Σ over languages of p(language | x) · p(digit | x, language), ten-class languages."""
-        total = None
+        total, temperature = None, self._digit_temperature(features)
         for i, code in enumerate(self.languages):
             key = self.routes[code]
             if key not in features:
                 features[key] = self.members[key].backbone(x)
-            probs = self._digit(self.members[key].heads[code](features[key]))
+            probs = self._digit(self.members[key].heads[code](features[key]), temperature)
             if total is None:
                 total = torch.zeros_like(probs)
             if probs.shape[1] == total.shape[1]:
@@ -307,6 +365,7 @@ class UnifiedModel(nn.Module):
         n = x.shape[0]
         digit = torch.zeros(n, dtype=torch.long, device=x.device)
         digit_prob = torch.zeros(n, device=x.device)
+        temperature = self._digit_temperature(features)
         for key, member in self.members.items():
             codes = [(i, c) for i, c in enumerate(self.languages) if self.routes[c] == key]
             mine = torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -319,7 +378,8 @@ class UnifiedModel(nn.Module):
             for i, code in codes:
                 sub = index[where] == i
                 if sub.any():
-                    prob, label = self._digit(member.heads[code](feats[sub])).max(dim=1)
+                    t = temperature[where[sub]] if torch.is_tensor(temperature) else temperature
+                    prob, label = self._digit(member.heads[code](feats[sub]), t).max(dim=1)
                     digit[where[sub]], digit_prob[where[sub]] = label, prob
         return {
             "language": index,

@@ -12,6 +12,11 @@ from xlvision.config.checks import Rule, check_rules, is_count, is_number
 
 METHODS = ("multihead", "average", "task_arithmetic", "ties", "joint", "routed", "unified")
 ANSWER_CHOICES = ("auto", "routed", "shared", "marginal")
+TEMPERATURE = ("constant", "by_familiarity")
+"""A bundle's temperatures: `constant`, one per kind fitted on the validation data; or
+`by_familiarity`, rising as an image's familiarity falls, fitted on the validation data as it
+is and redrawn with the glyph augmentation at several strengths (xlvision.integrate.calibrate:
+`fit_temperature_rise`). Needs a router."""
 FAMILIARITY = ("class_means", "with_nearest")
 """What an image's familiarity compares its router features with: `class_means` the mean of
 each (language, digit) of the validation images; `with_nearest` the same, averaged with the
@@ -45,6 +50,9 @@ class IntegrateConf:
     # familiarity_dims-wide principal subspace.
     familiarity: str = "class_means"
     familiarity_dims: int = 64
+    # With a router: constant temperatures, or by_familiarity, each image's rising as its
+    # familiarity falls below the validation images' median (fitted on them, also perturbed).
+    temperature: str = "constant"
 
 
 RULES: list[Rule] = [
@@ -72,6 +80,7 @@ RULES: list[Rule] = [
     ),
     ("familiarity", lambda v: v in FAMILIARITY, f"one of {', '.join(FAMILIARITY)}"),
     ("familiarity_dims", is_count, "an integer >= 1"),
+    ("temperature", lambda v: v in TEMPERATURE, f"one of {', '.join(TEMPERATURE)}"),
 ]
 
 

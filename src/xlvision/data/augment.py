@@ -7,6 +7,8 @@ variation of a hand rather than ten particular images.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,6 +17,18 @@ from xlvision.data.glyphs import OUTPUT_SIZE, _morph, _uniform, warp_and_blur
 
 SCALE_JITTER = 0.1  # a real digit already fills its 20-px box: ± this share, not the glyph range
 UPSAMPLE = 2  # stroke changes happen at twice the resolution, in half-pixel steps
+
+
+def scaled_augment(augment, level: float) -> SimpleNamespace:
+    """`augment` with every range `augment_digits` draws from (stroke, aspect, rotation, shear,
+    translation, elastic displacement, blur, noise) multiplied by `level`: 0 leaves a digit
+    nearly as it is, 1 is the glyph augmentation, above 1 stronger."""
+    out = SimpleNamespace(**{k: augment[k] for k in augment})
+    for key in ("aspect", "rotation", "shear", "translation", "elastic_alpha", "noise"):
+        setattr(out, key, float(augment[key]) * level)
+    out.stroke = [float(v) * level for v in augment["stroke"]]
+    out.blur = [float(v) * level for v in augment["blur"]]
+    return out
 
 
 def augment_digits(images: Tensor, augment, gen: torch.Generator) -> Tensor:

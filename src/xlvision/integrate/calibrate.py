@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from xlvision.bundle.calibration import REJECT_RATE, fit_temperature, nll, reject_threshold
+from xlvision.bundle.calibration import (
+    REJECT_RATE,
+    fit_rising_temperature,
+    fit_temperature,
+    nll,
+    reject_threshold,
+)
 from xlvision.bundle.model import UnifiedModel, cosine_familiarity
-from xlvision.config.integrate import FAMILIARITY
+from xlvision.config.integrate import FAMILIARITY, TEMPERATURE
+from xlvision.data.augment import augment_digits, scaled_augment
 from xlvision.models.classifier import LID_HEAD
 from xlvision.progress import tracked
 
 PAD = -1e9
 """Logit of a class a language's head lacks, so heads of every size share one matrix."""
+
+RISE_LEVELS = (0.5, 1.0, 1.5)
+"""`temperature=by_familiarity`: the strengths of the glyph augmentation (`scaled_augment`)
+applied to the validation images, each a copy beside the images as they are, so the fit sees
+images less familiar than the validation data and how sure the model stays on them."""
 
 EVIDENCE_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 """The values of λ (`UnifiedModel.evidence`) that `evidence=auto` tries on validation data."""
@@ -131,6 +143,75 @@ def leave_one_out_nearest(neighbours: np.ndarray, chunk: int = 2048) -> np.ndarr
     return out
 
 
+def glyph_perturbation(
+    augment, mean: float, std: float, seed: int
+) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    """`perturb(x, level)`: a batch of model inputs [B, 1, H, W] (standardized with `mean`,
+    `std`) redrawn with the glyph augmentation `augment` at strength `level`, standardized
+    again. Seeded: the same calls give the same images."""
+    gen = torch.Generator().manual_seed(int(seed))
+
+    def perturb(x: torch.Tensor, level: float) -> torch.Tensor:
+        images = (x[:, 0] * std + mean).clamp(0, 1)
+        out = augment_digits(images, scaled_augment(augment, level), gen)
+        return ((out - mean) / std).unsqueeze(1).to(x.dtype)
+
+    return perturb
+
+
+def _perturbed(batches: list, perturb: Callable, level: float) -> Iterator:
+    for x, y, language in batches:
+        yield perturb(x, level), y, language
+
+
+def mean_familiarity(features: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+    """[N]: the largest cosine of each row of `features` to a unit row of `prototypes`."""
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return (unit @ prototypes.T).max(axis=1)
+
+
+def fit_temperature_rise(
+    model: UnifiedModel, batches: list, found: dict, perturb: Callable, levels=RISE_LEVELS
+) -> dict:
+    """Set on `model` (which has its prototypes, constant temperatures and evidence) a
+    `temperature_rise` fitted by NLL on the validation images as they are (`found`: their
+    `validation_logits`) and perturbed at each of `levels`; `below` is the median class-mean
+    familiarity of the images as they are. Returns the record: the rise, the levels and the
+    NLL of both kinds with the constant temperature refitted on the same images and with the
+    rise."""
+    prototypes = model.prototypes.double().numpy()
+    heads = model.evidence != 0
+    parts = [found]
+    for level in levels:
+        parts.append(validation_logits(model, _perturbed(batches, perturb, level), heads=heads))
+    script, digit, familiar, language, label = [], [], [], [], []
+    for part in parts:
+        logits = part["script"]
+        if heads:
+            logits = logits + model.evidence * digit_evidence(
+                part["heads"], model.temperatures["digit"]
+            )
+        script.append(logits)
+        digit.append(part["digit"])
+        familiar.append(mean_familiarity(part["features"], prototypes))
+        language.append(part["language"].astype(np.int64))
+        label.append(part["label"].astype(np.int64))
+    below = float(np.median(familiar[0]))
+    familiar = np.concatenate(familiar)
+    pooled = {
+        "script": (np.concatenate(script), np.concatenate(language)),
+        "digit": (np.concatenate(digit), np.concatenate(label)),
+    }
+    rise, losses = {"below": below}, {}
+    for kind, (logits, labels) in pooled.items():
+        t, slope, loss = fit_rising_temperature(logits, labels, familiar, below)
+        rise[kind] = {"t": t, "slope": slope}
+        constant = fit_rising_temperature(logits, labels, familiar, below, slopes=(0.0,))[2]
+        losses[kind] = {"constant": constant, "rising": loss}
+    model.set_temperature_rise(rise)
+    return {"levels": [0.0, *levels], "images": len(familiar), "nll": losses}
+
+
 @torch.no_grad()
 def fit_calibration(
     model: UnifiedModel,
@@ -139,6 +220,8 @@ def fit_calibration(
     evidence: float | str = 0.0,
     familiarity: str = "class_means",
     familiarity_dims: int = 64,
+    temperature: str = "constant",
+    perturb: Callable[[torch.Tensor, float], torch.Tensor] | None = None,
 ) -> dict:
     """Fit the script and digit temperatures by NLL on `batches` (validation data), set them
     on `model`, then, with a router, its digit evidence λ (`evidence`: a number, or `auto`:
@@ -149,9 +232,16 @@ def fit_calibration(
     `rate` quantile, on the same images, of the calibrated probabilities of the answer without
     the script (the script's, and the digit's by the bundle's rule) and of the familiarity
     (its nearest-image part each image's to the bank without it: `leave_one_out_nearest`).
+    With `temperature` `by_familiarity` (and a router), the temperatures used from then on rise
+    as the familiarity falls (`fit_temperature_rise`, on the images also redrawn by `perturb`).
     Returns the manifest's `calibration` record."""
     if familiarity not in FAMILIARITY:
         raise ValueError(f"familiarity={familiarity!r}: one of {', '.join(FAMILIARITY)}")
+    if temperature not in TEMPERATURE:
+        raise ValueError(f"temperature={temperature!r}: one of {', '.join(TEMPERATURE)}")
+    rising = temperature == "by_familiarity"
+    if rising and (model.router is None or perturb is None):
+        raise ValueError("temperature='by_familiarity' needs a router and a perturbation")
     batches = list(batches)
     found = validation_logits(model, batches, heads=evidence != 0)
     labels = {
@@ -195,6 +285,8 @@ def fit_calibration(
         held_out = (own + others) / 2
     else:
         model.set_prototypes(torch.from_numpy(prototypes))
+    if rising:
+        record["temperature_fit"] = fit_temperature_rise(model, batches, found, perturb)
     read = {"script": [], "digit": [], "familiar": []}
     for x, _, _ in tracked(batches, "choosing the reject thresholds"):
         answer = model.predict(x)

@@ -16,11 +16,12 @@ from xlvision.bundle.model import UnifiedModel
 from xlvision.config.errors import ConfigError
 from xlvision.config.integrate import METHODS as METHOD_NAMES
 from xlvision.config.integrate import validate_integrate
+from xlvision.data.arrays import MNIST_MEAN, MNIST_STD
 from xlvision.data.datamodule import DigitDataModule
 from xlvision.evaluation.means import language_means
 from xlvision.evaluation.metrics import accuracy_per_language
 from xlvision.evaluation.unified import MEANS, confusion_records, score_language
-from xlvision.integrate.calibrate import fit_calibration
+from xlvision.integrate.calibrate import fit_calibration, glyph_perturbation
 from xlvision.integrate.inputs import Sources, load_sources, recorded_accuracy
 from xlvision.integrate.methods import METHODS, Context, check_sources
 from xlvision.languages import available_languages, load_language
@@ -94,6 +95,23 @@ def run_data(cfg: DictConfig, codes: list[str]) -> DictConfig:
     return data
 
 
+def rising_perturbation(cfg: DictConfig, conf, model: UnifiedModel):
+    """With `integrate.temperature=by_familiarity`, what `fit_calibration` perturbs the
+    validation images with: the run's glyph augmentation (`data.augment`); else None."""
+    if conf.temperature == "constant":
+        return None
+    if model.router is None:
+        raise ConfigError(
+            "integrate.temperature", conf.temperature, "constant (this bundle has no router)"
+        )
+    augment = cfg.data.get("augment")
+    if augment is None:
+        raise ConfigError(
+            "integrate.temperature", conf.temperature, "constant (the data have no augment)"
+        )
+    return glyph_perturbation(augment, MNIST_MEAN, MNIST_STD, cfg.seed)
+
+
 def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     """Integrate per-language models with `cfg.integrate` and write `bundle.safetensors`."""
     if cfg.get("integrate") is None:
@@ -126,6 +144,8 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
         conf.evidence,
         conf.familiarity,
         conf.familiarity_dims,
+        conf.temperature,
+        rising_perturbation(cfg, conf, model),
     )
     console.print(
         f"  calibrated on {calibration['images']} validation images: {temperature_line(model)}"
