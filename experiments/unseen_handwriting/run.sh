@@ -301,7 +301,7 @@ for part in domain_prior domain_prior_outside; do
       list=$(for r in ${rising_runs[$part]}; do [[ $r != */${fold:-?}/* ]] || printf '%s/eval_%s,' "$r" "$kind"; done)
       [ -n "$list" ] || continue
       .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
-        'metric=[test/{lang}/ece,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/acc,test/{lang}/auroc,test/{lang}/auroc_real]' \
+        'metric=[test/{lang}/ece,test/{lang}/ece_given,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/acc,test/{lang}/auroc,test/{lang}/auroc_real]' \
         "report.out_dir=$report/same_runs_rising_${part}_$kind${fold:+_$fold}"
     done
   done
@@ -523,13 +523,13 @@ tables() {
     echo "and 1.5 (no test image, no left-out set). Everything else as the run's own bundle (class"
     echo "means). Columns: the run's own bundle (constant temperatures) and the one with the rise,"
     echo "both evaluated by \`xlv-eval reject=auto\` (thresholds refitted with it). \`ece\`: of the"
-    echo "answer without the script."
+    echo "answer without the script, \`ece_given\`: of the reading with it."
     if [ -n "${rising_runs[domain_prior]:-}" ]; then
       echo
       echo "Part \`domain_prior\`, on the runs listed here (fold and seed):"
       echo "$(run_names ${rising_runs[domain_prior]}). Rows: the left-out sets (each from the runs that"
       echo "left it out), the mean over a run's left-out sets, and over its six trained-on sets."
-      for m in ece unknown_rate acc_answered acc; do
+      for m in ece ece_given unknown_rate acc_answered acc; do
         same_runs_table "$m" "the temperatures" 'same_runs_rising_domain_prior_reject{own}=constant' \
           'same_runs_rising_domain_prior_rising{own}=rising' -- $sets mean_left_out mean_trained_real
       done
