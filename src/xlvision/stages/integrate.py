@@ -67,7 +67,14 @@ def test_unified(
 
 def temperature_line(model: UnifiedModel) -> str:
     line = ", ".join(f"{kind} temperature {t:.3f}" for kind, t in model.temperatures.items())
-    return line + (f", digit evidence λ {model.evidence:g}" if model.evidence else "")
+    line += f", digit evidence λ {model.evidence:g}" if model.evidence else ""
+    rise = model.temperature_rise
+    if rise is not None:
+        kinds = ", ".join(
+            f"{k} {rise[k]['t']:.3f} · exp({rise[k]['slope']:g} · gap)" for k in ("script", "digit")
+        )
+        line += f"; below familiarity {rise['below']:.3f} they rise: {kinds}"
+    return line
 
 
 def prediction_throughput(model: UnifiedModel, data: DigitDataModule, codes: list[str]) -> float:
