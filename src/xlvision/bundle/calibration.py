@@ -87,17 +87,27 @@ def fit_rising_temperature(
 ) -> tuple[float, float, float]:
     """(t, slope, NLL): of the `slopes`, the one whose temperature t · `rising_scale`, with t
     fitted for it by `fit_temperature`, gives `labels` the lowest NLL; a tie goes to the
-    smaller slope. Fitted on images some of which are unlike the validation data (perturbed),
-    it says how much surer than it should be the model grows as an image gets less familiar."""
+    smaller slope. Searched coarse to fine: every fourth slope, then those within three of the
+    best (the NLL is unimodal in the slope in practice). Fitted on images some of which are
+    unlike the validation data (perturbed), it says how much surer than it should be the model
+    grows as an image gets less familiar."""
     logits = np.asarray(logits, dtype=np.float64)
-    best = None
-    for slope in slopes:
-        scaled = logits / rising_scale(familiarity, below, slope)[:, None]
+    tried: dict[int, tuple[float, float, float]] = {}
+
+    def fit(i: int) -> None:
+        if i in tried:
+            return
+        scaled = logits / rising_scale(familiarity, below, slopes[i])[:, None]
         t = fit_temperature(scaled, labels)
-        loss = nll(scaled, labels, t)
-        if best is None or loss < best[2] - 1e-9:
-            best = (t, float(slope), loss)
-    return best
+        tried[i] = (t, float(slopes[i]), nll(scaled, labels, t))
+
+    for i in range(0, len(slopes), 4):
+        fit(i)
+    coarse = min(tried, key=lambda i: (tried[i][2], i))
+    for i in range(max(coarse - 3, 0), min(coarse + 4, len(slopes))):
+        fit(i)
+    best = min(tried, key=lambda i: (tried[i][2], i))
+    return tried[best]
 
 
 def reject_threshold(confidence: np.ndarray, rate: float = REJECT_RATE) -> float:
