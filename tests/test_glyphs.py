@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from xlvision.config.schema import AugmentConf
 from xlvision.data.cache import cache_key, cached_arrays
 from xlvision.data.datamodule import DigitDataModule, glyph_splits
-from xlvision.data.glyphs import _thin, augment_glyphs, generate_glyph_digits, glyph_masters
+from xlvision.data.glyphs import (
+    STROKE_LEVELS,
+    _thin,
+    augment_glyphs,
+    generate_glyph_digits,
+    glyph_masters,
+)
 from xlvision.languages import load_language
 
 EN = load_language("en")
@@ -95,6 +102,53 @@ def test_thinning_leaves_a_one_pixel_centre_line():
     assert columns.tolist() == [1] * 20  # one pixel per column along the bar's middle part
     assert torch.nonzero(line[:, 20]).item() == 10  # on the bar's centre row
     assert line.sum() < bar.sum() / 5
+
+
+def _zhang_suen(ink: torch.Tensor) -> torch.Tensor:
+    """Zhang–Suen thinning as the paper states it, pixel by pixel on one image."""
+    x = ink.clone().int().tolist()
+    rows, cols = len(x), len(x[0])
+
+    def at(r: int, c: int) -> int:
+        return x[r][c] if 0 <= r < rows and 0 <= c < cols else 0
+
+    while True:
+        changed = False
+        for step in (0, 1):
+            remove = []
+            for r in range(rows):
+                for c in range(cols):
+                    if not x[r][c]:
+                        continue
+                    n, ne, e, se = at(r - 1, c), at(r - 1, c + 1), at(r, c + 1), at(r + 1, c + 1)
+                    s, sw, w, nw = at(r + 1, c), at(r + 1, c - 1), at(r, c - 1), at(r - 1, c - 1)
+                    ring = [n, ne, e, se, s, sw, w, nw, n]
+                    crossings = sum(ring[i] == 0 and ring[i + 1] == 1 for i in range(8))
+                    if step == 0:
+                        side = n * e * s == 0 and e * s * w == 0
+                    else:
+                        side = n * e * w == 0 and n * s * w == 0
+                    if 2 <= sum(ring[:8]) <= 6 and crossings == 1 and side:
+                        remove.append((r, c))
+            for r, c in remove:
+                x[r][c] = 0
+            changed |= bool(remove)
+        if not changed:
+            return torch.tensor(x, dtype=torch.bool)
+
+
+def test_thinning_is_zhang_suen_pixel_for_pixel_on_glyphs_and_blobs():
+    """The batched table lookup, which drops each image once it stops changing, against the
+    rule applied pixel by pixel: every image the same."""
+    masters = glyph_masters(EN, "train")
+    glyphs = masters.strokes[len(STROKE_LEVELS) // 2, :12, 0] > 0.5
+    gen = torch.Generator().manual_seed(0)
+    blobs = F.avg_pool2d(torch.rand(6, 1, 24, 24, generator=gen), 3, 1, 1)[:, 0] > 0.5
+    for batch in (glyphs, blobs):
+        thinned = _thin(batch)
+        assert thinned.sum() < batch.sum()
+        for image, line in zip(batch, thinned, strict=True):
+            assert torch.equal(line, _zhang_suen(image))
 
 
 def _ink(font: str, augment: AugmentConf) -> float:

@@ -48,28 +48,56 @@ def _morph(x: Tensor, px: int) -> Tensor:
     return x
 
 
+@cache
+def _thinning_tables() -> Tensor:
+    """[2, 256]: for each of Zhang–Suen's two sub-steps, whether an ink pixel whose eight
+    neighbours (bit i: n, ne, e, se, s, sw, w, nw) are `code` is removed: 2 to 6 ink
+    neighbours, one 0 → 1 crossing around them, and the sub-step's side condition."""
+    table = torch.zeros(2, 256, dtype=torch.bool)
+    for code in range(256):
+        bits = [(code >> i) & 1 for i in range(8)]
+        n, _, e, _, s, _, w, _ = bits
+        ring = [*bits, bits[0]]
+        crossings = sum(ring[i] == 0 and ring[i + 1] == 1 for i in range(8))
+        kept_shape = 2 <= sum(bits) <= 6 and crossings == 1
+        table[0, code] = kept_shape and n * e * s == 0 and e * s * w == 0
+        table[1, code] = kept_shape and n * e * w == 0 and n * s * w == 0
+    return table
+
+
 def _thin(ink: Tensor) -> Tensor:
-    """Zhang–Suen thinning of a batch of binary images [M, H, W] to one-pixel centre lines."""
-    x = ink.float()
-    while True:
-        changed = False
+    """Zhang–Suen thinning of a batch of binary images [M, H, W] to one-pixel centre lines.
+    Each pixel's neighbourhood is read as one byte and looked up (`_thinning_tables`); an image
+    leaves the loop once a pass removes nothing from it (the rest would not change it)."""
+    x = ink.to(torch.uint8).clone()
+    tables = _thinning_tables()
+    active = torch.arange(len(x))
+    while len(active):
+        sub = x[active]
+        moved = torch.zeros(len(active), dtype=torch.bool)
         for step in (0, 1):
-            p = F.pad(x, (1, 1, 1, 1))
-            n, ne, e, se = p[:, :-2, 1:-1], p[:, :-2, 2:], p[:, 1:-1, 2:], p[:, 2:, 2:]
-            s, sw, w, nw = p[:, 2:, 1:-1], p[:, 2:, :-2], p[:, 1:-1, :-2], p[:, :-2, :-2]
-            ring = [n, ne, e, se, s, sw, w, nw, n]
-            neighbours = sum(ring[:8])
-            crossings = sum((ring[i] == 0) & (ring[i + 1] == 1) for i in range(8))
-            if step == 0:
-                side = (n * e * s == 0) & (e * s * w == 0)
-            else:
-                side = (n * e * w == 0) & (n * s * w == 0)
-            remove = (x == 1) & (neighbours >= 2) & (neighbours <= 6) & (crossings == 1) & side
-            if remove.any():
-                x[remove] = 0
-                changed = True
-        if not changed:
-            return x.bool()
+            p = F.pad(sub, (1, 1, 1, 1))
+            ring = (
+                p[:, :-2, 1:-1],
+                p[:, :-2, 2:],
+                p[:, 1:-1, 2:],
+                p[:, 2:, 2:],
+                p[:, 2:, 1:-1],
+                p[:, 2:, :-2],
+                p[:, 1:-1, :-2],
+                p[:, :-2, :-2],
+            )
+            code = torch.zeros_like(sub, dtype=torch.long)
+            for i, side in enumerate(ring):
+                code |= side.long() << i
+            remove = (sub == 1) & tables[step][code]
+            gone = remove.flatten(1).any(1)
+            if gone.any():
+                sub[remove] = 0
+                moved |= gone
+        x[active] = sub
+        active = active[moved]
+    return x.bool()
 
 
 def _skeleton_distance(base: Tensor) -> Tensor:
