@@ -215,24 +215,31 @@ def test_integrate_calibrates_on_validation_data_and_eval_rejects_by_default(uni
         )
 
 
-def test_integrate_evidence_auto_fits_lambda_on_val_and_the_bundle_reads_with_it(
-    unified_run, tmp_path
-):
-    root, _, checkpoint, _, bundle = unified_run
-    small = [f"paths.cache_dir={root / 'cache'}", "debug=fast", "trainer.limit_val_batches=1.0"]
+def integrate_again(unified_run, tmp_path, *overrides: str) -> tuple:
+    """(model, manifest) of the unified run's checkpoint bundled again with `overrides`."""
+    root, _, checkpoint, _, _ = unified_run
     cfg = compose_config(
         [
             f"paths.output_dir={tmp_path}",
-            *small,
+            f"paths.cache_dir={root / 'cache'}",
+            "debug=fast",
+            "trainer.limit_val_batches=1.0",
             f"language=[{','.join(CODES)}]",
             "stage=integrate",
             "integrate=unified",
-            "integrate.evidence=auto",
+            *overrides,
             f"base={checkpoint}",
         ]
     )
     _, bundled = run_stage(integrate, cfg)
-    model, manifest = load_bundle(bundled["bundle"])
+    return load_bundle(bundled["bundle"])
+
+
+def test_integrate_evidence_auto_fits_lambda_on_val_and_the_bundle_reads_with_it(
+    unified_run, tmp_path
+):
+    bundle = unified_run[4]
+    model, manifest = integrate_again(unified_run, tmp_path, "integrate.evidence=auto")
     calibration = manifest["calibration"]
     losses = calibration["evidence_nll"]
     assert set(losses) == {str(v) for v in EVIDENCE_GRID}
@@ -257,22 +264,9 @@ def test_integrate_temperature_by_familiarity_with_the_evidence_reads_as_stored(
     """The rise is fitted on the validation images and three perturbed copies; the script
     reads (router + λ · the evidence at the constant digit temperature) ÷ its rising
     temperature."""
-    root, _, checkpoint, _, _ = unified_run
-    small = [f"paths.cache_dir={root / 'cache'}", "debug=fast", "trainer.limit_val_batches=1.0"]
-    cfg = compose_config(
-        [
-            f"paths.output_dir={tmp_path / 'rising'}",
-            *small,
-            f"language=[{','.join(CODES)}]",
-            "stage=integrate",
-            "integrate=unified",
-            "integrate.evidence=0.5",
-            "integrate.temperature=by_familiarity",
-            f"base={checkpoint}",
-        ]
+    model, manifest = integrate_again(
+        unified_run, tmp_path, "integrate.evidence=0.5", "integrate.temperature=by_familiarity"
     )
-    _, bundled = run_stage(integrate, cfg)
-    model, manifest = load_bundle(bundled["bundle"])
     calibration = manifest["calibration"]
     assert calibration["temperature_fit"]["images"] == 4 * 3 * 10 * 10
     rise = calibration["temperature_rise"]
