@@ -272,40 +272,36 @@ if [ -n "$evidence_runs" ]; then
       "report.out_dir=$report/same_runs_evidence_$kind"
   done
 fi
+same_runs_reports() {  # step, metrics, folds → for parts domain_prior and
+  # domain_prior_outside, the runs with eval_<step> (in <step>_runs[part]; <step>_report true if
+  # any): a report of their eval_reject and one of their eval_<step>, over every run (fold "")
+  # and over each fold given, in $report/same_runs_<step>_<part>_<kind>[_<fold>]
+  local step=$1 metrics=$2 part kind fold list
+  shift 2
+  local -n found=${step}_runs any=${step}_report
+  any=false
+  for part in domain_prior domain_prior_outside; do
+    found[$part]=$(ls -d "$records/$part"/*/*/eval_"$step" 2>/dev/null | sed "s#/eval_$step\$##" || true)
+    [ -n "${found[$part]}" ] || continue
+    any=true
+    for kind in reject "$step"; do
+      for fold in "$@"; do
+        list=$(for r in ${found[$part]}; do [[ $r != */${fold:-?}/* ]] || printf '%s/eval_%s,' "$r" "$kind"; done)
+        [ -n "$list" ] || continue
+        .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' "metric=[$metrics]" \
+          "report.out_dir=$report/same_runs_${step}_${part}_$kind${fold:+_$fold}"
+      done
+    done
+  done
+}
 # The familiarity with the nearest validation image (integrate.familiarity=with_nearest) where it ran,
 # beside the same runs' familiarity to the class means: in part domain_prior_outside, how well
 # it tells scripts the bundle does not hold; in domain_prior, what it answers on scripts it holds.
-nearest_report=false
-declare -A nearest_runs=()
-for part in domain_prior domain_prior_outside; do
-  nearest_runs[$part]=$(ls -d "$records/$part"/*/*/eval_nearest 2>/dev/null | sed 's#/eval_nearest$##' || true)
-  [ -n "${nearest_runs[$part]}" ] || continue
-  nearest_report=true
-  for kind in reject nearest; do
-    list=$(for r in ${nearest_runs[$part]}; do printf '%s/eval_%s,' "$r" "$kind"; done)
-    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
-      'metric=[test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/auroc_real,test/{lang}/auroc_real_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc]' \
-      "report.out_dir=$report/same_runs_nearest_${part}_$kind"
-  done
-done
+declare -A nearest_runs=() rising_runs=()
+same_runs_reports nearest 'test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/auroc_real,test/{lang}/auroc_real_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc' ""
 # Temperatures that rise with unfamiliarity (integrate.temperature=by_familiarity) where they
-# ran, beside the same runs' constant temperatures.
-rising_report=false
-declare -A rising_runs=()
-for part in domain_prior domain_prior_outside; do
-  rising_runs[$part]=$(ls -d "$records/$part"/*/*/eval_rising 2>/dev/null | sed 's#/eval_rising$##' || true)
-  [ -n "${rising_runs[$part]}" ] || continue
-  rising_report=true
-  for kind in reject rising; do
-    for fold in "" A B C; do  # all runs, then a fold's only (where a set is left out)
-      list=$(for r in ${rising_runs[$part]}; do [[ $r != */${fold:-?}/* ]] || printf '%s/eval_%s,' "$r" "$kind"; done)
-      [ -n "$list" ] || continue
-      .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
-        'metric=[test/{lang}/ece,test/{lang}/ece_given,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/acc,test/{lang}/auroc,test/{lang}/auroc_real]' \
-        "report.out_dir=$report/same_runs_rising_${part}_$kind${fold:+_$fold}"
-    done
-  done
-done
+# ran, beside the same runs' constant temperatures; per fold too (where a set is left out).
+same_runs_reports rising 'test/{lang}/ece,test/{lang}/ece_given,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/acc,test/{lang}/auroc,test/{lang}/auroc_real' "" A B C
 outside_report=false
 if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
