@@ -91,35 +91,30 @@ evidence() {  # run dir, fold → <run>/integrate_evidence: the run's model bund
   evaluate "$run" "$fold" in evidence
 }
 
-nearest() {  # run dir, fold, outside? → <run>/integrate_nearest: the run's model bundled
-  # again with the familiarity to the nearest validation image (integrate.familiarity=with_nearest),
-  # then evaluated (<run>/eval_nearest)
-  local run=$1 fold=$2 seed extra=()
+bundle_again() {  # run dir, fold, outside?, kind, overrides… → <run>/integrate_<kind>: the
+  # run's model bundled again with the domain prior's overrides and these, then evaluated
+  # (<run>/eval_<kind>)
+  local run=$1 fold=$2 where=$3 kind=$4 seed extra=()
+  shift 4
   seed=$(basename "$run")
-  [ "$3" = outside ] || extra=("data.leave_real_out=[${folds[$fold]}]")
-  if ! finished "$run/integrate_nearest"; then
-    rm -rf "$run/integrate_nearest" "$run/eval_nearest"
+  [ "$where" = outside ] || extra=("data.leave_real_out=[${folds[$fold]}]")
+  if ! finished "$run/integrate_$kind"; then
+    rm -rf "${run:?}/integrate_$kind" "$run/eval_$kind"
     .venv/bin/xlv-integrate "run=$run" experiment=unified "${extra[@]}" "seed=$seed" \
-      $(recipe domain_prior) integrate.familiarity=with_nearest ${EXTRA:-} \
-      "hydra.run.dir=$run/integrate_nearest"
+      $(recipe domain_prior) "$@" ${EXTRA:-} "hydra.run.dir=$run/integrate_$kind"
   fi
-  evaluate "$run" "$fold" "$3" nearest
+  evaluate "$run" "$fold" "$where" "$kind"
 }
 
-rising() {  # run dir, fold, outside? → <run>/integrate_rising: the run's model bundled again
-  # with temperatures that rise as an image's familiarity falls
-  # (integrate.temperature=by_familiarity, the familiarity as the run's own bundle), then
-  # evaluated (<run>/eval_rising)
-  local run=$1 fold=$2 seed extra=()
-  seed=$(basename "$run")
-  [ "$3" = outside ] || extra=("data.leave_real_out=[${folds[$fold]}]")
-  if ! finished "$run/integrate_rising"; then
-    rm -rf "$run/integrate_rising" "$run/eval_rising"
-    .venv/bin/xlv-integrate "run=$run" experiment=unified "${extra[@]}" "seed=$seed" \
-      $(recipe domain_prior) $familiar integrate.temperature=by_familiarity ${EXTRA:-} \
-      "hydra.run.dir=$run/integrate_rising"
-  fi
-  evaluate "$run" "$fold" "$3" rising
+nearest() {  # run dir, fold, outside? → the familiarity to the nearest validation image
+  # (integrate.familiarity=with_nearest): <run>/integrate_nearest, <run>/eval_nearest
+  bundle_again "$1" "$2" "$3" nearest integrate.familiarity=with_nearest
+}
+
+rising() {  # run dir, fold, outside? → temperatures that rise as an image's familiarity falls
+  # (integrate.temperature=by_familiarity, the familiarity as the run's own bundle):
+  # <run>/integrate_rising, <run>/eval_rising
+  bundle_again "$1" "$2" "$3" rising $familiar integrate.temperature=by_familiarity
 }
 
 adapt() {  # run dir, fold, kind → the left-out sets, each read by a copy adapted to its own
