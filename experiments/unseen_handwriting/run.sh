@@ -31,8 +31,8 @@ all="ar bn bo en fa gu hi km kn lo ml mn mr my or pa si ta te th zh"
 sets="bn fa zh bo hi pa en kn te"  # the nine dev sets, fold by fold
 pairs=$(dev_pairs)  # language code:its real-data preset (conf/data/), as unified.yaml trains on
 sources="{$(for p in $pairs; do echo "${p%%:*}: [{preset: ${p#*:}, weight: 2}]"; done | paste -sd, -)}"
-parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor mixstyle wide handlike)
-recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor mixstyle wide handlike)
+parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs adversarial anchor mixstyle wide handlike one_pen)
+recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor mixstyle wide handlike one_pen)
 seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
 # A run's own bundle keeps the class-mean familiarity, as every record before integrate=unified
@@ -50,6 +50,7 @@ recipe() {  # part → its overrides on top of experiment=unified
     mixstyle) echo "objective.script_id_prior=per_domain objective.mixstyle=0.5" ;;  # feature style swapped across domains
     wide) echo "objective.script_id_prior=per_domain model.channels=[96,96,192]" ;;  # 1.5x the channels, ~2.2x the compute
     handlike) echo "objective.script_id_prior=per_domain data.augment.elastic_alpha=3.0 data.augment.rotation=15.0 data.augment.monoline=0.8 data.augment.stroke=[-1.5,2.5]" ;;  # glyphs drawn further from print
+    one_pen) echo "objective.script_id_prior=per_domain model.pen=one" ;;  # every image redrawn with one pen
     *) echo "unknown part '$1' (one of: ${parts[*]})" >&2; exit 2 ;;
   esac
 }

@@ -173,7 +173,7 @@ RULES: list[tuple[str, Callable[[Any], bool], str]] = [
 
 def validate_config(cfg: DictConfig) -> DictConfig:
     """Check value ranges and cross-key consistency; raise `ConfigError` on the first problem."""
-    from xlvision.config.models import MODEL_NAMES
+    from xlvision.config.models import MODEL_NAMES, PENS
 
     for key, check, allowed in RULES:
         value = OmegaConf.select(cfg, key, default="__absent__", throw_on_missing=False)
@@ -203,6 +203,10 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         validate_integrate(cfg.integrate)
     if "model" in cfg and cfg.model.name not in MODEL_NAMES:
         raise ConfigError("model.name", cfg.model.name, f"one of {', '.join(sorted(MODEL_NAMES))}")
+    if "model" in cfg and cfg.model.get("pen", "as_drawn") not in PENS:
+        raise ConfigError("model.pen", cfg.model.pen, " or ".join(PENS))
+    if "model" in cfg and cfg.model.get("pen") == "one" and cfg.model.get("in_channels", 1) != 1:
+        raise ConfigError("model.in_channels", cfg.model.in_channels, "1 with model.pen=one")
     return cfg
 
 

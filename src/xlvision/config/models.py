@@ -2,3 +2,6 @@
 `registry.MODELS` builds exactly these; a test keeps the two in step."""
 
 MODEL_NAMES = ("net", "resnet18", "resnet34", "resnet50")
+
+PENS = ("as_drawn", "one")
+"""`model.pen`, as `models.pen.PENS`: images as drawn, or redrawn with one pen."""

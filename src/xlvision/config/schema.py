@@ -89,6 +89,7 @@ class ModelConf:
     batch_norm: bool = True
     small_stem: bool = True
     weights: str | None = None
+    pen: str = "as_drawn"  # as_drawn, or one: every image redrawn with one pen (models/pen.py)
 
 
 @dataclass

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from xlvision.models.pen import pen_layer
+
 
 def conv_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
     """3×3 conv, (BatchNorm), ReLU, 2×2 max-pool."""
@@ -20,7 +22,8 @@ def conv_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequ
 
 
 class Net(nn.Module):
-    """Three conv blocks (64, 64, 128 channels) and an FC layer; outputs `hidden` features."""
+    """Three conv blocks (64, 64, 128 channels) and an FC layer; outputs `hidden` features.
+    With `pen="one"` every image is first redrawn with one pen (`models.pen.OnePen`)."""
 
     def __init__(
         self,
@@ -30,8 +33,10 @@ class Net(nn.Module):
         hidden: int = 512,
         dropout: float = 0.25,
         batch_norm: bool = True,
+        pen: str = "as_drawn",
     ) -> None:
         super().__init__()
+        self.pen = pen_layer(pen)
         convs, width = [], in_channels
         for out in channels:
             convs.append(conv_block(width, out, batch_norm))
@@ -58,4 +63,4 @@ class Net(nn.Module):
         return [*self.convs, self.fc]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.convs(x))
+        return self.fc(self.convs(self.pen(x)))

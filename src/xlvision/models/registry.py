@@ -23,13 +23,18 @@ def _net(args: Mapping[str, Any]) -> nn.Module:
         hidden=args.get("hidden", 512),
         dropout=args.get("dropout", 0.25),
         batch_norm=args.get("batch_norm", True),
+        pen=args.get("pen", "as_drawn"),
     )
 
 
 def _resnet(arch: str) -> Callable[[Mapping[str, Any]], nn.Module]:
     def build(args: Mapping[str, Any]) -> nn.Module:
         return ResNet(
-            arch, args.get("in_channels", 1), args.get("small_stem", True), args.get("weights")
+            arch,
+            args.get("in_channels", 1),
+            args.get("small_stem", True),
+            args.get("weights"),
+            args.get("pen", "as_drawn"),
         )
 
     return build

@@ -10,6 +10,7 @@ from torch import nn
 from torchvision import models as tv
 
 from xlvision.models.errors import CheckpointError
+from xlvision.models.pen import pen_layer
 
 ARCHS = {"resnet18": tv.resnet18, "resnet34": tv.resnet34, "resnet50": tv.resnet50}
 
@@ -60,8 +61,10 @@ class ResNet(nn.Module):
         in_channels: int = 1,
         small_stem: bool = True,
         weights: str | None = None,
+        pen: str = "as_drawn",
     ) -> None:
         super().__init__()
+        self.pen = pen_layer(pen)
         net = ARCHS[arch](weights=None)
         if weights:
             net.load_state_dict(imagenet_state_dict(arch, weights))
@@ -85,6 +88,7 @@ class ResNet(nn.Module):
         return [self.stem, self.layer1, self.layer2, self.layer3, self.layer4]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pen(x)
         for block in self.blocks:
             x = block(x)
         return self.pool(x)
