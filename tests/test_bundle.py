@@ -186,6 +186,20 @@ def test_unknown_architecture_is_refused(tmp_path):
         load_bundle(tmp_path / "a.safetensors")
 
 
+def test_an_unknown_pen_is_refused_in_one_line(tmp_path):
+    src = write(tmp_path / "b.safetensors", routed_model())
+
+    def edit(m):
+        m["members"]["zh"]["model"]["pen"] = "thick"
+
+    rewrite_manifest(src, tmp_path / "p.safetensors", edit)
+    with pytest.raises(
+        BundleError, match=r"p\.safetensors: member 'zh'.*model\.pen='thick'"
+    ) as err:
+        load_bundle(tmp_path / "p.safetensors")
+    assert "\n" not in str(err.value)
+
+
 def test_tensors_that_do_not_fit_are_refused(tmp_path):
     src = write(tmp_path / "b.safetensors", routed_model())
 

@@ -79,10 +79,11 @@ WIDE = {"name": "net", "channels": [12, 24], "hidden": 48, "dropout": 0.0}
 
 
 def routed_layout(zh: dict = WIDE) -> tuple[UnifiedModel, dict]:
-    """A member per language, each with its own backbone (of other sizes, or another
-    architecture), and a router: the routed layout with several backbones."""
+    """A member per language, each with its own backbone (of other sizes, another
+    architecture, or hi's redrawing every image with one pen), and a router: the routed
+    layout with several backbones."""
     torch.manual_seed(0)
-    specs = {"kn": SPEC, "zh": zh, "hi": SPEC, "router": SPEC}
+    specs = {"kn": SPEC, "zh": zh, "hi": {**SPEC, "pen": "one"}, "router": SPEC}
     members = {c: build_classifier(specs[c], {c: 10}) for c in CODES}
     members["router"] = build_classifier(SPEC, {LID_HEAD: len(CODES)})
     for member in members.values():  # BatchNorm statistics that are not the identity

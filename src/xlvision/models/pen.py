@@ -94,6 +94,7 @@ class OnePen(nn.Module):
         peak = ink.amax(dim=(2, 3), keepdim=True)
         binary = (ink > self.threshold * peak.clamp(min=1e-3)).to(x.dtype)
         line = self.centre_lines(binary)
-        drawn = F.max_pool2d(line, self.width, 1, self.width // 2)
+        low, high = (self.width - 1) // 2, self.width // 2
+        drawn = F.max_pool2d(F.pad(line, (low, high, low, high)), self.width, 1)
         drawn = F.conv2d(drawn, self.soften, padding=1)
         return (drawn - self.mean) / self.std
