@@ -332,10 +332,29 @@ def test_a_killed_and_moved_pipeline_resumes_keeping_its_finished_stages(tmp_pat
     assert not (moved / "csv").exists() and not root.exists()
 
 
-def test_a_resumed_sweep_reruns_only_its_unfinished_jobs(tmp_path):
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory) -> Path:
+    """A two-job sweep (`debug=fast seed=0,1`) run whole; each test resumes a copy of it."""
+    base = tmp_path_factory.mktemp("sweep")
+    args = ["-m", "debug=fast", "seed=0,1", f"hydra.sweep.dir={base / 'sweep'}"]
+    assert run_cli("xlv-train", *args, cwd=base).returncode == 0
+    return base / "sweep"
+
+
+def copied_sweep(finished_sweep: Path, tmp_path: Path) -> Path:
+    """A copy of the finished sweep whose runs name their copied dirs, as if run there."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "debug=fast", "seed=0,1", f"hydra.sweep.dir={sweep}"]
-    assert run_cli("xlv-train", *args, cwd=tmp_path).returncode == 0
+    shutil.copytree(finished_sweep, sweep, symlinks=True)
+    for path in sweep.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".json", ".log"):
+            text = path.read_text()
+            if str(finished_sweep) in text:
+                path.write_text(text.replace(str(finished_sweep), str(sweep)))
+    return sweep
+
+
+def test_a_resumed_sweep_reruns_only_its_unfinished_jobs(finished_sweep, tmp_path):
+    sweep = copied_sweep(finished_sweep, tmp_path)
     finished = (sweep / "0" / "metrics.json").read_text()
     # Job 1 as if killed before its first checkpoint.
     record = json.loads((sweep / "1" / "metrics.json").read_text())
@@ -349,10 +368,8 @@ def test_a_resumed_sweep_reruns_only_its_unfinished_jobs(tmp_path):
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
 
 
-def test_a_sweep_resumed_with_other_values_leaves_every_run_as_it_was(tmp_path):
-    sweep = tmp_path / "sweep"
-    args = ["-m", "debug=fast", "seed=0,1", f"hydra.sweep.dir={sweep}"]
-    assert run_cli("xlv-train", *args, cwd=tmp_path).returncode == 0
+def test_a_sweep_resumed_with_other_values_leaves_every_run_as_it_was(finished_sweep, tmp_path):
+    sweep = copied_sweep(finished_sweep, tmp_path)
     files = ("metrics.json", ".hydra/overrides.yaml", ".hydra/config.yaml", "config.yaml")
     before = {(job, f): (sweep / job / f).read_bytes() for job in ("0", "1") for f in files}
 
