@@ -465,7 +465,9 @@ def test_run_dir_mistakes_are_one_line_and_change_nothing(workdir, argv, code, m
 
 def test_a_checkpoint_that_is_not_one_is_one_line(tmp_path):
     (tmp_path / "text.ckpt").write_text("hello")
-    result = run_cli("xlv-finetune", "debug=fast", "language=kn", "base=text.ckpt", cwd=tmp_path)
+    result = run_in_process(
+        "xlv-finetune", "debug=fast", "language=kn", "base=text.ckpt", cwd=tmp_path
+    )
     assert result.returncode == 1
     # The stage's header line, then the error in one line; no traceback.
     header, line = result.stderr.strip().splitlines()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_cli
+from conftest import run_cli, run_in_process
 from test_predict import CODES, SPEC, eval_config, predict_cli_run, train_shared, write_scans
 from test_unified import toy_model
 
@@ -478,7 +478,7 @@ def test_eval_outside_languages_scores_auroc_and_their_unknown_rate(calibrated, 
 
 def test_outside_holding_a_bundle_language_fails_in_one_line(calibrated, tmp_path, monkeypatch):
     path, _, _ = calibrated
-    done = run_cli("xlv-eval", f"bundle={path}", "outside=[gu,kn]", cwd=tmp_path)
+    done = run_in_process("xlv-eval", f"bundle={path}", "outside=[gu,kn]", cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and lines[-1] == (

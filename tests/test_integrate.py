@@ -120,13 +120,14 @@ def test_every_method_writes_a_bundle_that_loads(method, tuned_run, tmp_path):
         assert params["lam"] == float(max(scores, key=scores.get))
     record = read_metrics(tmp_path)
     assert record["status"] == "completed" and record["stage"] == "integrate"
-    if method not in ("routed", "multihead"):
-        return  # the others' bundles are laid out as multihead's: one shared member
-    # The bundle leaves Python: an ONNX file reads 1,000 glyphs per language as it does.
+    if method != "routed":
+        return  # the others' bundles hold one shared member, exported in test_export/test_unified
+    # The bundle leaves Python: an ONNX file reads 200 glyphs per language as it does (the
+    # layouts' parity on 1,000 per language: test_export).
     _, parity = checked_export(
-        model, manifest, artifacts["bundle"], "onnx", tmp_path / "m.onnx", check=1000
+        model, manifest, artifacts["bundle"], "onnx", tmp_path / "m.onnx", check=200
     )
-    assert parity.images == 2000 and parity.ok, parity.line()
+    assert parity.images == 400 and parity.ok, parity.line()
 
 
 def test_multihead_of_linear_probes_keeps_their_accuracy(tuned_run, probed_models, tmp_path):

@@ -161,9 +161,9 @@ def test_a_weight_zero_real_source_is_for_testing_only(make_config, data_dir):
     ],
 )
 def test_cli_mix_mistakes_end_in_one_line_before_training(data_dir, tmp_path, sources, line):
-    from conftest import run_cli
+    from conftest import run_in_process
 
-    result = run_cli(
+    result = run_in_process(
         "xlv-train",
         "data=mix",
         "language=[kn,th]",

@@ -196,7 +196,9 @@ def test_predict_mistakes_end_with_one_line(bundle, tmp_path, monkeypatch, capsy
     assert code == 2 and err.count("\n") == 1
     assert "display='xx' is not allowed" in err and "kn, zh, hi" in err
     code, _, err = predict_cli_run(monkeypatch, capsys, f"bundle={tmp_path}/no.safetensors", scans)
-    assert code == 1 and err == f"xlv-predict: {tmp_path}/no.safetensors: no such bundle file\n"
+    assert (
+        code == 1 and err == f"xlv-predict: bundle={tmp_path}/no.safetensors: no such bundle file\n"
+    )
     code, _, err = predict_cli_run(
         monkeypatch, capsys, f"bundle={bundle}", f"input={tmp_path}/empty*"
     )

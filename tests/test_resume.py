@@ -131,7 +131,7 @@ def assert_resumed_whole(run_dir: Path, full: Path) -> None:
 def test_killed_run_resumes_to_the_same_metrics(killed, tmp_path):
     run_dir = killed.place(killed.original)
     # The report sees the killed run as interrupted.
-    report = run_cli(
+    report = run_in_process(
         "xlv-report", f"runs=[{run_dir}]", f"report.out_dir={tmp_path / 'report'}", cwd=tmp_path
     )
     assert report.returncode == 0 and "interrupted" in report.stdout + report.stderr
@@ -361,7 +361,9 @@ def test_a_resumed_sweep_reruns_only_its_unfinished_jobs(finished_sweep, tmp_pat
     (sweep / "1" / "metrics.json").write_text(json.dumps({**record, "status": "running"}))
     shutil.rmtree(sweep / "1" / "checkpoints")
 
-    result = run_cli("xlv-train", "-m", "debug=fast", "seed=0,1", f"resume={sweep}", cwd=tmp_path)
+    result = run_in_process(
+        "xlv-train", "-m", "debug=fast", "seed=0,1", f"resume={sweep}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (sweep / "0" / "metrics.json").read_text() == finished  # kept, not rerun
     assert json.loads((sweep / "1" / "metrics.json").read_text())["status"] == "completed"
@@ -374,7 +376,9 @@ def test_a_sweep_resumed_with_other_values_leaves_every_run_as_it_was(finished_s
     before = {(job, f): (sweep / job / f).read_bytes() for job in ("0", "1") for f in files}
 
     # seed=1,2 numbers its jobs 0 (seed 1) and 1 (seed 2): both dirs hold other seeds' runs.
-    result = run_cli("xlv-train", "-m", "debug=fast", "seed=1,2", f"resume={sweep}", cwd=tmp_path)
+    result = run_in_process(
+        "xlv-train", "-m", "debug=fast", "seed=1,2", f"resume={sweep}", cwd=tmp_path
+    )
     assert result.returncode == 1
     refusals = [line for line in result.stderr.splitlines() if "launched with" in line]
     assert len(refusals) == 3, result.stderr[-2000:]  # one per job, one at the end
@@ -385,7 +389,9 @@ def test_a_sweep_resumed_with_other_values_leaves_every_run_as_it_was(finished_s
     assert not list(sweep.rglob(".hydra.kept"))
 
     # The same values again: every job is the one its dir holds, kept.
-    result = run_cli("xlv-train", "-m", "debug=fast", "seed=0,1", f"resume={sweep}", cwd=tmp_path)
+    result = run_in_process(
+        "xlv-train", "-m", "debug=fast", "seed=0,1", f"resume={sweep}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr.count("completed before, kept") == 2
     assert (sweep / "0" / "metrics.json").read_bytes() == before[("0", "metrics.json")]

@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_in_process
 from omegaconf import OmegaConf
 
 from xlvision.models.errors import CheckpointError
@@ -53,7 +53,7 @@ def test_model_weights_refuse_a_pickled_program(hostile):
 
 def test_the_cli_says_so_in_one_line(hostile, tmp_path):
     path, marker = hostile
-    result = run_cli(
+    result = run_in_process(
         "xlv-train", "model=resnet18", f"model.weights={path}", "debug=fast", cwd=tmp_path
     )
     assert result.returncode != 0

@@ -306,6 +306,19 @@ if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
     mean_row=true "report.out_dir=$report/outside"
 fi
 
+cell_of() {  # table file, row name → $cell: that row's first value, trimmed ("" if none); in
+  # bash alone, as the report looks up hundreds of cells
+  local text
+  cell=""
+  [ -f "$1" ] || return 0
+  while IFS= read -r text; do
+    [[ $text == "| $2 |"* ]] || continue
+    text=${text#"| $2 |"} && text=${text%%|*}
+    text=${text#"${text%%[![:space:]]*}"} && cell=${text%"${text##*[![:space:]]}"}
+    return 0
+  done < "$1"
+}
+
 side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, a column per recipe
   local metric=$1 suffix=$2
   shift 2
@@ -319,7 +332,7 @@ side_by_side() {  # metric, suffix (_A …, or empty), row names → one table, 
     local line="| $row |"
     for part in "${shown[@]}"; do
       local file="$report/$part$suffix/table_test-lang-${metric//_/-}.md" cell=""
-      [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
+      cell_of "$file" "$row"
       line+=" ${cell:-—} |"
     done
     echo "$line"
@@ -347,7 +360,7 @@ same_runs_table() {  # metric, what the columns are, "report dir=heading"…, --
     for spec in "${specs[@]}"; do
       file="$report/${spec%%=*}" cell=""
       file="${file//\{own\}/$own}/table_test-lang-${metric//_/-}.md"
-      [ -f "$file" ] && cell=$(grep -E "^\| $row \|" "$file" | cut -d'|' -f3 | xargs || true)
+      cell_of "$file" "$row"
       [ -z "$cell" ] || found=true
       line+=" ${cell:-—} |"
     done

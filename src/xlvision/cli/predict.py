@@ -12,6 +12,7 @@ from pathlib import Path
 from xlvision.cli.app import Command, check_writable
 from xlvision.config.compose import compose_config
 from xlvision.config.errors import ConfigError
+from xlvision.rundir import RunDirError
 
 PROG = "xlv-predict"
 OUTPUT_SUFFIXES = (".json", ".csv")
@@ -45,6 +46,9 @@ def run(overrides: list[str]) -> None:
         raise ConfigError("output", cfg.output, "a path ending in .json or .csv")
     if cfg.output:  # before any work: a place the predictions cannot be written is named now
         check_writable("output", Path(cfg.output).expanduser().absolute().parent)
+    if not Path(cfg.bundle).expanduser().is_file():  # named before torch is loaded
+        kind = "ONNX" if Path(cfg.bundle).suffix.lower() == ".onnx" else "bundle"
+        raise RunDirError(f"bundle={cfg.bundle}: no such {kind} file")
     from xlvision.bundle.calibration import reject_thresholds
     from xlvision.bundle.predict import predict_images, prediction_line, write_predictions
 
