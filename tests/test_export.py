@@ -194,7 +194,7 @@ def bundle(trained, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def onnx_file(bundle, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "digits.onnx"
-    result = run_cli("xlv-export", f"bundle={bundle}", f"output={out}", cwd=out.parent)
+    result = run_in_process("xlv-export", f"bundle={bundle}", f"output={out}", cwd=out.parent)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     assert "checked on 600 images" in result.stderr and "identical" in result.stderr
@@ -231,7 +231,7 @@ def test_predict_reads_an_onnx_file_without_torch(bundle, onnx_file, tmp_path):
                 [sys.executable, "-c", BLOCK_TORCH, *args], capture_output=True, text=True
             )
         else:
-            done = run_cli("xlv-predict", *args, cwd=tmp_path)
+            done = run_in_process("xlv-predict", *args, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-1500:]
         outputs[name] = {r["path"]: r for r in json.loads(out.read_text())}
     assert outputs["onnx"].keys() == outputs["torch"].keys() and len(outputs["onnx"]) == 6
@@ -338,7 +338,9 @@ def page_dir(bundle, tmp_path_factory) -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("web") / "page"
-    done = run_cli("xlv-export", f"bundle={bundle}", "format=web", f"output={out}", cwd=out.parent)
+    done = run_in_process(
+        "xlv-export", f"bundle={bundle}", "format=web", f"output={out}", cwd=out.parent
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "app.js",
@@ -390,7 +392,7 @@ def test_page_reads_a_drawn_digit_as_xlv_predict_does(bundle, onnx_file, page_di
         # The page shows what xlv-predict says of the same image, by both paths.
         for model in (bundle, onnx_file):
             out = tmp_path / f"{model.suffix[1:]}.json"
-            done = run_cli(
+            done = run_in_process(
                 "xlv-predict", f"bundle={model}", f"input={drawn}", f"output={out}", cwd=tmp_path
             )
             assert done.returncode == 0, done.stderr

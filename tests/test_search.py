@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_in_process
 from omegaconf import OmegaConf
 
 from xlvision.cli.app import check_command_line, override_combinations
@@ -27,7 +27,7 @@ def test_the_search_preset_searches_rate_decay_and_strategy():
 
 
 def test_four_trials_with_a_failed_one_end_in_the_best_of_the_others(tmp_path):
-    base = run_cli("xlv-train", "debug=fast", "hydra.run.dir=base", cwd=tmp_path)
+    base = run_in_process("xlv-train", "debug=fast", "hydra.run.dir=base", cwd=tmp_path)
     assert base.returncode == 0, base.stderr[-2000:]
     result = run_cli(
         "xlv-finetune",
