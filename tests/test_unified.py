@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_in_process
 from torch import nn
 
 from xlvision.bundle.export import checked_export
@@ -351,7 +351,7 @@ def test_predict_reads_a_folder_of_mixed_scripts_without_a_language(unified_run,
         digits = generate_glyph_digits(load_language(code), "test", 1, cfg.data.augment, 0)
         for i, image in enumerate(digits.images[:3]):
             Image.fromarray(image.numpy()).save(scans / f"{code}_{i}.png")
-    result = run_cli("xlv-predict", f"bundle={bundle}", f"input={scans}", cwd=tmp_path)
+    result = run_in_process("xlv-predict", f"bundle={bundle}", f"input={scans}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if ".png" in line]
     assert len(lines) == 6
