@@ -297,7 +297,7 @@ declare -A nearest_runs=() rising_runs=()
 same_runs_reports nearest 'test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/auroc_real,test/{lang}/auroc_real_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc' ""
 # Temperatures that rise with unfamiliarity (integrate.temperature=by_familiarity) where they
 # ran, beside the same runs' constant temperatures; per fold too (where a set is left out).
-same_runs_reports rising 'test/{lang}/ece,test/{lang}/ece_given,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/acc,test/{lang}/auroc,test/{lang}/auroc_real' "" A B C
+same_runs_reports rising 'test/{lang}/ece,test/{lang}/ece_given,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/acc,test/{lang}/auroc,test/{lang}/auroc_real,test/{lang}/auroc_script_prob' "" A B C
 outside_report=false
 if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
@@ -542,8 +542,10 @@ tables() {
     if [ -n "${rising_runs[domain_prior_outside]:-}" ]; then
       echo
       echo "Part \`domain_prior_outside\`, on the runs listed here (fold and seed):"
-      echo "$(run_names ${rising_runs[domain_prior_outside]}). Rows as in the familiarity section."
-      for m in auroc auroc_real unknown_rate ece; do
+      echo "$(run_names ${rising_runs[domain_prior_outside]}). Rows as in the familiarity section;"
+      echo "\`auroc_script_prob\`: the same AUROC scored by the calibrated script probability instead of"
+      echo "the familiarity."
+      for m in auroc auroc_real auroc_script_prob unknown_rate ece; do
         same_runs_table "$m" "the temperatures" "same_runs_rising_domain_prior_outside_reject=constant" \
           "same_runs_rising_domain_prior_outside_rising=rising" -- outside mean_real mean
       done
