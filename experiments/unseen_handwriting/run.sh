@@ -15,7 +15,7 @@
 #   bash experiments/unseen_handwriting/run.sh --report-only          # report what finished
 #   EXTRA="device.threads=1" bash experiments/unseen_handwriting/run.sh  # two parts side by side
 #   STEPS="nearest" bash experiments/unseen_handwriting/run.sh domain_prior  # only these steps
-#     after each run's own evaluation (of: nearest rising adapt evidence; default all)
+#     after each run's own evaluation (of: nearest rising views adapt evidence; default all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/lib.sh
@@ -60,7 +60,7 @@ kept() {  # fold → the languages an `_outside` run keeps, as a list
   echo "[$(for c in $all; do [[ $drop == *",$c,"* ]] || echo "$c"; done | paste -sd, -)]"
 }
 
-step() { [[ " ${STEPS:-nearest rising adapt evidence} " == *" $1 "* ]]; }  # a step after training wanted?
+step() { [[ " ${STEPS:-nearest rising views adapt evidence} " == *" $1 "* ]]; }  # a step after training wanted?
 
 finished() { [ -f "$1/metrics.json" ] && grep -q '"status": "completed"' "$1/metrics.json"; }
 
@@ -118,6 +118,12 @@ rising() {  # run dir, fold, outside? → temperatures that rise as an image's f
   bundle_again "$1" "$2" "$3" rising $familiar integrate.temperature=by_familiarity
 }
 
+views() {  # run dir, fold, outside? → every image read as the mean of its features over
+  # itself, its four one-pixel moves and a thickened copy (integrate.views=shifts_thick), beside
+  # the preset's familiarity: <run>/integrate_views, <run>/eval_views (against eval_nearest)
+  bundle_again "$1" "$2" "$3" views integrate.familiarity=with_nearest integrate.views=shifts_thick
+}
+
 adapt() {  # run dir, fold, kind → the left-out sets, each read by a copy adapted to its own
   # training images (labels dropped; script pooled by the router), test split scored:
   # <run>/eval_adapt (self_train), <run>/eval_adapt_prior (prior), both with the pen as it
@@ -165,6 +171,7 @@ if [ "${1:-}" != "--report-only" ]; then
         [[ $part == domain_prior* ]] || continue
         step nearest && nearest "$out/$part/$fold/$seed" "$fold" "$where"
         step rising && rising "$out/$part/$fold/$seed" "$fold" "$where"
+        step views && views "$out/$part/$fold/$seed" "$fold" "$where"
         [ "$part" = domain_prior ] || continue
         for kind in self_train prior stroke guarded guarded_self_train; do
           step adapt && adapt "$out/$part/$fold/$seed" "$fold" $kind
@@ -181,7 +188,7 @@ exec 9>"$out/.report.lock"
 flock 9
 keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eval_adapt_prior' \
   '*/*/*/eval_adapt_stroke' '*/*/*/eval_adapt_guarded' '*/*/*/eval_adapt_guarded_self_train' \
-  '*/*/*/eval_evidence' '*/*/*/eval_nearest' '*/*/*/eval_rising'
+  '*/*/*/eval_evidence' '*/*/*/eval_nearest' '*/*/*/eval_rising' '*/*/*/eval_views'
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")

@@ -41,6 +41,7 @@ from xlvision.bundle.onnx_file import (
     OnnxReader,
 )
 from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD
+from xlvision.models.views import Views
 
 FORMATS = ("onnx", "torchscript", "web")
 TOLERANCE = 1e-4
@@ -58,7 +59,8 @@ class ReadEverything(nn.Module):
     The bundle's temperatures and digit evidence are constants of the graph: its probabilities
     are calibrated and its script read as `UnifiedModel.script_logits` reads it.
     So are its prototypes, if any: the graph then also outputs the familiarity (`outputs`), and
-    with a `temperature_rise` its temperatures are computed per image from it.
+    with a `temperature_rise` its temperatures are computed per image from it. Its `views`, if
+    any, are read in the graph too (`xlvision.models.views`).
     """
 
     def __init__(self, model: UnifiedModel, mean: float, std: float, thicken: int = 0) -> None:
@@ -75,6 +77,7 @@ class ReadEverything(nn.Module):
         self.routes = [(model.routes[code], code) for code in model.languages]
         self.router = model.router
         self.answer = model.answer
+        self.views = Views(model.views.name)  # the moved copies: constants of the graph
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
         self.register_buffer("script_t", torch.tensor(float(model.temperatures["script"])))
@@ -102,7 +105,7 @@ class ReadEverything(nn.Module):
         for _ in range(self.thicken):
             image = F.max_pool2d(image, 3, stride=1, padding=1)
         x = (image - self.mean) / self.std
-        features = {key: member.backbone(x) for key, member in self.members.items()}
+        features = {key: self.views.read(m.backbone, x) for key, m in self.members.items()}
         raw = torch.stack(
             [self.members[key].heads[code](features[key]) for key, code in self.routes], dim=1
         )
@@ -263,7 +266,7 @@ def reference_outputs(model: UnifiedModel, manifest: dict, image: np.ndarray) ->
     if model.temperature_rise is None:
         logits = logits / model.temperatures["digit"]
     else:
-        features = model.members[model.router].backbone(x)
+        features = model.features(model.router, x)
         logits = logits / model.temperature("digit", features).unsqueeze(2)
     script_probs = model.script_probs(x)
     answer = model.predict(x)

@@ -81,7 +81,8 @@ def save_bundle(
     model's prototypes, if any, are the tensor `PROTOTYPES_KEY` (checksummed with the others)
     and their number is `calibration.prototypes`; its neighbours, if any, the tensors of
     `NEIGHBOUR_KEYS`, their number `calibration.neighbours` and the projection's width
-    `calibration.projection`. Its `temperature_rise`, if any, is `calibration.temperature_rise`.
+    `calibration.projection`. Its `temperature_rise`, if any, is `calibration.temperature_rise`;
+    its `views`, if not `none`, the manifest's `views`.
     """
     path = Path(path)
     if set(member_specs) != set(model.members):
@@ -143,6 +144,8 @@ def save_bundle(
         "metrics": metrics,
         "payload_sha256": payload_sha256(tensors),
     }
+    if model.views.name != "none":
+        manifest["views"] = model.views.name
     if adaptation is not None:
         manifest["adaptation"] = adaptation
     if given or calibration or any(t != 1.0 for t in model.temperatures.values()):
@@ -266,6 +269,7 @@ def load_bundle(path: str | Path) -> tuple[UnifiedModel, dict]:
             answer,
             temperatures(manifest),
             float((manifest.get("calibration") or {}).get("evidence") or 0.0),
+            manifest.get("views", "none"),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path}: inconsistent manifest ({err})") from None

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xlvision.models.classifier import DIGIT_HEAD, LID_HEAD, Classifier
+from xlvision.models.views import Views
 
 TEMPERATURES = ("script", "digit")
 """The kinds of temperature a bundle has: its router's and its digit heads'."""
@@ -60,6 +61,8 @@ class UnifiedModel(nn.Module):
     falls below the validation images' median: t · exp(slope · max(0, below − familiarity)), so
     an image unlike anything the bundle was calibrated on is read less surely (`temperature`).
     The digit evidence keeps the constant digit temperature it was fitted with.
+    `views` (one of `xlvision.models.views.VIEW_SETS`; `integrate.views`) reads every image as
+    the mean of the backbone features of it and its fixed moved copies (`features`).
     """
 
     def __init__(
@@ -71,8 +74,10 @@ class UnifiedModel(nn.Module):
         answer: str = "routed",
         temperatures: dict[str, float] | None = None,
         evidence: float = 0.0,
+        views: str = "none",
     ) -> None:
         super().__init__()
+        self.views = Views(views)
         self.temperatures = {"script": 1.0, "digit": 1.0, **(temperatures or {})}
         if not all(t > 0 for t in self.temperatures.values()):
             raise ValueError(f"temperatures must be > 0, got {self.temperatures}")
@@ -214,9 +219,14 @@ class UnifiedModel(nn.Module):
         self.feature_center = kept(center)
         self.feature_projection = kept(projection)
 
+    def features(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        """[B, D]: member `key`'s backbone features of `x`, averaged over the bundle's views."""
+        return self.views.read(self.members[key].backbone, x)
+
     def forward(self, x: torch.Tensor, language: str) -> torch.Tensor:
         """Digit logits of a batch known to be in `language`."""
-        return self.members[self.routes[language]](x, language)
+        key = self.routes[language]
+        return self.members[key].heads[language](self.features(key, x))
 
     def script_probs(self, x: torch.Tensor) -> torch.Tensor:
         """p(language | image) [B, L] by the router (and the digit evidence), languages in
@@ -242,7 +252,7 @@ class UnifiedModel(nn.Module):
             raise ValueError("this model has no language-identification router")
         features = {} if features is None else features
         if self.router not in features:
-            features[self.router] = self.members[self.router].backbone(x)
+            features[self.router] = self.features(self.router, x)
         logits = self.members[self.router].heads[LID_HEAD](features[self.router])
         if self.evidence == 0:
             return logits
@@ -257,7 +267,7 @@ class UnifiedModel(nn.Module):
         for code in self.languages:
             key = self.routes[code]
             if key not in features:
-                features[key] = self.members[key].backbone(x)
+                features[key] = self.features(key, x)
             logits = self.members[key].heads[code](features[key])
             columns.append(torch.logsumexp(logits / self.temperatures["digit"], dim=1))
         return torch.stack(columns, dim=1)
@@ -269,7 +279,7 @@ class UnifiedModel(nn.Module):
         the router names a script for it, is farther from all."""
         if self.prototypes is None:
             raise ValueError("this model has no prototypes to measure familiarity with")
-        return self._familiarity(self.members[self.router].backbone(x))
+        return self._familiarity(self.features(self.router, x))
 
     def _familiarity(self, features: torch.Tensor) -> torch.Tensor:
         return cosine_familiarity(
@@ -303,7 +313,7 @@ class UnifiedModel(nn.Module):
             index = torch.full((n,), self.languages.index(language), dtype=torch.long)
             features = {}
             if self.prototypes is not None:
-                features[self.router] = self.members[self.router].backbone(x)
+                features[self.router] = self.features(self.router, x)
             read = self._read_by_language(
                 x, index.to(x.device), torch.ones(n, device=x.device), features
             )
@@ -311,7 +321,7 @@ class UnifiedModel(nn.Module):
         if self.router is None:
             raise ValueError("this model has no language-identification router")
         router = self.members[self.router]
-        features = {self.router: router.backbone(x)}
+        features = {self.router: self.features(self.router, x)}
         probs = self._script(self.script_logits(x, features), features)
         language_prob, index = probs.max(dim=1)
         if answer == "routed":
@@ -346,7 +356,7 @@ class UnifiedModel(nn.Module):
         for i, code in enumerate(self.languages):
             key = self.routes[code]
             if key not in features:
-                features[key] = self.members[key].backbone(x)
+                features[key] = self.features(key, x)
             probs = self._digit(self.members[key].heads[code](features[key]), temperature)
             if total is None:
                 total = torch.zeros_like(probs)
@@ -374,7 +384,7 @@ class UnifiedModel(nn.Module):
             if not mine.any():
                 continue
             where = torch.nonzero(mine).flatten()
-            feats = features[key][where] if key in features else member.backbone(x[where])
+            feats = features[key][where] if key in features else self.features(key, x[where])
             for i, code in codes:
                 sub = index[where] == i
                 if sub.any():

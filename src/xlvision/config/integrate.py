@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import open_dict
 
 from xlvision.config.checks import Rule, check_rules, is_count, is_number
+from xlvision.config.models import VIEW_SETS
 
 METHODS = ("multihead", "average", "task_arithmetic", "ties", "joint", "routed", "unified")
 ANSWER_CHOICES = ("auto", "routed", "shared", "marginal")
@@ -53,6 +54,9 @@ class IntegrateConf:
     # With a router: constant temperatures, or by_familiarity, each image's rising as its
     # familiarity falls below the validation images' median (fitted on them, also perturbed).
     temperature: str = "constant"
+    # Every image read as the mean of its backbone features over fixed moved copies of it:
+    # none, shifts (four one-pixel moves) or shifts_thick (those and a thickened copy).
+    views: str = "none"
 
 
 RULES: list[Rule] = [
@@ -81,6 +85,7 @@ RULES: list[Rule] = [
     ("familiarity", lambda v: v in FAMILIARITY, f"one of {', '.join(FAMILIARITY)}"),
     ("familiarity_dims", is_count, "an integer >= 1"),
     ("temperature", lambda v: v in TEMPERATURE, f"one of {', '.join(TEMPERATURE)}"),
+    ("views", lambda v: v in VIEW_SETS, f"one of {', '.join(VIEW_SETS)}"),
 ]
 
 

@@ -85,7 +85,7 @@ def validation_logits(
         parts["label"].append(y.cpu())
         if model.router is not None:
             router = model.members[model.router]
-            features = router.backbone(x)
+            features = model.features(model.router, x)
             parts["features"].append(features.cpu())
             parts["script"].append(router.heads[LID_HEAD](features).cpu())
             if not heads:
@@ -95,7 +95,7 @@ def validation_logits(
             for i, code in enumerate(model.languages):
                 key = model.routes[code]
                 if key not in computed:
-                    computed[key] = model.members[key].backbone(x)
+                    computed[key] = model.features(key, x)
                 logits = model.members[key].heads[code](computed[key]).cpu()
                 every[:, i, : logits.shape[1]] = logits
             parts["heads"].append(every)

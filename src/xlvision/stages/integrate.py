@@ -143,7 +143,9 @@ def integrate(cfg: DictConfig) -> tuple[dict, dict]:
     result = METHODS[conf.name](ctx)
     integrate_time = time.perf_counter() - start
     answer = result.params.get("answer", "routed")
-    model = UnifiedModel(result.members, result.routes, codes, result.router, answer).eval()
+    model = UnifiedModel(
+        result.members, result.routes, codes, result.router, answer, views=conf.views
+    ).eval()
     calibration = fit_calibration(
         model,
         data.val_dataloader(),
