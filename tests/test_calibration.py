@@ -895,3 +895,71 @@ def test_an_integrate_config_from_before_reject_rate_takes_its_default():
     conf = validate_integrate(old)
     assert conf.reject_rate == 0.02 and conf.lam_grid == [0.2, 0.4, 0.6, 0.8, 1.0]
     assert conf.bn_batches == 3 and "reject_rate" not in old
+
+
+# ------------------------------------------------------------------ views
+def test_views_read_the_mean_of_the_copies_features_stored_and_exported(calibrated, data, tmp_path):
+    """integrate.views=shifts_thick: every image read as the mean of the backbone features of
+    it, its four one-pixel moves and its strokes grown by a 3×3 maximum filter; calibrated on
+    those features, kept in the bundle and read the same by its ONNX export."""
+    from xlvision.config.models import VIEW_SETS as CONFIG_VIEW_SETS
+    from xlvision.models.views import VIEW_SETS, Views
+
+    assert CONFIG_VIEW_SETS == VIEW_SETS
+    _, _, plain = calibrated
+    model = UnifiedModel(
+        dict(plain.members), plain.routes, plain.languages, plain.router, views="shifts_thick"
+    )
+    record = fit_calibration(model, data.val_dataloader(), 0.02)
+    x = next(iter(data.val_dataloader()))[0][:48]
+    # With a background border (as a digit canvas has before noise), a move is a roll.
+    x = x.clone()
+    background = float(x.min())
+    for edge in (0, -1):
+        x[..., edge, :] = background
+        x[..., :, edge] = background
+    copies = [
+        x,
+        *(torch.roll(x, (dy, dx), dims=(2, 3)) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))),
+    ]
+    copies.append(F.max_pool2d(x, 3, stride=1, padding=1))
+    torch.testing.assert_close(Views("shifts_thick")(x), torch.cat(copies), atol=0, rtol=0)
+    router = plain.members["shared"]
+    with torch.no_grad():
+        mean = torch.stack([router.backbone(c) for c in copies]).mean(0)
+        t = model.temperatures
+        torch.testing.assert_close(
+            model.script_probs(x), (router.heads["_lid"](mean) / t["script"]).softmax(1)
+        )
+        torch.testing.assert_close(model(x, CODES[1]), router.heads[CODES[1]](mean))
+        differs = (model.script_probs(x) - plain.script_probs(x)).abs().max()
+    assert differs > 1e-3  # the copies change the reading
+    # Fitted on the views' features: the prototypes are theirs, and a threshold rejects ≤ 2 %.
+    val = [model.predict(xb) for xb, _, _ in data.val_dataloader()]
+    assert (
+        torch.cat([r["language_prob"] for r in val]) < record["reject"]["script"]
+    ).float().mean() <= 0.02
+    # Kept in the bundle (a bundle without views says nothing), read back, exported alike.
+    path = save(tmp_path / "views.safetensors", model, record)
+    loaded, manifest = load_bundle(path)
+    assert manifest["views"] == "shifts_thick" and loaded.views.count == 6
+    assert "views" not in load_bundle(save(tmp_path / "p.safetensors", plain, None))[1]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict(x)["digit_prob"], model.predict(x)["digit_prob"])
+    out, parity = checked_export(loaded, manifest, path, "onnx", tmp_path / "v.onnx", check=100)
+    assert parity.ok, parity.line()
+    image = check_images(CODES, 100)
+    exported = run_onnx(out)(image)
+    reference = reference_outputs(loaded, manifest, image)
+    np.testing.assert_allclose(exported["script_probs"], reference["script_probs"], atol=1e-4)
+    with pytest.raises(ValueError, match="views='rotations': one of none, shifts, shifts_thick"):
+        Views("rotations")
+
+
+def test_an_unknown_views_value_fails_in_one_line():
+    from omegaconf import OmegaConf
+
+    from xlvision.config.integrate import validate_integrate
+
+    with pytest.raises(ConfigError, match="integrate.views"):
+        validate_integrate(OmegaConf.create({"name": "unified", "views": "rotations"}))

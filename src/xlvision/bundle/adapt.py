@@ -215,7 +215,9 @@ def align_prior(
     head = member.heads[code]
     if getattr(head, "bias", None) is None:
         return None
-    features = torch.cat([model.features(model.routes[code], b.to(device)) for b in x.split(batch_size)])
+    features = torch.cat(
+        [model.features(model.routes[code], b.to(device)) for b in x.split(batch_size)]
+    )
     logits = head(features).float()
     classes = logits.shape[1]
     shares = torch.bincount(logits.argmax(dim=1), minlength=classes).float() / len(logits)

@@ -298,7 +298,8 @@ def answer_accuracy(model: UnifiedModel, batches, codes: list[str], answer: str)
 def unified(ctx: Context) -> Integrated:
     """The base model as trained on every language at once (`xlv-train` with the objective's
     `_digit` and `_lid` heads), bundled as is; a `_lid` head is probed only if it lacks one.
-    `integrate.answer: auto` picks how a digit is read without its script on validation data."""
+    `integrate.answer: auto` picks how a digit is read without its script on validation data
+    (read with the bundle's `views`)."""
     base = ctx.sources.require_base("unified")
     model = copy.deepcopy(base).eval()
     trained = language_codes(base.heads)
@@ -327,7 +328,14 @@ def unified(ctx: Context) -> Integrated:
     if choice == "auto":
         scores = {}
         for answer in answers:
-            candidate = UnifiedModel({SHARED: model}, routes, ctx.codes, SHARED, answer)
+            candidate = UnifiedModel(
+                {SHARED: model},
+                routes,
+                ctx.codes,
+                SHARED,
+                answer,
+                views=ctx.conf.get("views", "none"),
+            )
             scores[answer] = answer_accuracy(
                 candidate, ctx.data.val_dataloader(), ctx.codes, answer
             )
