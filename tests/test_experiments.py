@@ -352,6 +352,8 @@ REPORT_FIXTURES = {
         "domain_prior/A/0/eval_evidence",
         "domain_prior/A/0/eval_adapt_prior",
         "domain_prior/A/0/eval_adapt_stroke",
+        "domain_prior/A/0/eval_nearest",
+        "domain_prior/A/0/eval_views",
     ],
 }
 
@@ -377,6 +379,9 @@ def test_every_report_names_the_recorded_machine_between_header_and_discussion(n
     for i in range(len(machines)):
         assert f"\nMachine: {RECORDED} {i}.\n" in page
     assert "/acc |" in page  # the stand-in report's tables
+    if name == "unseen_handwriting":  # a step's section, read from its runs and its baseline's
+        views = page.split("## Every image read with its moved copies")[1].split("\n## ")[0]
+        assert "| mean_left_out |" in views and "| one view | six views |" in views
 
 
 @pytest.mark.parametrize("name", RUN_SCRIPTS)

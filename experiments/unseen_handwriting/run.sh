@@ -275,11 +275,13 @@ if [ -n "$evidence_runs" ]; then
       "report.out_dir=$report/same_runs_evidence_$kind"
   done
 fi
-same_runs_reports() {  # step, metrics, folds → for parts domain_prior and
+same_runs_reports() {  # step[:base], metrics, folds → for parts domain_prior and
   # domain_prior_outside, the runs with eval_<step> (in <step>_runs[part]; <step>_report true if
-  # any): a report of their eval_reject and one of their eval_<step>, over every run (fold "")
-  # and over each fold given, in $report/same_runs_<step>_<part>_<kind>[_<fold>]
-  local step=$1 metrics=$2 part kind fold list
+  # any): a report of their eval_<base> (eval_reject if not given) and one of their eval_<step>,
+  # over every run (fold "") and over each fold given, in
+  # $report/same_runs_<step>_<part>_<kind>[_<fold>]
+  local step=${1%%:*} base=reject metrics=$2 part kind fold list
+  [[ $1 != *:* ]] || base=${1#*:}
   shift 2
   local -n found=${step}_runs any=${step}_report
   any=false
@@ -287,7 +289,7 @@ same_runs_reports() {  # step, metrics, folds → for parts domain_prior and
     found[$part]=$(ls -d "$records/$part"/*/*/eval_"$step" 2>/dev/null | sed "s#/eval_$step\$##" || true)
     [ -n "${found[$part]}" ] || continue
     any=true
-    for kind in reject "$step"; do
+    for kind in "$base" "$step"; do
       for fold in "$@"; do
         list=$(for r in ${found[$part]}; do [[ $r != */${fold:-?}/* ]] || printf '%s/eval_%s,' "$r" "$kind"; done)
         [ -n "$list" ] || continue
@@ -300,11 +302,15 @@ same_runs_reports() {  # step, metrics, folds → for parts domain_prior and
 # The familiarity with the nearest validation image (integrate.familiarity=with_nearest) where it ran,
 # beside the same runs' familiarity to the class means: in part domain_prior_outside, how well
 # it tells scripts the bundle does not hold; in domain_prior, what it answers on scripts it holds.
-declare -A nearest_runs=() rising_runs=()
+declare -A nearest_runs=() rising_runs=() views_runs=()
 same_runs_reports nearest 'test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/auroc_real,test/{lang}/auroc_real_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc' ""
 # Temperatures that rise with unfamiliarity (integrate.temperature=by_familiarity) where they
 # ran, beside the same runs' constant temperatures; per fold too (where a set is left out).
 same_runs_reports rising 'test/{lang}/ece,test/{lang}/ece_given,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/acc,test/{lang}/auroc,test/{lang}/auroc_real,test/{lang}/auroc_script_prob' "" A B C
+# Every image read with its moved and thickened copies (integrate.views=shifts_thick) where it
+# ran, beside the same runs' bundle with the preset's familiarity (eval_nearest); per fold too.
+views_metrics=(acc routed_acc page_routed_acc lid_group_acc ece unknown_rate acc_answered)
+same_runs_reports views:nearest "$(printf 'test/{lang}/%s,' "${views_metrics[@]}" auroc auroc_real auroc_page | sed 's/,$//')" "" A B C
 outside_report=false
 if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
@@ -555,6 +561,37 @@ tables() {
       for m in auroc auroc_real auroc_script_prob unknown_rate ece; do
         same_runs_table "$m" "the temperatures" "same_runs_rising_domain_prior_outside_reject=constant" \
           "same_runs_rising_domain_prior_outside_rising=rising" -- outside mean_real mean
+      done
+    fi
+  fi
+  if $views_report; then
+    echo
+    echo "## Every image read with its moved copies"
+    echo
+    echo "Each run's model bundled again (\`xlv-integrate run=… integrate.familiarity=with_nearest"
+    echo "integrate.views=shifts_thick\`): every image is read as the mean of the backbone features of"
+    echo "six copies of it (itself, moved one pixel right, left, down and up, and its strokes grown"
+    echo "by a 3×3 maximum filter), the answer rule, temperatures, prototypes and thresholds fitted"
+    echo "on the validation images read so. Columns: the run's bundle with the preset's familiarity"
+    echo "(\`eval_nearest\`, one view) and the same with the six views, both evaluated by"
+    echo "\`xlv-eval reject=auto\`."
+    if [ -n "${views_runs[domain_prior]:-}" ]; then
+      echo
+      echo "Part \`domain_prior\`, on the runs listed here (fold and seed):"
+      echo "$(run_names ${views_runs[domain_prior]}). Rows: the left-out sets (each from the runs that"
+      echo "left it out), the mean over a run's left-out sets, and over its six trained-on sets."
+      for m in "${views_metrics[@]}"; do
+        same_runs_table "$m" "the views" 'same_runs_views_domain_prior_nearest{own}=one view' \
+          'same_runs_views_domain_prior_views{own}=six views' -- $sets mean_left_out mean_trained_real
+      done
+    fi
+    if [ -n "${views_runs[domain_prior_outside]:-}" ]; then
+      echo
+      echo "Part \`domain_prior_outside\`, on the runs listed here (fold and seed):"
+      echo "$(run_names ${views_runs[domain_prior_outside]}). Rows as in the familiarity section."
+      for m in auroc auroc_real auroc_page unknown_rate; do
+        same_runs_table "$m" "the views" "same_runs_views_domain_prior_outside_nearest=one view" \
+          "same_runs_views_domain_prior_outside_views=six views" -- outside mean_real mean
       done
     fi
   fi
