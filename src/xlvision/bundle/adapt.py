@@ -284,7 +284,9 @@ def self_train(
     """`conf.epochs` epochs on the scans read with probability ≥ `conf.threshold`, each under
     the digit read at the epoch's start; only the script's head and its member's backbone move.
     Batch-norm layers keep the scans' statistics (eval mode): augmented copies must not replace
-    them. Returns the number of scans kept per epoch."""
+    them. Each draw is read alone, not with the bundle's `views` (it is a moved copy already);
+    the confident scans are chosen by the bundle's reading. Returns the number of scans kept
+    per epoch."""
     member = model.members[model.routes[code]]
     trainable = [*member.backbone.parameters(), *member.heads[code].parameters()]
     frozen = {p: p.requires_grad for p in model.parameters()}
@@ -309,7 +311,8 @@ def self_train(
             ):
                 index = order[step]
                 xb = augmented(digits[index], preprocessing, gen, conf.augment).to(device)
-                loss = F.cross_entropy(model(xb, code), read[index].to(device))
+                logits = member.heads[code](member.backbone(xb))  # one view: a drawn copy
+                loss = F.cross_entropy(logits, read[index].to(device))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
