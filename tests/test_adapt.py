@@ -471,10 +471,10 @@ def test_a_bundle_read_with_views_adapts_and_keeps_them(bundle, scans, tmp_path)
         metrics={"individual": {c: {"acc": INDIVIDUAL_ACC} for c in CODES}},
     )
     output = tmp_path / "adapted.safetensors"
-    overrides = ("language=kn", "adapt=self_train", "adapt.epochs=2", "adapt.routing=false")
+    overrides = ("language=kn", "adapt=self_train", "adapt.epochs=1", "adapt.routing=false")
     _, artifacts = adapt(adapt_config(source, folder, output, *overrides), progress=False)
     adapted, manifest = load_bundle(output)
     assert manifest["views"] == "shifts_thick" and adapted.views.count == 6
     record = manifest["adaptation"]
-    assert len(record["kept_per_epoch"]) == 2 and "self_train" in record["agreement"]
+    assert len(record["kept_per_epoch"]) == 1 and "self_train" in record["agreement"]
     assert accuracy(output, folder, labels) >= accuracy(source, folder, labels), record

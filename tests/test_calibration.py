@@ -946,9 +946,9 @@ def test_views_read_the_mean_of_the_copies_features_stored_and_exported(calibrat
     assert "views" not in load_bundle(save(tmp_path / "p.safetensors", plain, None))[1]
     with torch.no_grad():
         torch.testing.assert_close(loaded.predict(x)["digit_prob"], model.predict(x)["digit_prob"])
-    out, parity = checked_export(loaded, manifest, path, "onnx", tmp_path / "v.onnx", check=100)
+    out, parity = checked_export(loaded, manifest, path, "onnx", tmp_path / "v.onnx", check=50)
     assert parity.ok, parity.line()
-    image = check_images(CODES, 100)
+    image = check_images(CODES, 50)
     exported = run_onnx(out)(image)
     reference = reference_outputs(loaded, manifest, image)
     np.testing.assert_allclose(exported["script_probs"], reference["script_probs"], atol=1e-4)
