@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +80,7 @@ class UnifiedModel(nn.Module):
     ) -> None:
         super().__init__()
         self.views = Views(views)
+        self._reused: dict | None = None  # member features per input, in `reusing_features`
         self.temperatures = {"script": 1.0, "digit": 1.0, **(temperatures or {})}
         if not all(t > 0 for t in self.temperatures.values()):
             raise ValueError(f"temperatures must be > 0, got {self.temperatures}")
@@ -220,8 +223,25 @@ class UnifiedModel(nn.Module):
         self.feature_projection = kept(projection)
 
     def features(self, key: str, x: torch.Tensor) -> torch.Tensor:
-        """[B, D]: member `key`'s backbone features of `x`, averaged over the bundle's views."""
-        return self.views.read(self.members[key].backbone, x)
+        """[B, D]: member `key`'s backbone features of `x`, averaged over the bundle's views;
+        inside `reusing_features`, computed once per member and input tensor."""
+        if self._reused is None:
+            return self.views.read(self.members[key].backbone, x)
+        slot = (key, id(x))
+        if slot not in self._reused:  # the input is kept with them, so its id stays its own
+            self._reused[slot] = (x, self.views.read(self.members[key].backbone, x))
+        return self._reused[slot][1]
+
+    @contextmanager
+    def reusing_features(self) -> Iterator[None]:
+        """Within it, reading the same input tensor again (the language given, then each answer
+        rule, as `xlv-eval` does) reuses its features instead of running the backbones again.
+        The weights must not change inside it."""
+        self._reused = {}
+        try:
+            yield
+        finally:
+            self._reused = None
 
     def forward(self, x: torch.Tensor, language: str) -> torch.Tensor:
         """Digit logits of a batch known to be in `language`."""

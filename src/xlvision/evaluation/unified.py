@@ -87,15 +87,18 @@ def score_language(
         for start in range(0, len(labels), batch_size):
             xb = x[start : start + batch_size].to(device)
             yb = labels[start : start + batch_size]
-            read = {k: v.cpu() for k, v in model.predict(xb, language=code).items()}
+            with model.reusing_features():  # one backbone pass for every reading of the batch
+                reads = [model.predict(xb, language=code)]
+                reads += [model.predict(xb, answer=answer) for answer in answers]
+            read = {k: v.cpu() for k, v in reads[0].items()}
             oracle.update(read["digit"], yb)
             confusion["given"].update(read["digit"], yb)
             given["prob"].append(read["digit_prob"])
             given["hit"].append(read["digit"] == yb)
             if model.router is None:
                 continue
-            for answer in answers:
-                read = {k: v.cpu() for k, v in model.predict(xb, answer=answer).items()}
+            for answer, answered in zip(answers, reads[1:], strict=True):
+                read = {k: v.cpu() for k, v in answered.items()}
                 hit = read["digit"] == yb
                 reasons = unknown_reasons(
                     read["language_prob"], read["digit_prob"], reject, read.get("familiarity")
