@@ -963,3 +963,27 @@ def test_an_unknown_views_value_fails_in_one_line():
 
     with pytest.raises(ConfigError, match="integrate.views"):
         validate_integrate(OmegaConf.create({"name": "unified", "views": "rotations"}))
+
+
+def test_reusing_features_runs_the_backbone_once_per_input_and_reads_the_same(calibrated, data):
+    _, _, plain = calibrated
+    model = UnifiedModel(
+        dict(plain.members), plain.routes, plain.languages, plain.router, "marginal", views="shifts"
+    )
+    calls = []
+    hook = model.members["shared"].backbone.register_forward_hook(lambda *_: calls.append(1))
+    x = next(iter(data.val_dataloader()))[0][:32]
+    try:
+        with torch.no_grad():
+            alone = [model.predict(x, language=CODES[0]), model.predict(x, answer="routed")]
+            assert len(calls) == 2
+            with model.reusing_features():
+                reused = [model.predict(x, language=CODES[0]), model.predict(x, answer="routed")]
+                model.predict(x.clone())  # another tensor: its own pass
+            assert len(calls) == 4
+            model.predict(x)  # outside: nothing kept
+            assert len(calls) == 5 and model._reused is None
+    finally:
+        hook.remove()
+    for a, b in zip(alone, reused, strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

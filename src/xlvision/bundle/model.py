@@ -404,7 +404,10 @@ class UnifiedModel(nn.Module):
             if not mine.any():
                 continue
             where = torch.nonzero(mine).flatten()
-            feats = features[key][where] if key in features else self.features(key, x[where])
+            if key in features:
+                feats = features[key][where]
+            else:  # every sample of the batch: the batch itself, whose features may be reused
+                feats = self.features(key, x if len(where) == n else x[where])
             for i, code in codes:
                 sub = index[where] == i
                 if sub.any():
