@@ -252,7 +252,7 @@ def test_integrate_evidence_auto_fits_lambda_on_val_and_the_bundle_reads_with_it
     x = torch.randn(8, 1, 28, 28)
     with torch.no_grad():
         member = model.members["shared"]
-        lid = member.heads[LID_HEAD](member.backbone(x))
+        lid = member.heads[LID_HEAD](model.features("shared", x))
         heads = torch.stack([model(x, c) / model.temperatures["digit"] for c in CODES], dim=1)
         by_hand = ((lid + lam * heads.logsumexp(2)) / model.temperatures["script"]).softmax(1)
         torch.testing.assert_close(model.script_probs(x), by_hand)
@@ -274,7 +274,7 @@ def test_integrate_temperature_by_familiarity_with_the_evidence_reads_as_stored(
     x = torch.randn(8, 1, 28, 28)
     with torch.no_grad():
         member = model.members["shared"]
-        features = member.backbone(x)
+        features = model.features("shared", x)  # with its views
         lid = member.heads[LID_HEAD](features)
         heads = torch.stack([model(x, c) / model.temperatures["digit"] for c in CODES], dim=1)
         means = (torch.nn.functional.normalize(features, dim=1) @ model.prototypes.T).max(1)
