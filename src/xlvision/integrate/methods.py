@@ -284,15 +284,26 @@ def routed(ctx: Context) -> Integrated:
 
 
 @torch.no_grad()
-def answer_accuracy(model: UnifiedModel, batches, codes: list[str], answer: str) -> float:
-    """Mean over languages of the digit accuracy read without the language, by `answer`."""
-    correct, seen = torch.zeros(len(codes)), torch.zeros(len(codes))
-    for x, y, language in tracked(batches, f"answer={answer} on validation data"):
-        hit = (model.predict(x, answer=answer)["digit"] == y).float()
-        correct += torch.bincount(language, weights=hit, minlength=len(codes))
+@torch.no_grad()
+def answer_accuracies(
+    model: UnifiedModel, batches, codes: list[str], answers: list[str]
+) -> dict[str, float]:
+    """Per answer rule, the mean over languages of the digit accuracy read without the
+    language: every rule reads each batch from one backbone pass."""
+    correct = {a: torch.zeros(len(codes)) for a in answers}
+    seen = torch.zeros(len(codes))
+    for x, y, language in tracked(batches, "every answer rule on validation data"):
+        with model.reusing_features():
+            for answer in answers:
+                hit = (model.predict(x, answer=answer)["digit"] == y).float()
+                correct[answer] += torch.bincount(language, weights=hit, minlength=len(codes))
         seen += torch.bincount(language, minlength=len(codes)).float()
-    per_language = {c: float(correct[i] / seen[i]) for i, c in enumerate(codes) if seen[i] > 0}
-    return language_mean(per_language)
+    return {
+        answer: language_mean(
+            {c: float(hits[i] / seen[i]) for i, c in enumerate(codes) if seen[i] > 0}
+        )
+        for answer, hits in correct.items()
+    }
 
 
 def unified(ctx: Context) -> Integrated:
@@ -326,19 +337,11 @@ def unified(ctx: Context) -> Integrated:
     routes = dict.fromkeys(ctx.codes, SHARED)
     choice = ctx.conf.answer
     if choice == "auto":
-        scores = {}
+        candidate = UnifiedModel(
+            {SHARED: model}, routes, ctx.codes, SHARED, views=ctx.conf.get("views", "none")
+        )
+        scores = answer_accuracies(candidate, ctx.data.val_dataloader(), ctx.codes, answers)
         for answer in answers:
-            candidate = UnifiedModel(
-                {SHARED: model},
-                routes,
-                ctx.codes,
-                SHARED,
-                answer,
-                views=ctx.conf.get("views", "none"),
-            )
-            scores[answer] = answer_accuracy(
-                candidate, ctx.data.val_dataloader(), ctx.codes, answer
-            )
             ctx.console.print(
                 f"  answer={answer}: val mean acc without the script {scores[answer]:.4f}"
             )
