@@ -452,24 +452,14 @@ def test_the_routing_guard_keeps_the_reading_without_the_script(bundle, scans):
 def test_a_bundle_read_with_views_adapts_and_keeps_them(bundle, scans, tmp_path):
     """Self-training trains on single drawn copies and the adapted bundle reads with the
     source's views (`integrate.views`), as its manifest says."""
-    from test_predict import CODES, INDIVIDUAL_ACC, SPEC
+    from test_predict import save_shared
 
-    from xlvision.bundle.file import save_bundle
-    from xlvision.bundle.manifest import language_record
     from xlvision.models.views import Views
 
     folder, labels = scans
     model, _ = load_bundle(bundle)
     model.views = Views("shifts_thick")
-    source = save_bundle(
-        tmp_path / "views.safetensors",
-        model,
-        member_specs={"shared": SPEC},
-        languages={c: language_record(c) for c in CODES},
-        preprocessing=digit_preprocessing(),
-        integration={"method": "multihead", "params": {}},
-        metrics={"individual": {c: {"acc": INDIVIDUAL_ACC} for c in CODES}},
-    )
+    source = save_shared(tmp_path / "views.safetensors", model)
     output = tmp_path / "adapted.safetensors"
     overrides = ("language=kn", "adapt=self_train", "adapt.epochs=1", "adapt.routing=false")
     _, artifacts = adapt(adapt_config(source, folder, output, *overrides), progress=False)

@@ -79,8 +79,13 @@ def shared_bundle(folder: Path) -> Path:
     """A multihead bundle of one freshly trained shared model over `CODES`."""
     shared = train_shared()
     model = UnifiedModel({"shared": shared}, {c: "shared" for c in CODES}, CODES, "shared")
+    return save_shared(folder / "digits.safetensors", model)
+
+
+def save_shared(path: Path, model: UnifiedModel) -> Path:
+    """`model` (one member `shared` over `CODES`) as a multihead bundle at `path`."""
     return save_bundle(
-        folder / "digits.safetensors",
+        path,
         model,
         member_specs={"shared": SPEC},
         languages={c: language_record(c) for c in CODES},
