@@ -129,6 +129,11 @@ def test_groups_are_declared_in_the_language_configs():
     assert load_language("kn").group == "kn"
 
 
+ONE_VIEW = ["integrate.views=none"]
+"""These bundles read each image once: the views (six reads an image, the preset's default) are
+tested in test_calibration.py and by the preset's smoke run below."""
+
+
 @pytest.fixture(scope="module")
 def unified_run(tmp_path_factory):
     """A tiny unified model over Arabic, Persian and Kannada glyphs, bundled with answer=auto."""
@@ -144,6 +149,7 @@ def unified_run(tmp_path_factory):
             languages,
             "stage=integrate",
             "integrate=unified",
+            *ONE_VIEW,
             f"base={artifacts['checkpoint']}",
         ]
     )
@@ -227,6 +233,7 @@ def integrate_again(unified_run, tmp_path, *overrides: str) -> tuple:
             f"language=[{','.join(CODES)}]",
             "stage=integrate",
             "integrate=unified",
+            *ONE_VIEW,
             *overrides,
             f"base={checkpoint}",
         ]
@@ -274,7 +281,7 @@ def test_integrate_temperature_by_familiarity_with_the_evidence_reads_as_stored(
     x = torch.randn(8, 1, 28, 28)
     with torch.no_grad():
         member = model.members["shared"]
-        features = model.features("shared", x)  # with its views
+        features = model.features("shared", x)  # the one backbone read
         lid = member.heads[LID_HEAD](features)
         heads = torch.stack([model(x, c) / model.temperatures["digit"] for c in CODES], dim=1)
         means = (torch.nn.functional.normalize(features, dim=1) @ model.prototypes.T).max(1)
