@@ -345,7 +345,12 @@ REPORT_FIXTURES = {
     "strategy_ablation": ["net/0/finetune_kn"],
     "merge_ablation": ["en", "all"],
     "real_kshot": ["recipe", "no_replay", "self_train"],
-    "unified_real": ["unified/0/eval", "glyphs_only/0/eval", "per_language/kn/0"],
+    "unified_real": [
+        "unified/0/eval",
+        "unified/0/eval_one_view",
+        "glyphs_only/0/eval",
+        "per_language/kn/0",
+    ],
     "unseen_handwriting": [
         "domain_prior/A/0/eval_reject",
         "domain_prior/A/0/eval_adapt",
@@ -382,6 +387,10 @@ def test_every_report_names_the_recorded_machine_between_header_and_discussion(n
     if name == "unseen_handwriting":  # a step's section, read from its runs and its baseline's
         views = page.split("## Every image read with its moved copies")[1].split("\n## ")[0]
         assert "| mean_left_out |" in views and "| one view | six views |" in views
+    if name == "unified_real":  # the same runs read once and with the views, a row each
+        views = page.split("## The views against one read")[1].split("\n## ")[0]
+        assert views.count("| lang |") == views.count("| lang | one view | six views |") == 5
+        assert "| kn | test/{lang}/acc | test/{lang}/acc |" in views
 
 
 @pytest.mark.parametrize("name", RUN_SCRIPTS)
@@ -406,6 +415,29 @@ def test_every_run_records_machine_sh_line_where_its_report_reads_it(name, tmp_p
     if f"wrote experiments/{name}/RESULTS.md" in result.stdout:
         page = (root / "experiments" / name / "RESULTS.md").read_text()
         assert ", one NVIDIA H100 80GB HBM3 GPU.\n" in page
+
+
+def test_one_view_bundles_each_finished_unified_run_again_and_reads_its_test_splits(tmp_path):
+    root = stand_in_root(tmp_path)
+    out = root / "outputs/experiments/unified_real/unified"
+    (out / "0/eval").mkdir(parents=True)
+    (out / "0/eval/metrics.json").write_text('{"status": "completed"}')
+    (out / "1/eval").mkdir(parents=True)  # not finished: not bundled again
+    bash("bash experiments/unified_real/run.sh one_view", root, check=False)
+    calls = (root / "calls.log").read_text().splitlines()
+    assert len(calls) == 2
+    integrate, evaluate = calls
+    run = "outputs/experiments/unified_real/unified/0"
+    assert integrate.startswith(f"xlv-integrate run={run} experiment=unified seed=0 ")
+    assert "integrate.views=none" in integrate
+    assert evaluate.startswith(f"xlv-eval bundle={run}/integrate_one_view/bundle.safetensors ")
+    # The test splits the pipeline's eval read: every real source of the preset, as it trains.
+    sources = ",".join(
+        f"{code}: [{{preset: {s[0]['preset']}, weight: {s[0]['weight']}}}]"
+        for code, s in unified_sources().items()
+    )
+    assert f"data.sources={{{sources}}}" in evaluate
+    assert "seed=0 reject=none" in evaluate
 
 
 def test_the_dev_sets_reach_the_commands_in_order(tmp_path):
