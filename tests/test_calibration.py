@@ -17,6 +17,7 @@ from conftest import run_cli, run_in_process
 from test_predict import CODES, SPEC, eval_config, predict_cli_run, train_shared, write_scans
 from test_unified import toy_model
 
+import xlvision.bundle.model as bundle_model
 from xlvision.bundle.calibration import (
     Thresholds,
     fit_rising_temperature,
@@ -47,7 +48,7 @@ from xlvision.config.errors import ConfigError
 from xlvision.data.arrays import MNIST_MEAN, MNIST_STD
 from xlvision.data.datamodule import DigitDataModule, glyph_splits
 from xlvision.evaluation.calibration import auroc, expected_calibration_error
-from xlvision.evaluation.unified import outside_aurocs, page_means
+from xlvision.evaluation.unified import outside_aurocs, page_means, score_language, score_pages
 from xlvision.integrate.calibrate import (
     EVIDENCE_GRID,
     RISE_LEVELS,
@@ -987,3 +988,46 @@ def test_reusing_features_runs_the_backbone_once_per_input_and_reads_the_same(ca
         hook.remove()
     for a, b in zip(alone, reused, strict=True):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_reading_set_runs_each_backbone_once_per_image_and_scores_the_same(
+    calibrated, data, monkeypatch
+):
+    """xlv-eval reads a test set in batches, again by page and by the script each page is
+    given: inside `reading_set` the backbone reads each image once, and every figure is as
+    without it."""
+    _, _, plain = calibrated
+    model = UnifiedModel(
+        dict(plain.members), plain.routes, plain.languages, plain.router, "marginal", views="shifts"
+    )
+    calls = []
+    hook = model.members["shared"].backbone.register_forward_hook(lambda *_: calls.append(1))
+    x, y = next(iter(data.val_dataloader()))[:2]
+    batches = -(-len(x) // 32)
+
+    def scored() -> dict:
+        scores, _ = score_language(model, x, y, CODES[0], 32)
+        return {**scores, **score_pages(model, x, y, CODES[0], 32, 5, seed=0)}
+
+    try:
+        with torch.no_grad():
+            alone = scored()
+            passes = len(calls)
+            assert passes > 2 * batches  # by score_language, by the pages, then by script
+            with model.reading_set(x, 32):
+                once = scored()
+                assert len(calls) - passes == batches
+                model.features("shared", x[:8] + 1)  # not images of the set: their own pass
+                assert len(calls) - passes == batches + 1
+            assert model._set is None
+            monkeypatch.setattr(bundle_model, "SET_FEATURES_BYTES", 0)  # too large to keep
+            calls.clear()
+            with model.reading_set(x, 32):
+                kept_none = scored()
+            assert len(calls) == passes + 1  # one batch read to find the features' size
+    finally:
+        hook.remove()
+    assert once.keys() == alone.keys() == kept_none.keys()
+    for key, value in alone.items():
+        assert once[key] == pytest.approx(value, abs=1e-9), key
+        assert kept_none[key] == value, key

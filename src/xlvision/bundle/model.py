@@ -81,6 +81,7 @@ class UnifiedModel(nn.Module):
         super().__init__()
         self.views = Views(views)
         self._reused: dict | None = None  # member features per input, in `reusing_features`
+        self._set: _SetFeatures | None = None  # a whole set's features, in `reading_set`
         self.temperatures = {"script": 1.0, "digit": 1.0, **(temperatures or {})}
         if not all(t > 0 for t in self.temperatures.values()):
             raise ValueError(f"temperatures must be > 0, got {self.temperatures}")
@@ -224,7 +225,12 @@ class UnifiedModel(nn.Module):
 
     def features(self, key: str, x: torch.Tensor) -> torch.Tensor:
         """[B, D]: member `key`'s backbone features of `x`, averaged over the bundle's views;
-        inside `reusing_features`, computed once per member and input tensor."""
+        inside `reusing_features`, computed once per member and input tensor; inside
+        `reading_set`, taken from the set's when every image of `x` is one of its."""
+        if self._set is not None:
+            found = self._set.features(key, x)
+            if found is not None:
+                return found
         if self._reused is None:
             return self.views.read(self.members[key].backbone, x)
         slot = (key, id(x))
@@ -242,6 +248,19 @@ class UnifiedModel(nn.Module):
             yield
         finally:
             self._reused = None
+
+    @contextmanager
+    def reading_set(self, x: torch.Tensor, batch_size: int) -> Iterator[None]:
+        """Within it, each member's backbone reads the images of `x` (a whole test set) once,
+        in batches of `batch_size`, the first time a batch of them is asked for; any later
+        batch of its images, in any order or grouping (by script, by page), is given their
+        features instead of a backbone pass. Images are matched by their bytes. The weights
+        must not change inside it."""
+        self._set = _SetFeatures(self, x, batch_size)
+        try:
+            yield
+        finally:
+            self._set = None
 
     def forward(self, x: torch.Tensor, language: str) -> torch.Tensor:
         """Digit logits of a batch known to be in `language`."""
@@ -420,3 +439,43 @@ class UnifiedModel(nn.Module):
             "digit": digit,
             "digit_prob": digit_prob,
         }
+
+
+SET_FEATURES_BYTES = 2**30
+"""The most a `reading_set` keeps (every member's features together); a member whose set
+features would pass it is read batch by batch as outside one."""
+
+
+class _SetFeatures:
+    """`UnifiedModel.reading_set`'s store: the set's rows by their bytes, and per member the
+    features of every row, read on first use."""
+
+    def __init__(self, model: UnifiedModel, x: torch.Tensor, batch_size: int) -> None:
+        self.model, self.x, self.batch_size = model, x, batch_size
+        flat = x.detach().cpu().reshape(len(x), -1).numpy()
+        self.rows = {row.tobytes(): i for i, row in enumerate(flat)}
+        self.read: dict[str, torch.Tensor | None] = {}  # None: too large to keep
+
+    def features(self, key: str, x: torch.Tensor) -> torch.Tensor | None:
+        """[B, D] of `x`'s rows, or None if one of them is not in the set (or the member's
+        set features are not kept)."""
+        if self.read.get(key, 0) is None:
+            return None
+        flat = x.detach().cpu().reshape(len(x), -1).numpy()
+        index = [self.rows.get(row.tobytes()) for row in flat]
+        if None in index:
+            return None
+        if key not in self.read:
+            self.read[key] = self._read_all(key, x.device)
+            if self.read[key] is None:
+                return None
+        return self.read[key][torch.tensor(index, device=self.read[key].device)]
+
+    def _read_all(self, key: str, device: torch.device) -> torch.Tensor | None:
+        backbone, parts = self.model.members[key].backbone, self.x.split(self.batch_size)
+        first = self.model.views.read(backbone, parts[0].to(device))
+        kept = sum(t.numel() * t.element_size() for t in self.read.values() if t is not None)
+        if kept + len(self.x) * first[0].numel() * first.element_size() > SET_FEATURES_BYTES:
+            return None
+        rest = [self.model.views.read(backbone, part.to(device)) for part in parts[1:]]
+        return torch.cat([first, *rest])

@@ -205,39 +205,42 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         parts = {code: DigitArrays.concat(list(sets.values()))}
         if len(sets) > 1:
             parts.update({f"{code}@{name}": arrays for name, arrays in sets.items()})
-        for name, test in parts.items():
-            x = model_input(test.images, preprocessing)
-            scores, matrices = score_language(
-                reader, x, test.labels, code, cfg.data.batch_size, groups, reject
-            )
-            confusion.update(confusion_records(f"test/{name}", matrices))
-            if outside and name == code:
-                plain = x  # the unadapted bundle's scores: its own preprocessing
-                if preprocessing is not manifest["preprocessing"]:
-                    plain = model_input(test.images, manifest["preprocessing"])
-                inside.append(in_bundle_scores(model, plain, cfg.data.batch_size))
-                inside_real.append("glyphs" not in sets)
-            if model.router is not None and page_size > 1:
-                scores.update(
-                    score_pages(
-                        reader,
-                        x,
-                        test.labels,
-                        code,
-                        cfg.data.batch_size,
-                        page_size,
-                        cfg.seed,
-                        groups,
-                        reject,
-                    )
+        # Each image is read by the backbones once; every reading below takes its features.
+        whole = model_input(parts[code].images, preprocessing)
+        with reader.reading_set(whole, cfg.data.batch_size):
+            for name, test in parts.items():
+                x = whole if name == code else model_input(test.images, preprocessing)
+                scores, matrices = score_language(
+                    reader, x, test.labels, code, cfg.data.batch_size, groups, reject
                 )
-            reference = (individual.get(code) or {}).get("acc")
-            if reference and name == code:
-                scores["normalized_acc"] = scores["acc"] / reference
-            if name == code:
-                scores.update(adapted)
-            metrics.update({f"test/{name}/{key}": value for key, value in scores.items()})
-            counts[name] = {"test": len(test)}
+                confusion.update(confusion_records(f"test/{name}", matrices))
+                if outside and name == code:
+                    plain = x  # the unadapted bundle's scores: its own preprocessing
+                    if preprocessing is not manifest["preprocessing"]:
+                        plain = model_input(test.images, manifest["preprocessing"])
+                    inside.append(in_bundle_scores(model, plain, cfg.data.batch_size))
+                    inside_real.append("glyphs" not in sets)
+                if model.router is not None and page_size > 1:
+                    scores.update(
+                        score_pages(
+                            reader,
+                            x,
+                            test.labels,
+                            code,
+                            cfg.data.batch_size,
+                            page_size,
+                            cfg.seed,
+                            groups,
+                            reject,
+                        )
+                    )
+                reference = (individual.get(code) or {}).get("acc")
+                if reference and name == code:
+                    scores["normalized_acc"] = scores["acc"] / reference
+                if name == code:
+                    scores.update(adapted)
+                metrics.update({f"test/{name}/{key}": value for key, value in scores.items()})
+                counts[name] = {"test": len(test)}
     # `mean_real`: over the languages scored on real handwriting, when glyphs score the others;
     # with data.leave_real_out, `mean_left_out` over those and `mean_trained_real` over the
     # languages whose real training data the model saw.
