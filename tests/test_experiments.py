@@ -43,7 +43,7 @@ def test_budget_gpu_raises_every_preset_and_its_cpu_defaults_stay(preset):
     cpu = compose_config([f"experiment={preset}"], config_name="pipeline")
     gpu = compose_config([f"experiment={preset}", "budget=gpu"], config_name="pipeline")
     assert (cpu.device.accelerator, cpu.model.name) == ("cpu", "net")
-    # Sized for two CPU cores: unified's 18 epochs of 60,000 draws take about 10 minutes.
+    # Sized for two CPU cores: unified's 18 epochs of 60,000 draws take about 11 minutes.
     assert cpu.data.train_per_class <= 600
     assert cpu.trainer.max_epochs <= (18 if preset == "unified" else 6)
     assert (gpu.device.accelerator, gpu.device.precision, gpu.model.name) == (
