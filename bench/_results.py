@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
@@ -47,3 +48,32 @@ def write_section(name: str, text: str) -> None:
         updated = current.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(updated, encoding="utf-8")
     print(f"wrote the {name} section of {RESULTS}")
+
+
+def comparison_args(doc: str, images: int) -> tuple[argparse.Namespace, int]:
+    """The options of a benchmark that times two ways of doing one thing (`--images`,
+    `--rounds`, `--write`), and the torch threads it sets (at most 2)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--images", type=int, default=images)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
+    args = parser.parse_args()
+    threads = min(2, torch.get_num_threads())
+    torch.set_num_threads(threads)
+    return args, threads
+
+
+def write_comparison(
+    name: str, title: str, columns: list[str], rows: list[tuple], number: str, note: str
+) -> None:
+    """`write_section` of a table with a row per (label, first, second, ratio): the two
+    measures in `number` format, the ratio as 1.23×; under the title, the machine; below the
+    table, `note`."""
+    lines = "\n".join(
+        f"| {label} | {a:{number}} | {b:{number}} | {ratio:.2f}× |" for label, a, b, ratio in rows
+    )
+    write_section(
+        name,
+        f"{title}\n\nMachine: {machine()}.\n\n| {' | '.join(columns)} |\n|---|---|---|---|\n"
+        f"{lines}\n\n{note}",
+    )

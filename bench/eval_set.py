@@ -13,11 +13,11 @@ are untrained: speed does not depend on them.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
+from _results import comparison_args, write_comparison
 
 from xlvision.bundle.export import check_images
 from xlvision.bundle.model import LID_HEAD, UnifiedModel
@@ -60,13 +60,7 @@ def score_set(model: UnifiedModel, x: torch.Tensor, y: torch.Tensor) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
-    args = parser.parse_args()
-    threads = min(2, torch.get_num_threads())
-    torch.set_num_threads(threads)
+    args, threads = comparison_args(__doc__, images=3000)
     x = (torch.from_numpy(check_images(CODES, args.images // len(CODES))) - MNIST_MEAN) / MNIST_STD
     y = torch.arange(len(x)) % 10
     print(f"{len(x)} images, batch {BATCH}, {threads} threads, {args.rounds} interleaved rounds")
@@ -83,26 +77,20 @@ def main() -> None:
             assert figures.keys() == plain.keys()
             assert all(abs(figures[k] - plain[k]) < 1e-9 for k in plain), "the figures differ"
         apart, together = statistics.median(seconds[False]), statistics.median(seconds[True])
-        rows.append((views, apart, together))
+        rows.append((views, apart, together, apart / together))
         print(
             f"views={views:12s} batch by batch {apart:6.2f} s   read once {together:6.2f} s   "
             f"ratio {apart / together:.2f}x (same figures)"
         )
     if args.write:
-        from _results import machine, write_section
-
-        table = "\n".join(f"| {v} | {a:.2f} | {t:.2f} | {a / t:.2f}× |" for v, a, t in rows)
-        write_section(
+        write_comparison(
             "eval_set",
-            f"""## Scoring a test set: its images read once against batch by batch (`bench/eval_set.py`)
-
-Machine: {machine()}.
-
-| `integrate.views` | batch by batch (s) | read once (s) | speed-up |
-|---|---|---|---|
-{table}
-
-One shared-backbone bundle (kn, ar, hi; untrained Net) scoring {len(x)} glyph digits as
+            "## Scoring a test set: its images read once against batch by batch "
+            "(`bench/eval_set.py`)",
+            ["`integrate.views`", "batch by batch (s)", "read once (s)", "speed-up"],
+            rows,
+            ".2f",
+            f"""One shared-backbone bundle (kn, ar, hi; untrained Net) scoring {len(x)} glyph digits as
 `xlv-eval` does (`score_language`, `score_pages`, `in_bundle_scores`), batch {BATCH},
 {threads} threads, the median of {args.rounds} interleaved rounds; both ways give the same
 figures (checked each round).""",

@@ -11,7 +11,6 @@ are untrained: speed does not depend on them.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import comparison_args, write_comparison
 
 from xlvision.bundle.export import check_images, checked_export
 from xlvision.bundle.file import load_bundle, save_bundle
@@ -53,13 +53,7 @@ def rate(read, digits: np.ndarray, batch: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=3072)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--write", action="store_true", help="write bench/RESULTS.md's section")
-    args = parser.parse_args()
-    threads = min(2, torch.get_num_threads())
-    torch.set_num_threads(threads)
+    args, threads = comparison_args(__doc__, images=3072)
     digits = np.round(check_images(CODES, args.images // len(CODES))[:, 0] * 255).astype(np.uint8)
     print(f"{len(digits)} images, batch 256, {threads} threads, {args.rounds} interleaved rounds")
     rows = []
@@ -90,26 +84,20 @@ def main() -> None:
                     speeds[key].append(rate(reader.read, digits, 256))
             torch_rate = statistics.median(speeds["torch"])
             onnx_rate = statistics.median(speeds["onnx"])
-            rows.append((name, torch_rate, onnx_rate))
+            rows.append((name, torch_rate, onnx_rate, onnx_rate / torch_rate))
             print(
                 f"{name:16s} PyTorch {torch_rate:8.0f} images/s   onnxruntime {onnx_rate:8.0f} "
                 f"images/s   ratio onnx / torch {onnx_rate / torch_rate:.2f}x"
             )
     if args.write:
-        from _results import machine, write_section
-
-        table = "\n".join(f"| {name} | {t:.0f} | {o:.0f} | {o / t:.2f}× |" for name, t, o in rows)
-        write_section(
+        write_comparison(
             "export_predict",
-            f"""## Prediction: an exported .onnx file against the PyTorch bundle (`bench/export_predict.py`)
-
-Machine: {machine()}.
-
-| bundle (kn, ar, hi) | PyTorch images/s | onnxruntime images/s | onnx / torch |
-|---|---|---|---|
-{table}
-
-The model alone (`TorchReader.read` against `OnnxReader.read`) on {len(digits)} normalized glyph
+            "## Prediction: an exported .onnx file against the PyTorch bundle "
+            "(`bench/export_predict.py`)",
+            ["bundle (kn, ar, hi)", "PyTorch images/s", "onnxruntime images/s", "onnx / torch"],
+            rows,
+            ".0f",
+            f"""The model alone (`TorchReader.read` against `OnnxReader.read`) on {len(digits)} normalized glyph
 digits, batch 256, {threads} threads each, the median of {args.rounds} interleaved rounds.""",
         )
 
