@@ -440,6 +440,23 @@ def test_one_view_bundles_each_finished_unified_run_again_and_reads_its_test_spl
     assert "seed=0 reject=none" in evaluate
 
 
+def test_unseen_handwriting_steps_bundle_with_the_familiarity_and_views_each_names(tmp_path):
+    root = stand_in_root(tmp_path)
+    steps = {"STEPS": "nearest rising views", "FOLDS": "A", "SEEDS": "0"}
+    bash("bash experiments/unseen_handwriting/run.sh domain_prior", root, check=False, **steps)
+    calls = (root / "calls.log").read_text().splitlines()
+    train = next(c for c in calls if c.startswith("xlv-pipeline"))
+    bundles = {c.split("integrate_")[-1]: c for c in calls if c.startswith("xlv-integrate")}
+    assert sorted(bundles) == ["nearest", "rising", "views"]
+    # The run's own bundle, as every earlier record: class-mean familiarity, each image read once;
+    # a step changes only what it names, so its record compares with that one.
+    assert "integrate.familiarity=class_means integrate.views=none" in train
+    assert "integrate.familiarity=with_nearest integrate.views=none" in bundles["nearest"]
+    assert "integrate.views=none integrate.temperature=by_familiarity" in bundles["rising"]
+    assert "integrate.familiarity=with_nearest integrate.views=shifts_thick" in bundles["views"]
+    assert "integrate.views=none" not in bundles["views"]
+
+
 def test_the_dev_sets_reach_the_commands_in_order(tmp_path):
     root = stand_in_root(tmp_path)
     bash("bash experiments/sim2real/run.sh", root)

@@ -35,9 +35,10 @@ parts=(unified glyph_router domain_prior domain_prior_outside more_glyphs advers
 recipes=(unified glyph_router domain_prior more_glyphs adversarial anchor mixstyle wide handlike one_pen)
 seeds=${SEEDS:-0,1,2}
 quiet="trainer.enable_progress_bar=false"
-# A run's own bundle keeps the class-mean familiarity, as every record before integrate=unified
-# took with_nearest as its default; step `nearest` bundles it again with the nearest image.
-familiar="integrate.familiarity=class_means"
+# A run's own bundle keeps the class-mean familiarity and reads each image once, as every record
+# before integrate=unified took with_nearest and the views as its defaults; step `nearest` bundles
+# it again with the nearest image, step `views` with the views as well.
+familiar="integrate.familiarity=class_means integrate.views=none"
 
 recipe() {  # part → its overrides on top of experiment=unified
   case ${1%_outside} in
@@ -109,7 +110,7 @@ bundle_again() {  # run dir, fold, outside?, kind, overrides… → <run>/integr
 
 nearest() {  # run dir, fold, outside? → the familiarity to the nearest validation image
   # (integrate.familiarity=with_nearest): <run>/integrate_nearest, <run>/eval_nearest
-  bundle_again "$1" "$2" "$3" nearest integrate.familiarity=with_nearest
+  bundle_again "$1" "$2" "$3" nearest integrate.familiarity=with_nearest integrate.views=none
 }
 
 rising() {  # run dir, fold, outside? → temperatures that rise as an image's familiarity falls
