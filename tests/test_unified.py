@@ -10,6 +10,7 @@ import onnx
 import pytest
 import torch
 from conftest import run_in_process
+from omegaconf import OmegaConf
 from torch import nn
 
 from xlvision.bundle.export import checked_export
@@ -381,6 +382,7 @@ def test_unified_preset_smoke_run_leaves_one_bundle(tmp_path):
             "debug=fast",
             "pipeline.sources=[or,pa,th]",
             "data.sources={pa: [gurmukhi], or: [{preset: odia_tiny, weight: 0}]}",
+            "pipeline.copies=2",  # the model trained twice, read as one
         ],
         config_name="pipeline",
     )
@@ -389,6 +391,10 @@ def test_unified_preset_smoke_run_leaves_one_bundle(tmp_path):
     model, manifest = load_bundle(artifacts["bundle"])
     assert model.languages == ["or", "pa", "th"]
     assert manifest["integration"]["method"] == "unified"
+    # The second training: the same seed and data, its own init_seed, bundled beside the first.
+    again = OmegaConf.load(tmp_path / "pipe" / "pretrain_2" / "config.yaml")
+    assert (again.seed, again.init_seed) == (cfg.seed, cfg.seed + 1000)
+    assert manifest["members"]["shared"]["model"]["copies"] == 2
     evaluated = json.loads((tmp_path / "pipe" / "eval" / "metrics.json").read_text())["metrics"]
     # pa is tested on its real test split (174), or on Odia's 44 real digits, th on glyphs.
     counts = json.loads((tmp_path / "pipe" / "eval" / "metrics.json").read_text())["artifacts"]

@@ -221,6 +221,8 @@ def _build_member(path: Path, key: str, record, tensors: dict[str, torch.Tensor]
     # Every size the manifest gives is checked against the stored tensors before building.
     for code, size in heads.items():
         weight = tensors.get(f"{key}.heads.{code}.weight")
+        if weight is None:  # a member of copies: each copy's head has the same size
+            weight = tensors.get(f"{key}.heads.{code}.parts.0.weight")
         if weight is None or weight.ndim != 2 or weight.shape[0] != size:
             found = "missing" if weight is None else f"shape {tuple(weight.shape)}"
             raise BundleError(

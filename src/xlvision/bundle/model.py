@@ -216,7 +216,8 @@ class UnifiedModel(nn.Module):
         def kept(tensor: torch.Tensor | None) -> torch.Tensor | None:
             if tensor is None:
                 return None
-            return tensor.detach().to(lid.weight.device, torch.float32).clone()
+            device = next(lid.parameters()).device
+            return tensor.detach().to(device, torch.float32).clone()
 
         self.prototypes = kept(prototypes)
         self.neighbours = kept(neighbours)

@@ -57,6 +57,10 @@ class IntegrateConf:
     # Every image read as the mean of its backbone features over fixed moved copies of it:
     # none, shifts (four one-pixel moves) or shifts_thick (those and a thickened copy).
     views: str = "none"
+    # unified: other trainings of the base model (checkpoints, or the pipeline or pretrain dirs
+    # that hold them), each the same recipe, seed and data with another `init_seed`; the bundle
+    # reads each image with the base and every one of them and averages their probabilities.
+    copies: list[str] = field(default_factory=list)
 
 
 RULES: list[Rule] = [
@@ -86,6 +90,11 @@ RULES: list[Rule] = [
     ("familiarity_dims", is_count, "an integer >= 1"),
     ("temperature", lambda v: v in TEMPERATURE, f"one of {', '.join(TEMPERATURE)}"),
     ("views", lambda v: v in VIEW_SETS, f"one of {', '.join(VIEW_SETS)}"),
+    (
+        "copies",
+        lambda v: all(isinstance(p, str) and p for p in v),
+        "a list of checkpoints or run dirs (other trainings of the base)",
+    ),
 ]
 
 

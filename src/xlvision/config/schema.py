@@ -194,12 +194,20 @@ class PipelineConf:
     # The bundle's evaluation also decides the script once per page of this many test digits
     # of one script (`test/<lang>/page_*`); 0: per digit only.
     page_size: int = 5
+    # integrate=unified: the base model trained this many times, each with its own init_seed
+    # (seed + 1000·k; the data and its splits stay those of `seed`), bundled as one model that
+    # averages their probabilities (integrate.copies). Each copy costs a training and a read.
+    copies: int = 1
 
 
 @dataclass
 class Config:
     stage: str = "train"
     seed: int = 0
+    # The seed of the model's initialization and of the training draws' order and
+    # augmentation; null: `seed`. The data and its splits always follow `seed`, so two runs
+    # that differ only here are two trainings on the same data (pipeline.copies).
+    init_seed: int | None = None
     base: str | None = None
     # A run dir to continue from its last.ckpt (`xlv-train resume=<dir>`, nothing else given).
     resume: str | None = None

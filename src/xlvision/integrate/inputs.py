@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from xlvision.config.errors import ConfigError
 from xlvision.models.checkpoint import CheckpointError, load_classifier
@@ -24,6 +24,7 @@ class Sources:
     tuned: dict[str, Classifier]
     specs: dict[str, dict]
     checkpoints: dict[str, str] = field(default_factory=dict)
+    copies: list[Classifier] = field(default_factory=list)  # other trainings of the base
 
     @property
     def codes(self) -> list[str]:
@@ -94,7 +95,55 @@ def load_sources(cfg: DictConfig) -> Sources:
     checkpoints = {code: str(path) for code, path in paths.items()}
     if base_path is not None:
         checkpoints["base"] = str(base_path)
-    return Sources(base, base_spec, tuned, specs, checkpoints)
+    copies = []
+    for k, given in enumerate((cfg.get("integrate") or {}).get("copies") or [], start=2):
+        if base is None:
+            raise ConfigError("base", None, "a base checkpoint: integrate.copies are copies of it")
+        path = copy_checkpoint(given)
+        model, spec, _ = load_classifier(path)
+        same_training(base_path, path, f"integrate.copies[{k - 2}]")
+        if spec != base_spec or list(model.heads) != list(base.heads):
+            raise ConfigError(
+                f"integrate.copies[{k - 2}]", given, "a training of the base's model and heads"
+            )
+        copies.append(model)
+        checkpoints[f"copy_{k}"] = str(path)
+    return Sources(base, base_spec, tuned, specs, checkpoints, copies)
+
+
+def copy_checkpoint(given: str) -> Path:
+    """A checkpoint as given, or the best checkpoint of a pretrain stage or pipeline dir."""
+    path = Path(given).expanduser()
+    if path.is_dir():
+        stage = (
+            RunDir(path) if RunDir(path).best_checkpoint.is_file() else RunDir(path).stage(PRETRAIN)
+        )
+        found = stage.recorded_checkpoint(stage.best_checkpoint)
+        if found is None or not Path(found).is_file():
+            raise ConfigError(
+                "integrate.copies", given, "a checkpoint, or a run dir that holds one"
+            )
+        return Path(found)
+    if not path.is_file():
+        raise ConfigError("integrate.copies", given, "a checkpoint, or a run dir that holds one")
+    return path
+
+
+def same_training(base: Path, other: Path, key: str) -> None:
+    """Refuse a copy whose run had another seed or other data than the base's: its splits
+    would differ, so it could have trained on the base's validation or test images."""
+    configs = [RunDir.of_checkpoint(p).config_file for p in (base, other)]
+    if not all(c.is_file() for c in configs):
+        return  # checkpoints outside a run dir: nothing recorded to compare
+    first, second = (OmegaConf.load(c) for c in configs)
+    for name in ("seed", "data", "language", "objective"):
+        if OmegaConf.select(first, name) != OmegaConf.select(second, name):
+            raise ConfigError(
+                key,
+                str(other),
+                f"a training with the base's {name} (only init_seed may differ): "
+                f"{RunDir.of_checkpoint(other).config_file} differs",
+            )
 
 
 def recorded_accuracy(checkpoint: str | Path, code: str) -> dict | None:

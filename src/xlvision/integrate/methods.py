@@ -29,6 +29,7 @@ from xlvision.integrate.probe import extract_features, language_id_head, train_l
 from xlvision.models.batchnorm import reestimate_batchnorm
 from xlvision.models.checkpoint import load_classifier
 from xlvision.models.classifier import DIGIT_HEAD, Classifier, language_codes
+from xlvision.models.copies import Copies
 from xlvision.models.registry import build_classifier
 from xlvision.progress import tracked
 from xlvision.training.builders import (
@@ -306,29 +307,59 @@ def answer_accuracies(
     }
 
 
+def _as_bundled(base: Classifier, codes: list[str]) -> Classifier | None:
+    """A copy of `base` with the heads of `codes` only, its trained `_lid` head's rows in their
+    order; None if it has no `_lid` head for every language it was trained on."""
+    model = copy.deepcopy(base).eval()
+    trained = language_codes(base.heads)
+    for code in trained:
+        if code not in codes:
+            del model.heads[code]
+    lid = model.heads[LID_HEAD] if LID_HEAD in model.heads else None
+    if lid is None or lid.out_features != len(trained):
+        return None
+    rows = torch.tensor([trained.index(code) for code in codes])
+    model.heads[LID_HEAD] = nn.Linear(lid.in_features, len(rows))
+    model.heads[LID_HEAD].load_state_dict(
+        {"weight": lid.weight[rows].clone(), "bias": lid.bias[rows].clone()}
+    )
+    return model
+
+
 def unified(ctx: Context) -> Integrated:
     """The base model as trained on every language at once (`xlv-train` with the objective's
     `_digit` and `_lid` heads), bundled as is; a `_lid` head is probed only if it lacks one.
+    With `integrate.copies` (other trainings of it), the member reads with all of them and
+    averages their probabilities (`Copies`).
     `integrate.answer: auto` picks how a digit is read without its script on validation data
     (read with the bundle's `views`)."""
     base = ctx.sources.require_base("unified")
-    model = copy.deepcopy(base).eval()
     trained = language_codes(base.heads)
     missing = [code for code in ctx.codes if code not in trained]
     if missing:
         raise ValueError(f"integrate=unified: the base model has no head for {', '.join(missing)}")
-    for code in trained:
-        if code not in ctx.codes:
-            del model.heads[code]
-    lid = model.heads[LID_HEAD] if LID_HEAD in model.heads else None
-    if lid is not None and lid.out_features == len(trained):
-        rows = torch.tensor([trained.index(code) for code in ctx.codes])
-        model.heads[LID_HEAD] = nn.Linear(lid.in_features, len(rows))
-        model.heads[LID_HEAD].load_state_dict(
-            {"weight": lid.weight[rows].clone(), "bias": lid.bias[rows].clone()}
-        )
+    spec = ctx.sources.base_spec
+    model = _as_bundled(base, ctx.codes)
+    if ctx.sources.copies:
+        copies = [model, *(_as_bundled(c, ctx.codes) for c in ctx.sources.copies)]
+        if any(c is None for c in copies):
+            raise ConfigError("integrate.copies", "…", "trainings with a trained script-ID head")
+        if ctx.conf.get("evidence", 0) != 0:
+            raise ConfigError(
+                "integrate.evidence",
+                ctx.conf.evidence,
+                "0 with integrate.copies (their heads give probabilities, not digit logits)",
+            )
+        model = Copies(copies).eval()
+        spec = {**spec, "copies": len(copies)}
+        params = {"script_id": "trained", "copies": len(copies)}
+    elif model is not None:
         params = {"script_id": "trained"}
     else:
+        model = copy.deepcopy(base).eval()
+        for code in trained:
+            if code not in ctx.codes:
+                del model.heads[code]
         ctx.console.print("  the base has no trained script-ID head: a linear probe instead")
         features, _, languages = ctx.train_features(model.backbone)
         model.heads[LID_HEAD] = ctx.lid_head(features, languages)
@@ -350,7 +381,7 @@ def unified(ctx: Context) -> Integrated:
     elif choice not in answers:
         raise ValueError(f"integrate.answer={choice}: the base model has no {DIGIT_HEAD!r} head")
     params["answer"] = choice
-    return Integrated({SHARED: model}, {SHARED: ctx.sources.base_spec}, routes, SHARED, params)
+    return Integrated({SHARED: model}, {SHARED: spec}, routes, SHARED, params)
 
 
 METHODS: dict[str, Callable[[Context], Integrated]] = {

@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from xlvision.models.classifier import Classifier
+from xlvision.models.copies import Copies
 from xlvision.models.net import Net
 from xlvision.models.resnet import ResNet
 
@@ -56,5 +57,13 @@ def build_backbone(args: Mapping[str, Any]) -> nn.Module:
     return MODELS[name](args)
 
 
-def build_classifier(args: Mapping[str, Any], classes: dict[str, int]) -> Classifier:
-    return Classifier(build_backbone(args), classes)
+def build_classifier(args: Mapping[str, Any], classes: dict[str, int]) -> Classifier | Copies:
+    """A classifier of `args`; with `copies` ≥ 2 in them (a bundle's member made of copies
+    trained apart), that many side by side, read as one (`Copies`)."""
+    copies = args.get("copies", 1)
+    if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
+        raise ValueError(f"copies={copies!r}: a whole number ≥ 1")
+    if copies == 1:
+        return Classifier(build_backbone(args), classes)
+    one = {k: v for k, v in args.items() if k != "copies"}
+    return Copies([Classifier(build_backbone(one), classes) for _ in range(copies)])

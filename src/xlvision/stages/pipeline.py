@@ -28,6 +28,7 @@ from xlvision.stages.runner import end_distributed, is_main_process, run_stage
 from xlvision.stages.train import train
 
 PRETRAIN_CACHE = "pretrain"  # <cache dir>/pretrain/<key>: finished pretrainings by config
+COPY_SEED_STEP = 1000  # pipeline.copies: copy k trains with init_seed = seed + 1000·(k − 1)
 
 
 def stage_config(cfg: DictConfig, stage: str, codes: list[str], output_dir: Path, **updates):
@@ -153,9 +154,14 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
     unknown = [c for c in cfg.data.get("sources") or {} if c not in known]
     if unknown:
         raise ConfigError(f"data.sources.{unknown[0]}", "…", f"a language: {', '.join(known)}")
+    copies = cfg.pipeline.get("copies", 1)
+    if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
+        raise ConfigError("pipeline.copies", copies, "a whole number ≥ 1")
+    if copies > 1 and method != "unified":
+        raise ConfigError("pipeline.copies", copies, "1 unless integrate=unified")
     read_target_files(cfg, [c for c in targets if c not in sources])
-    steps = int(cfg.pipeline.pretrain) + len(targets) + (2 if method else 0)
-    metrics, runs, checkpoint, tuned = {}, [], None, {}
+    steps = int(cfg.pipeline.pretrain) * copies + len(targets) + (2 if method else 0)
+    metrics, runs, checkpoint, tuned, copy_checkpoints = {}, [], None, {}, []
     finetune_conf = cfg.finetune
     if cfg.pipeline.pretrain:
         console.rule(f"[1/{steps}] pretrain on {'+'.join(sources)}")
@@ -168,11 +174,24 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         checkpoint = pretrain_artifacts["checkpoint"]
         metrics = {f"pretrain/{k}": v for k, v in pretrain_metrics.items() if k.startswith("test/")}
         runs.append(pre_dir.path)
+        for k in range(2, copies + 1):  # the same training with another init_seed, each
+            console.rule(f"[{k}/{steps}] pretrain copy {k} of {copies} on {'+'.join(sources)}")
+            copy_dir = root.stage(f"{PRETRAIN}_{k}")
+            again = stage_config(
+                cfg, "train", sources, copy_dir.path, finetune=None, integrate=None
+            )
+            again.data.shots_per_class = None
+            again.init_seed = cfg.seed + COPY_SEED_STEP * (k - 1)
+            _, copy_artifacts = pretrain_once(
+                again, copy_dir, cfg.pipeline.reuse_pretrain, console, resume
+            )
+            copy_checkpoints.append(copy_artifacts["checkpoint"])
+            runs.append(copy_dir.path)
     else:  # the from-scratch baseline: same budget, random initialization
         finetune_conf = OmegaConf.merge(
             finetune_conf, {"head_init": "random", "source_language": None}
         )
-    step = int(cfg.pipeline.pretrain)
+    step = int(cfg.pipeline.pretrain) * copies
     for code in targets:
         step += 1
         console.rule(f"[{step}/{steps}] fine-tune on {code} ({cfg.finetune.name})")
@@ -209,6 +228,9 @@ def pipeline(cfg: DictConfig) -> tuple[dict, dict]:
         sub = stage_config(
             cfg, "integrate", bundled, root.stage(INTEGRATE).path, base=checkpoint, models=tuned
         )
+        if copy_checkpoints:
+            with open_dict(sub):
+                sub.integrate.copies = [str(c) for c in copy_checkpoints]
         integrated, integrate_artifacts = run_or_resume(integrate, sub, resume)
         artifacts["bundle"] = integrate_artifacts["bundle"]
         console.rule(f"[{steps}/{steps}] evaluate the bundle")

@@ -65,7 +65,9 @@ def source_metrics(model: Classifier, data: DigitDataModule, split: str) -> dict
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Train one model on every configured language (a head each) and test it."""
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    # The model's initialization and the draws follow init_seed; the data's splits follow seed.
+    init_seed = cfg.get("init_seed")
+    L.seed_everything(cfg.seed if init_seed is None else init_seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
     languages = [language_from_mapping(node) for node in cfg.language.values()]
     codes = [lang.code for lang in languages]
