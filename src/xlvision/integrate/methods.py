@@ -307,14 +307,20 @@ def answer_accuracies(
     }
 
 
+def _with_heads_of(base: Classifier, codes: list[str]) -> Classifier:
+    """A copy of `base` without the language heads of languages not in `codes`."""
+    model = copy.deepcopy(base).eval()
+    for code in language_codes(base.heads):
+        if code not in codes:
+            del model.heads[code]
+    return model
+
+
 def _as_bundled(base: Classifier, codes: list[str]) -> Classifier | None:
     """A copy of `base` with the heads of `codes` only, its trained `_lid` head's rows in their
     order; None if it has no `_lid` head for every language it was trained on."""
-    model = copy.deepcopy(base).eval()
+    model = _with_heads_of(base, codes)
     trained = language_codes(base.heads)
-    for code in trained:
-        if code not in codes:
-            del model.heads[code]
     lid = model.heads[LID_HEAD] if LID_HEAD in model.heads else None
     if lid is None or lid.out_features != len(trained):
         return None
@@ -356,10 +362,7 @@ def unified(ctx: Context) -> Integrated:
     elif model is not None:
         params = {"script_id": "trained"}
     else:
-        model = copy.deepcopy(base).eval()
-        for code in trained:
-            if code not in ctx.codes:
-                del model.heads[code]
+        model = _with_heads_of(base, ctx.codes)
         ctx.console.print("  the base has no trained script-ID head: a linear probe instead")
         features, _, languages = ctx.train_features(model.backbone)
         model.heads[LID_HEAD] = ctx.lid_head(features, languages)
