@@ -357,6 +357,7 @@ def unified(ctx: Context) -> Integrated:
                 "0 with integrate.copies (their heads give probabilities, not digit logits)",
             )
         model = Copies(copies).eval()
+        ctx.console.print(f"  {len(copies)} trainings of the base read as one (their mean)")
         spec = {**spec, "copies": len(copies)}
         params = {"script_id": "trained", "copies": len(copies)}
     elif model is not None:
