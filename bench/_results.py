@@ -6,6 +6,7 @@ import argparse
 import os
 import platform
 import re
+import statistics
 from pathlib import Path
 
 import torch
@@ -61,6 +62,13 @@ def comparison_args(doc: str, images: int) -> tuple[argparse.Namespace, int]:
     threads = min(2, torch.get_num_threads())
     torch.set_num_threads(threads)
     return args, threads
+
+
+def compared(label: str, first: list[float], second: list[float], *, seconds: bool) -> tuple:
+    """A row of `write_comparison`: (label, the median of each side's samples, how many times
+    faster the second side is). Samples are seconds when `seconds`, else rates (per second)."""
+    a, b = statistics.median(first), statistics.median(second)
+    return label, a, b, (a / b if seconds else b / a)
 
 
 def write_comparison(

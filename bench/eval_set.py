@@ -13,11 +13,10 @@ are untrained: speed does not depend on them.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
-from _results import comparison_args, write_comparison
+from _results import compared, comparison_args, write_comparison
 
 from xlvision.bundle.export import check_images
 from xlvision.bundle.model import LID_HEAD, UnifiedModel
@@ -76,11 +75,11 @@ def main() -> None:
             seconds[True].append(together)
             assert figures.keys() == plain.keys()
             assert all(abs(figures[k] - plain[k]) < 1e-9 for k in plain), "the figures differ"
-        apart, together = statistics.median(seconds[False]), statistics.median(seconds[True])
-        rows.append((views, apart, together, apart / together))
+        rows.append(compared(views, seconds[False], seconds[True], seconds=True))
+        _, apart, together, ratio = rows[-1]
         print(
             f"views={views:12s} batch by batch {apart:6.2f} s   read once {together:6.2f} s   "
-            f"ratio {apart / together:.2f}x (same figures)"
+            f"ratio {ratio:.2f}x (same figures)"
         )
     if args.write:
         write_comparison(

@@ -11,14 +11,13 @@ are untrained: speed does not depend on them.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _results import comparison_args, write_comparison
+from _results import compared, comparison_args, write_comparison
 
 from xlvision.bundle.export import check_images, checked_export
 from xlvision.bundle.file import load_bundle, save_bundle
@@ -82,12 +81,11 @@ def main() -> None:
             for _ in range(args.rounds):
                 for key, reader in readers.items():
                     speeds[key].append(rate(reader.read, digits, 256))
-            torch_rate = statistics.median(speeds["torch"])
-            onnx_rate = statistics.median(speeds["onnx"])
-            rows.append((name, torch_rate, onnx_rate, onnx_rate / torch_rate))
+            rows.append(compared(name, speeds["torch"], speeds["onnx"], seconds=False))
+            _, torch_rate, onnx_rate, ratio = rows[-1]
             print(
                 f"{name:16s} PyTorch {torch_rate:8.0f} images/s   onnxruntime {onnx_rate:8.0f} "
-                f"images/s   ratio onnx / torch {onnx_rate / torch_rate:.2f}x"
+                f"images/s   ratio onnx / torch {ratio:.2f}x"
             )
     if args.write:
         write_comparison(
