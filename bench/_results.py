@@ -64,11 +64,16 @@ def comparison_args(doc: str, images: int) -> tuple[argparse.Namespace, int]:
     return args, threads
 
 
-def compared(label: str, first: list[float], second: list[float], *, seconds: bool) -> tuple:
+def compared(
+    label: str, first: list[float], second: list[float], *, seconds: bool, line: str
+) -> tuple:
     """A row of `write_comparison`: (label, the median of each side's samples, how many times
-    faster the second side is). Samples are seconds when `seconds`, else rates (per second)."""
+    faster the second side is), printed as `line` (a format with {label}, {first}, {second}
+    and {ratio}). Samples are seconds when `seconds`, else rates (per second)."""
     a, b = statistics.median(first), statistics.median(second)
-    return label, a, b, (a / b if seconds else b / a)
+    ratio = a / b if seconds else b / a
+    print(line.format(label=label, first=a, second=b, ratio=ratio))
+    return label, a, b, ratio
 
 
 def write_comparison(

@@ -75,12 +75,11 @@ def main() -> None:
             seconds[True].append(together)
             assert figures.keys() == plain.keys()
             assert all(abs(figures[k] - plain[k]) < 1e-9 for k in plain), "the figures differ"
-        rows.append(compared(views, seconds[False], seconds[True], seconds=True))
-        _, apart, together, ratio = rows[-1]
-        print(
-            f"views={views:12s} batch by batch {apart:6.2f} s   read once {together:6.2f} s   "
-            f"ratio {ratio:.2f}x (same figures)"
+        line = (
+            "views={label:12s} batch by batch {first:6.2f} s   read once {second:6.2f} s   "
+            "ratio {ratio:.2f}x (same figures)"
         )
+        rows.append(compared(views, seconds[False], seconds[True], seconds=True, line=line))
     if args.write:
         write_comparison(
             "eval_set",

@@ -51,6 +51,12 @@ def rate(read, digits: np.ndarray, batch: int) -> float:
     return len(digits) / (time.perf_counter() - start)
 
 
+LINE = (
+    "{label:16s} PyTorch {first:8.0f} images/s   onnxruntime {second:8.0f} images/s   "
+    "ratio onnx / torch {ratio:.2f}x"
+)
+
+
 def main() -> None:
     args, threads = comparison_args(__doc__, images=3072)
     digits = np.round(check_images(CODES, args.images // len(CODES))[:, 0] * 255).astype(np.uint8)
@@ -81,12 +87,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for key, reader in readers.items():
                     speeds[key].append(rate(reader.read, digits, 256))
-            rows.append(compared(name, speeds["torch"], speeds["onnx"], seconds=False))
-            _, torch_rate, onnx_rate, ratio = rows[-1]
-            print(
-                f"{name:16s} PyTorch {torch_rate:8.0f} images/s   onnxruntime {onnx_rate:8.0f} "
-                f"images/s   ratio onnx / torch {ratio:.2f}x"
-            )
+            rows.append(compared(name, speeds["torch"], speeds["onnx"], seconds=False, line=LINE))
     if args.write:
         write_comparison(
             "export_predict",
