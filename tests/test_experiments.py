@@ -442,12 +442,12 @@ def test_one_view_bundles_each_finished_unified_run_again_and_reads_its_test_spl
 
 def test_unseen_handwriting_steps_bundle_with_the_familiarity_and_views_each_names(tmp_path):
     root = stand_in_root(tmp_path)
-    steps = {"STEPS": "nearest rising views", "FOLDS": "A", "SEEDS": "0"}
+    steps = {"STEPS": "nearest rising views copies", "FOLDS": "A", "SEEDS": "0"}
     bash("bash experiments/unseen_handwriting/run.sh domain_prior", root, check=False, **steps)
     calls = (root / "calls.log").read_text().splitlines()
-    train = next(c for c in calls if c.startswith("xlv-pipeline"))
+    train, copy = (c for c in calls if c.startswith("xlv-pipeline"))
     bundles = {c.split("integrate_")[-1]: c for c in calls if c.startswith("xlv-integrate")}
-    assert sorted(bundles) == ["nearest", "rising", "views"]
+    assert sorted(bundles) == ["copies", "nearest", "rising", "views"]
     # The run's own bundle, as every earlier record: class-mean familiarity, each image read once;
     # a step changes only what it names, so its record compares with that one.
     assert "integrate.familiarity=class_means integrate.views=none" in train
@@ -455,6 +455,13 @@ def test_unseen_handwriting_steps_bundle_with_the_familiarity_and_views_each_nam
     assert "integrate.views=none integrate.temperature=by_familiarity" in bundles["rising"]
     assert "integrate.familiarity=with_nearest integrate.views=shifts_thick" in bundles["views"]
     assert "integrate.views=none" not in bundles["views"]
+    # The second training: the run's own, bar init_seed, and its bundle the views step's with it.
+    run = "outputs/experiments/unseen_handwriting/domain_prior/A/0"
+    assert copy.startswith("xlv-pipeline experiment=unified data.leave_real_out=[bn,fa,zh] seed=0 ")
+    assert "init_seed=1000" in copy and f"hydra.run.dir={run}/copy_2" in copy
+    assert "init_seed" not in train and "script_id_prior=per_domain" in copy
+    views = bundles["views"].split(" integrate.familiarity")[1].split(" hydra.run.dir")[0]
+    assert f"integrate.familiarity{views} integrate.copies=[{run}/copy_2]" in bundles["copies"]
 
 
 def test_the_dev_sets_reach_the_commands_in_order(tmp_path):

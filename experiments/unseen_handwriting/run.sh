@@ -15,7 +15,7 @@
 #   bash experiments/unseen_handwriting/run.sh --report-only          # report what finished
 #   EXTRA="device.threads=1" bash experiments/unseen_handwriting/run.sh  # two parts side by side
 #   STEPS="nearest" bash experiments/unseen_handwriting/run.sh domain_prior  # only these steps
-#     after each run's own evaluation (of: nearest rising views adapt evidence; default all)
+#     after each run's own evaluation (of: nearest rising views copies adapt evidence; default all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/lib.sh
@@ -61,7 +61,7 @@ kept() {  # fold → the languages an `_outside` run keeps, as a list
   echo "[$(for c in $all; do [[ $drop == *",$c,"* ]] || echo "$c"; done | paste -sd, -)]"
 }
 
-step() { [[ " ${STEPS:-nearest rising views adapt evidence} " == *" $1 "* ]]; }  # a step after training wanted?
+step() { [[ " ${STEPS:-nearest rising views copies adapt evidence} " == *" $1 "* ]]; }  # a step after training wanted?
 
 finished() { [ -f "$1/metrics.json" ] && grep -q '"status": "completed"' "$1/metrics.json"; }
 
@@ -125,6 +125,24 @@ views() {  # run dir, fold, outside? → every image read as the mean of its fea
   bundle_again "$1" "$2" "$3" views integrate.familiarity=with_nearest integrate.views=shifts_thick
 }
 
+copies() {  # run dir, fold, outside? → the run's model trained a second time (<run>/copy_2:
+  # init_seed = seed + 1000, so other initial weights, draws and augmentation; the same data and
+  # real splits) and both read as one (integrate.copies), with the views as the views step:
+  # <run>/integrate_copies, <run>/eval_copies (against eval_views)
+  local run=$1 fold=$2 where=$3 seed languages
+  seed=$(basename "$run")
+  languages="data.leave_real_out=[${folds[$fold]}]"
+  [ "$where" = in ] || languages="pipeline.sources=$(kept "$fold")"
+  if ! finished "$run/copy_2"; then
+    rm -rf "${run:?}/copy_2" "$run/integrate_copies" "$run/eval_copies"
+    .venv/bin/xlv-pipeline experiment=unified "$languages" "seed=$seed" \
+      "init_seed=$((seed + 1000))" $quiet $familiar $(recipe domain_prior) ${EXTRA:-} \
+      "hydra.run.dir=$run/copy_2"
+  fi
+  bundle_again "$run" "$fold" "$where" copies integrate.familiarity=with_nearest \
+    integrate.views=shifts_thick "integrate.copies=[$run/copy_2]"
+}
+
 adapt() {  # run dir, fold, kind → the left-out sets, each read by a copy adapted to its own
   # training images (labels dropped; script pooled by the router), test split scored:
   # <run>/eval_adapt (self_train), <run>/eval_adapt_prior (prior), both with the pen as it
@@ -173,6 +191,7 @@ if [ "${1:-}" != "--report-only" ]; then
         step nearest && nearest "$out/$part/$fold/$seed" "$fold" "$where"
         step rising && rising "$out/$part/$fold/$seed" "$fold" "$where"
         step views && views "$out/$part/$fold/$seed" "$fold" "$where"
+        step copies && copies "$out/$part/$fold/$seed" "$fold" "$where"
         [ "$part" = domain_prior ] || continue
         for kind in self_train prior stroke guarded guarded_self_train; do
           step adapt && adapt "$out/$part/$fold/$seed" "$fold" $kind
@@ -189,7 +208,8 @@ exec 9>"$out/.report.lock"
 flock 9
 keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eval_adapt_prior' \
   '*/*/*/eval_adapt_stroke' '*/*/*/eval_adapt_guarded' '*/*/*/eval_adapt_guarded_self_train' \
-  '*/*/*/eval_evidence' '*/*/*/eval_nearest' '*/*/*/eval_rising' '*/*/*/eval_views'
+  '*/*/*/eval_evidence' '*/*/*/eval_nearest' '*/*/*/eval_rising' '*/*/*/eval_views' \
+  '*/*/*/eval_copies'
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
@@ -303,7 +323,7 @@ same_runs_reports() {  # step[:base], metrics, folds → for parts domain_prior 
 # The familiarity with the nearest validation image (integrate.familiarity=with_nearest) where it ran,
 # beside the same runs' familiarity to the class means: in part domain_prior_outside, how well
 # it tells scripts the bundle does not hold; in domain_prior, what it answers on scripts it holds.
-declare -A nearest_runs=() rising_runs=() views_runs=()
+declare -A nearest_runs=() rising_runs=() views_runs=() copies_runs=()
 same_runs_reports nearest 'test/{lang}/auroc,test/{lang}/auroc_page,test/{lang}/auroc_real,test/{lang}/auroc_real_page,test/{lang}/unknown_rate,test/{lang}/acc_answered,test/{lang}/routed_acc' ""
 # Temperatures that rise with unfamiliarity (integrate.temperature=by_familiarity) where they
 # ran, beside the same runs' constant temperatures; per fold too (where a set is left out).
@@ -312,6 +332,9 @@ same_runs_reports rising 'test/{lang}/ece,test/{lang}/ece_given,test/{lang}/unkn
 # ran, beside the same runs' bundle with the preset's familiarity (eval_nearest); per fold too.
 views_metrics=(acc routed_acc page_routed_acc lid_group_acc ece unknown_rate acc_answered)
 same_runs_reports views:nearest "$(printf 'test/{lang}/%s,' "${views_metrics[@]}" auroc auroc_real auroc_page | sed 's/,$//')" "" A B C
+# The run's model and a second training of it read as one (integrate.copies) where it ran, beside
+# the same runs' bundle with the views alone (eval_views); per fold too.
+same_runs_reports copies:views "$(printf 'test/{lang}/%s,' "${views_metrics[@]}" auroc auroc_real auroc_page | sed 's/,$//')" "" A B C
 outside_report=false
 if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
@@ -595,6 +618,38 @@ tables() {
           "same_runs_views_domain_prior_outside_views=six views" -- outside mean_real mean
       done
     fi
+  fi
+  if $copies_report; then
+    echo
+    echo "## Two trainings read as one"
+    echo
+    echo "Each run's model trained a second time (\`xlv-pipeline … init_seed=<seed + 1000>\`: other"
+    echo "initial weights, another order of draws and other augmentations, on the same data with the"
+    echo "same real splits) and both bundled as one (\`xlv-integrate run=… integrate.copies=[<the"
+    echo "second>]\`, as \`pipeline.copies=2\` does in one run): every head reads the log of the two"
+    echo "trainings' mean softmax, and the answer rule, temperatures, prototypes and thresholds are"
+    echo "fitted on the validation images read so. Both columns read each image with the six views."
+    echo "Columns: the run's bundle with the views (\`eval_views\`) and the two trainings' bundle with"
+    echo "the views, both evaluated by \`xlv-eval reject=auto\`."
+    for part in domain_prior domain_prior_outside; do
+      [ -n "${copies_runs[$part]:-}" ] || continue
+      echo
+      echo "Part \`$part\`, on the runs listed here (fold and seed):"
+      if [ "$part" = domain_prior ]; then
+        echo "$(run_names ${copies_runs[$part]}). Rows: the left-out sets (each from the runs that"
+        echo "left it out), the mean over a run's left-out sets, and over its six trained-on sets."
+        for m in "${views_metrics[@]}"; do
+          same_runs_table "$m" "the trainings" 'same_runs_copies_domain_prior_views{own}=one training' \
+            'same_runs_copies_domain_prior_copies{own}=two trainings' -- $sets mean_left_out mean_trained_real
+        done
+      else
+        echo "$(run_names ${copies_runs[$part]}). Rows as in the familiarity section."
+        for m in auroc auroc_real auroc_page unknown_rate; do
+          same_runs_table "$m" "the trainings" "same_runs_copies_domain_prior_outside_views=one training" \
+            "same_runs_copies_domain_prior_outside_copies=two trainings" -- outside mean_real mean
+        done
+      fi
+    done
   fi
   for fold in A B C; do
     ls -d "$report"/*_"$fold" >/dev/null 2>&1 || continue
