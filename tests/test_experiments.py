@@ -464,6 +464,25 @@ def test_unseen_handwriting_steps_bundle_with_the_familiarity_and_views_each_nam
     assert f"integrate.familiarity{views} integrate.copies=[{run}/copy_2]" in bundles["copies"]
 
 
+def test_unseen_handwriting_keeps_records_without_the_page_when_told(tmp_path):
+    """REPORT=no: parts queued one after another keep their records and leave the page (a
+    rebuild of many reports) to one `--report-only` at the end."""
+    root = stand_in_root(tmp_path)
+    page = root / "experiments/unseen_handwriting/RESULTS.md"
+    before = page.read_text()
+    run = root / "outputs/experiments/unseen_handwriting/wide/A/0/eval_reject"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text('{"status": "completed"}')
+    result = bash(
+        "bash experiments/unseen_handwriting/run.sh wide", root, FOLDS="A", SEEDS="0", REPORT="no"
+    )
+    assert "page not rebuilt (REPORT=no)" in result.stdout
+    assert (root / "experiments/unseen_handwriting/records/wide/A/0/eval_reject").is_dir()
+    calls = (root / "calls.log").read_text()
+    assert "xlv-pipeline" in calls and "xlv-report" not in calls
+    assert page.read_text() == before
+
+
 def test_the_dev_sets_reach_the_commands_in_order(tmp_path):
     root = stand_in_root(tmp_path)
     bash("bash experiments/sim2real/run.sh", root)

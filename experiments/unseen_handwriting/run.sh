@@ -13,6 +13,7 @@
 #   bash experiments/unseen_handwriting/run.sh unified glyph_router   # only these parts
 #   FOLDS="A" SEEDS=0 bash experiments/unseen_handwriting/run.sh      # a subset, kept with the rest
 #   bash experiments/unseen_handwriting/run.sh --report-only          # report what finished
+#   REPORT=no bash experiments/unseen_handwriting/run.sh wide         # runs and records, no page
 #   EXTRA="device.threads=1" bash experiments/unseen_handwriting/run.sh  # two parts side by side
 #   STEPS="nearest" bash experiments/unseen_handwriting/run.sh domain_prior  # only these steps
 #     after each run's own evaluation (of: nearest rising views copies adapt evidence; default all)
@@ -210,6 +211,10 @@ keep_records "$out" "$records" '*/*/*/eval_reject' '*/*/*/eval_adapt' '*/*/*/eva
   '*/*/*/eval_adapt_stroke' '*/*/*/eval_adapt_guarded' '*/*/*/eval_adapt_guarded_self_train' \
   '*/*/*/eval_evidence' '*/*/*/eval_nearest' '*/*/*/eval_rising' '*/*/*/eval_views' \
   '*/*/*/eval_copies'
+if [ "${REPORT:-yes}" = no ]; then  # parts queued one after another: the page once, at the end
+  echo "records kept in $records; page not rebuilt (REPORT=no): bash $here/run.sh --report-only"
+  exit 0
+fi
 rm -rf "$report"
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
