@@ -812,3 +812,21 @@ def test_a_job_that_never_wrote_its_record_is_listed_as_not_finished(
         ("incomplete", f"{sweep / '10'}:"),
     ]
     assert listed[-1][2] == "no metrics.json: the run did not finish"
+
+
+def test_figures_false_writes_the_same_tables_and_page_without_a_figure(sweep, tmp_path) -> None:
+    """figures=false: a script that only reads the tables skips every plot (run.sh pages that
+    call the report dozens of times); the tables are the same files, byte for byte."""
+    drawn = tmp_path / "drawn"
+    _, with_figures = report(report_config(drawn, f"runs=[{sweep}]"))
+    plain = tmp_path / "plain"
+    _, without = report(report_config(plain, f"runs=[{sweep}]", "figures=false"))
+    assert any(p.suffix == ".png" for p in with_figures.values())
+    assert not list((plain / "out").glob("*.png")) and not list((plain / "out").glob("*.svg"))
+    tables = {n: p for n, p in with_figures.items() if p.suffix in (".md", ".csv", ".tex")}
+    assert tables and {n: without[n].read_bytes() for n in tables} == {
+        n: p.read_bytes() for n, p in tables.items()
+    }
+    assert "<img" not in without["report.html"].read_text()
+    with pytest.raises(ReportError, match="figures= must be true or false, got 'no'"):
+        ReportOptions.from_config(report_config(tmp_path, "runs=x", "figures=no"))

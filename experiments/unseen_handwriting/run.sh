@@ -216,24 +216,25 @@ if [ "${REPORT:-yes}" = no ]; then  # parts queued one after another: the page o
   exit 0
 fi
 rm -rf "$report"
+table_report() { .venv/bin/xlv-report figures=false "$@"; }  # the page reads tables only
 metrics=(acc routed_acc lid_acc lid_group_acc page_routed_acc page_lid_group_acc ece unknown_rate acc_answered)
 metric_list=$(printf 'test/{lang}/%s,' "${metrics[@]}")
 # The metrics of `xlv-eval reject=auto` on each finished bundle: per part over every fold, and
 # per part and fold.
 for part in "${recipes[@]}"; do
   ls -d "$records/$part"/*/*/eval_reject >/dev/null 2>&1 || continue
-  .venv/bin/xlv-report "runs=[$records/$part/*/*/eval_reject]" rows=lang 'cols=[]' \
+  table_report "runs=[$records/$part/*/*/eval_reject]" rows=lang 'cols=[]' \
     "metric=[${metric_list%,}]" "report.out_dir=$report/$part"
   for fold in A B C; do
     ls -d "$records/$part/$fold"/*/eval_reject >/dev/null 2>&1 || continue
-    .venv/bin/xlv-report "runs=[$records/$part/$fold/*/eval_reject]" rows=lang 'cols=[]' \
+    table_report "runs=[$records/$part/$fold/*/eval_reject]" rows=lang 'cols=[]' \
       "metric=[${metric_list%,}]" "report.out_dir=$report/${part}_$fold"
   done
 done
 adapt_report=false
 if ls -d "$records"/domain_prior/*/*/eval_adapt >/dev/null 2>&1; then
   adapt_report=true
-  .venv/bin/xlv-report "runs=[$records/domain_prior/*/*/eval_adapt]" rows=lang 'cols=[]' \
+  table_report "runs=[$records/domain_prior/*/*/eval_adapt]" rows=lang 'cols=[]' \
     'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/page_routed_acc,test/{lang}/adapt_bn,test/{lang}/adapt_self_train,test/{lang}/adapt_kept,test/{lang}/adapt_lid_acc]' \
     "report.out_dir=$report/adapt"
 fi
@@ -245,13 +246,13 @@ if [ -n "$prior_runs" ]; then
   adapt_metrics='metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/page_routed_acc,test/{lang}/adapt_bn,test/{lang}/adapt_prior,test/{lang}/adapt_self_train]'
   for kind in reject adapt adapt_prior; do
     list=$(for r in $prior_runs; do printf '%s/eval_%s,' "$r" "$kind"; done)
-    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' "$adapt_metrics" \
+    table_report "runs=[${list%,}]" rows=lang 'cols=[]' "$adapt_metrics" \
       "report.out_dir=$report/same_runs_$kind"
   done
   # Unadapted, a set's rows come from the runs that left it out only (the others trained on it).
   for fold in A B C; do
     list=$(for r in $prior_runs; do [[ $r != */$fold/* ]] || printf '%s/eval_reject,' "$r"; done)
-    [ -z "$list" ] || .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' "$adapt_metrics" \
+    [ -z "$list" ] || table_report "runs=[${list%,}]" rows=lang 'cols=[]' "$adapt_metrics" \
       "report.out_dir=$report/same_runs_reject_$fold"
   done
 fi
@@ -262,7 +263,7 @@ if [ -n "$stroke_runs" ]; then
   stroke_report=true
   for kind in adapt_prior adapt_stroke; do
     list=$(for r in $stroke_runs; do printf '%s/eval_%s,' "$r" "$kind"; done)
-    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+    table_report "runs=[${list%,}]" rows=lang 'cols=[]' \
       'metric=[test/{lang}/acc,test/{lang}/routed_acc,test/{lang}/page_routed_acc,test/{lang}/adapt_thicken]' \
       "report.out_dir=$report/same_runs_stroke_$kind"
   done
@@ -277,13 +278,13 @@ if [ -n "$guard_runs" ]; then
   for kind in reject adapt adapt_stroke adapt_guarded adapt_guarded_self_train; do
     list=$(for r in $guard_runs; do [ ! -d "$r/eval_$kind" ] || printf '%s/eval_%s,' "$r" "$kind"; done)
     [ -n "$list" ] || continue
-    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+    table_report "runs=[${list%,}]" rows=lang 'cols=[]' \
       "metric=[$(printf 'test/{lang}/%s,' "${guard_metrics[@]}" | sed 's/,$//')]" \
       "report.out_dir=$report/same_runs_guard_$kind"
   done
   for fold in A B C; do  # unadapted, a set's rows from the runs that left it out only
     list=$(for r in $guard_runs; do [[ $r != */$fold/* ]] || printf '%s/eval_reject,' "$r"; done)
-    [ -z "$list" ] || .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+    [ -z "$list" ] || table_report "runs=[${list%,}]" rows=lang 'cols=[]' \
       "metric=[$(printf 'test/{lang}/%s,' "${guard_metrics[@]}" | sed 's/,$//')]" \
       "report.out_dir=$report/same_runs_guard_reject_$fold"
   done
@@ -296,7 +297,7 @@ if [ -n "$evidence_runs" ]; then
   evidence_report=true
   for kind in reject evidence; do
     list=$(for r in $evidence_runs; do printf '%s/eval_%s,' "$r" "$kind"; done)
-    .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' \
+    table_report "runs=[${list%,}]" rows=lang 'cols=[]' \
       "metric=[$(printf 'test/{lang}/%s,' "${evidence_metrics[@]}" | sed 's/,$//')]" \
       "report.out_dir=$report/same_runs_evidence_$kind"
   done
@@ -319,7 +320,7 @@ same_runs_reports() {  # step[:base], metrics, folds → for parts domain_prior 
       for fold in "$@"; do
         list=$(for r in ${found[$part]}; do [[ $r != */${fold:-?}/* ]] || printf '%s/eval_%s,' "$r" "$kind"; done)
         [ -n "$list" ] || continue
-        .venv/bin/xlv-report "runs=[${list%,}]" rows=lang 'cols=[]' "metric=[$metrics]" \
+        table_report "runs=[${list%,}]" rows=lang 'cols=[]' "metric=[$metrics]" \
           "report.out_dir=$report/same_runs_${step}_${part}_$kind${fold:+_$fold}"
       done
     done
@@ -343,7 +344,7 @@ same_runs_reports copies:views "$(printf 'test/{lang}/%s,' "${views_metrics[@]}"
 outside_report=false
 if ls -d "$records"/domain_prior_outside/*/*/eval_reject >/dev/null 2>&1; then
   outside_report=true
-  .venv/bin/xlv-report "runs=[$records/domain_prior_outside/*/*/eval_reject]" rows=outside 'cols=[]' \
+  table_report "runs=[$records/domain_prior_outside/*/*/eval_reject]" rows=outside 'cols=[]' \
     'metric=[test/outside/auroc,test/outside/auroc_page,test/outside/auroc_real,test/outside/auroc_real_page,test/outside/auroc_script_prob,test/outside/unknown_rate,test/mean_real/unknown_rate]' \
     mean_row=true "report.out_dir=$report/outside"
 fi

@@ -45,6 +45,7 @@ class ReportOptions:
     out_dir: Path | None = None
     shots_key: str = "data.shots_per_class"
     mean_row: bool = False
+    figures: bool = True
     lang_means: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
@@ -67,6 +68,7 @@ class ReportOptions:
             out_dir=Path(str(out_dir)) if out_dir else None,
             shots_key=str(report.get("shots_key") or cls.shots_key),
             mean_row=_flag(cfg, "mean_row"),
+            figures=_flag(cfg, "figures", default=True),
             lang_means=_lang_means(cfg.get("lang_means")),
         )
         options.check_axes()
@@ -105,8 +107,8 @@ def _keys(cfg: DictConfig, key: str, allow_empty: bool = False) -> tuple[str, ..
     return tuple(str(item).strip() for item in items)
 
 
-def _flag(cfg: DictConfig, key: str) -> bool:
-    value = cfg.get(key, False)
+def _flag(cfg: DictConfig, key: str, default: bool = False) -> bool:
+    value = cfg.get(key, default)
     if not isinstance(value, bool):
         raise ReportError(f"{key}= must be true or false, got {value!r}")
     return value

@@ -87,9 +87,10 @@ def report(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Path]]:
     summary, captions = None, {}
     if story:
         summary = summarize(story)
-        figures, captions = draw_story(story, summary, out_dir)
-        artifacts.update(figures)
-    else:
+        if options.figures:
+            figures, captions = draw_story(story, summary, out_dir)
+            artifacts.update(figures)
+    elif options.figures:
         artifacts.update(
             _draw_figures(tabled, [s.pivot for s in sections], options, out_dir, slugs)
         )
